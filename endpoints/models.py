@@ -1,0 +1,356 @@
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone as django_timezone
+
+from endpoints import schedules
+from endpoints.registry import get_handler
+
+MAX_HEADERS_BYTES = 8 * 1024
+MAX_BODY_BYTES = 256 * 1024
+# Always secret, whatever the endpoint says (DESIGN §5.5).
+ALWAYS_SECRET_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"})
+MASK = "••••••"
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_STATUS_SPEC_RE = re.compile(r"^\d{3}(-\d{3})?$")
+
+
+def default_time_zone() -> str:
+    return settings.SCHEDULER_DEFAULT_TIME_ZONE
+
+
+def parse_status_spec(spec: str) -> list[tuple[int, int]]:
+    """'200-299,304' → [(200, 299), (304, 304)]; raises ValueError on anything else."""
+    ranges = []
+    for part in (spec or "").replace(" ", "").split(","):
+        if not _STATUS_SPEC_RE.match(part):
+            raise ValueError(f"'{part}' is not a status code or range like 200-299")
+        low, _, high = part.partition("-")
+        low_code, high_code = int(low), int(high or low)
+        if not (100 <= low_code <= high_code <= 599):
+            raise ValueError(f"'{part}' is not within 100-599")
+        ranges.append((low_code, high_code))
+    return ranges
+
+
+def mask_headers(headers: dict[str, str], secret_names: list[str] | None = None) -> dict[str, str]:
+    """Headers with every secret value replaced by a mask, safe to show anywhere."""
+    secret = ALWAYS_SECRET_HEADERS | {name.lower() for name in (secret_names or [])}
+    return {name: MASK if name.lower() in secret else value for name, value in headers.items()}
+
+
+class EndpointQuerySet(models.QuerySet):
+    def due(self, now: datetime) -> EndpointQuerySet:
+        return self.filter(enabled=True, next_run_at__lte=now)
+
+    def enabled(self) -> EndpointQuerySet:
+        return self.filter(enabled=True)
+
+
+class Endpoint(models.Model):
+    class Kind(models.TextChoices):
+        HTTP = "http", "HTTP request"
+        HANDLER = "handler", "Python handler"
+
+    class Method(models.TextChoices):
+        GET = "GET"
+        POST = "POST"
+        PUT = "PUT"
+        PATCH = "PATCH"
+        DELETE = "DELETE"
+        HEAD = "HEAD"
+        OPTIONS = "OPTIONS"
+
+    class ScheduleType(models.TextChoices):
+        CRON = schedules.CRON, "Cron expression"
+        INTERVAL = schedules.INTERVAL, "Every N seconds"
+        ONCE = schedules.ONCE, "Once, at a time"
+        NONE = schedules.MANUAL, "Manual only"
+
+    class OverlapPolicy(models.TextChoices):
+        SKIP = "skip", "Skip the slot while a run is still going"
+        ALLOW = "allow", "Allow runs to overlap"
+        QUEUE_ONE = "queue_one", "Queue one run behind the running one"
+
+    class MissedPolicy(models.TextChoices):
+        SKIP = "skip", "Record missed slots, run none"
+        RUN_ONCE = "run_once", "Run the latest missed slot once"
+        RUN_ALL = "run_all", "Run every missed slot within the window"
+
+    class Status(models.TextChoices):
+        SUCCESS = "success"
+        FAILED = "failed"
+
+    name = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9\-_.:]+$",
+                "Use letters, digits and - _ . : only (no spaces).",
+            )
+        ],
+        help_text="Unique, URL-safe: letters, digits and - _ . :",
+    )
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.HTTP)
+
+    # kind = http
+    url = models.CharField("URL", max_length=2048, blank=True)
+    method = models.CharField(max_length=7, choices=Method.choices, default=Method.GET)
+    headers = models.JSONField(default=dict, blank=True)
+    secret_headers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Header names whose values are secret (Authorization, Cookie, X-API-Key and "
+        "Proxy-Authorization always are).",
+    )
+    body = models.TextField(blank=True)
+    timeout_seconds = models.FloatField(
+        default=30,
+        validators=[
+            MinValueValidator(0.1),
+            MaxValueValidator(settings.SCHEDULER_MAX_TIMEOUT_SECONDS),
+        ],
+    )
+    expected_status = models.CharField(
+        max_length=100,
+        default="200-299",
+        help_text="Codes or ranges that count as success, e.g. 200-299,304",
+    )
+    response_must_contain = models.CharField(max_length=500, blank=True)
+
+    # kind = handler
+    handler = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+
+    # when
+    schedule_type = models.CharField(
+        max_length=10, choices=ScheduleType.choices, default=ScheduleType.CRON
+    )
+    cron_expression = models.CharField(max_length=200, blank=True)
+    interval_seconds = models.PositiveIntegerField(null=True, blank=True)
+    run_at = models.DateTimeField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, default=default_time_zone)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    max_runs = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    # policies
+    max_attempts = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(20)]
+    )
+    retry_backoff_seconds = models.FloatField(
+        default=10, validators=[MinValueValidator(0), MaxValueValidator(86400)]
+    )
+    retry_backoff_max_seconds = models.FloatField(
+        default=3600, validators=[MinValueValidator(0), MaxValueValidator(86400)]
+    )
+    overlap_policy = models.CharField(
+        max_length=10, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
+    )
+    missed_policy = models.CharField(
+        max_length=10, choices=MissedPolicy.choices, default=MissedPolicy.RUN_ONCE
+    )
+    catch_up_window_seconds = models.PositiveIntegerField(
+        default=3600, help_text="How far back run_all catches up after downtime."
+    )
+
+    # derived
+    next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_status = models.CharField(max_length=10, blank=True, editable=False)
+    run_count = models.PositiveIntegerField(default=0, editable=False)
+    success_count = models.PositiveIntegerField(default=0, editable=False)
+    failure_count = models.PositiveIntegerField(default=0, editable=False)
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
+    created_at = models.DateTimeField(default=django_timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EndpointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            # "What is due": the dispatcher's one query.
+            models.Index(
+                fields=["next_run_at"],
+                name="endpoint_due_idx",
+                condition=models.Q(enabled=True),
+            ),
+        ]
+        permissions = [
+            ("trigger_endpoint", "Can run an endpoint now"),
+            ("toggle_endpoint", "Can enable or disable an endpoint"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._saved_fingerprint = instance._schedule_fingerprint()
+        return instance
+
+    def save(self, *args, **kwargs) -> None:
+        """Recompute next_run_at when the schedule (or enabled) changed, or was never computed."""
+        update_fields = kwargs.get("update_fields")
+        changed = self._schedule_fingerprint() != getattr(self, "_saved_fingerprint", None)
+        if update_fields is None and (changed or self.next_run_at is None):
+            self.next_run_at = self.compute_next_run_at(django_timezone.now())
+        super().save(*args, **kwargs)
+        self._saved_fingerprint = self._schedule_fingerprint()
+
+    def _schedule_fingerprint(self) -> tuple:
+        return (
+            self.enabled, self.schedule_type, self.cron_expression, self.interval_seconds,
+            self.run_at, self.timezone, self.starts_at, self.ends_at, self.max_runs,
+        )  # fmt: skip
+
+    def set_enabled(self, enabled: bool, *, now: datetime, reason: str = "") -> None:
+        """Enable (next slot counted from now: a pause is not downtime) or disable."""
+        self.enabled = enabled
+        self.disabled_reason = "" if enabled else reason
+        if enabled:
+            self.consecutive_failures = 0
+        self.next_run_at = self.compute_next_run_at(now)
+        self.save(
+            update_fields=[
+                "enabled", "disabled_reason", "consecutive_failures", "next_run_at", "updated_at"
+            ]
+        )
+        self._saved_fingerprint = self._schedule_fingerprint()
+
+    # --- what it is ---------------------------------------------------------------------------
+
+    @property
+    def schedule(self) -> schedules.Schedule:
+        return schedules.Schedule(
+            kind=self.schedule_type,
+            cron=self.cron_expression,
+            interval_seconds=self.interval_seconds,
+            run_at=self.run_at,
+            timezone=self.timezone,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            anchor=self.starts_at or self.created_at,
+        )
+
+    @property
+    def schedule_description(self) -> str:
+        return schedules.describe(self.schedule)
+
+    @property
+    def target(self) -> str:
+        if self.kind == self.Kind.HANDLER:
+            return f"handler {self.handler}"
+        return f"{self.method} {urlsplit(self.url).netloc or self.url}"
+
+    @property
+    def masked_headers(self) -> dict[str, str]:
+        return mask_headers(self.headers or {}, self.secret_headers)
+
+    def success_ranges(self) -> list[tuple[int, int]]:
+        return parse_status_spec(self.expected_status)
+
+    def is_secret_header(self, name: str) -> bool:
+        secret = ALWAYS_SECRET_HEADERS | {n.lower() for n in self.secret_headers or []}
+        return name.lower() in secret
+
+    # --- when ---------------------------------------------------------------------------------
+
+    def next_runs(self, after: datetime, n: int = 5) -> list[datetime]:
+        return schedules.next_runs(self.schedule, after, n)
+
+    def compute_next_run_at(self, after: datetime) -> datetime | None:
+        """The next slot after `after`, or None when disabled, manual-only or used up."""
+        if not self.enabled:
+            return None
+        if self.max_runs is not None and self.run_count >= self.max_runs:
+            return None
+        return schedules.next_run(self.schedule, after)
+
+    def is_due(self, now: datetime) -> bool:
+        return self.enabled and self.next_run_at is not None and self.next_run_at <= now
+
+    # --- validation (shared by forms, API serializers and applyjobs) ---------------------------
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        self._clean_schedule(errors)
+        if self.kind == self.Kind.HTTP:
+            self._clean_http(errors)
+        elif self.kind == self.Kind.HANDLER:
+            if not self.handler:
+                errors["handler"] = "Choose a registered handler."
+            elif get_handler(self.handler) is None:
+                errors["handler"] = f"No handler named '{self.handler}' is registered."
+            if not isinstance(self.payload, dict):
+                errors["payload"] = "The payload must be a JSON object."
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "The end of the window must be after its start."
+        if errors:
+            raise ValidationError(errors)
+
+    def _clean_schedule(self, errors: dict[str, str]) -> None:
+        try:
+            schedules.validate_timezone(self.timezone)
+        except schedules.ScheduleError as exc:
+            errors["timezone"] = exc.message
+        if self.schedule_type == self.ScheduleType.CRON:
+            try:
+                self.cron_expression = schedules.normalize_cron(self.cron_expression)
+            except schedules.ScheduleError as exc:
+                errors["cron_expression"] = exc.message
+        elif self.schedule_type == self.ScheduleType.INTERVAL:
+            try:
+                schedules.parse_interval(self.interval_seconds or 0)
+            except schedules.ScheduleError as exc:
+                errors["interval_seconds"] = exc.message
+        elif self.schedule_type == self.ScheduleType.ONCE and not self.run_at:
+            errors["run_at"] = "Choose when the one-time run happens."
+
+    def _clean_http(self, errors: dict[str, str]) -> None:
+        parts = urlsplit(self.url or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            errors["url"] = "Enter an http:// or https:// URL with a host."
+        if not isinstance(self.headers, dict):
+            errors["headers"] = "Headers must be a JSON object of name → value."
+        else:
+            problem = _header_problem(self.headers)
+            if problem:
+                errors["headers"] = problem
+        if len((self.body or "").encode()) > MAX_BODY_BYTES:
+            errors["body"] = f"The body is larger than {MAX_BODY_BYTES // 1024} KB."
+        try:
+            parse_status_spec(self.expected_status)
+        except ValueError as exc:
+            errors["expected_status"] = str(exc)
+
+
+def _header_problem(headers: dict) -> str | None:
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME_RE.match(name):
+            return f"'{name}' is not a valid header name."
+        if not isinstance(value, str):
+            return f"The value of '{name}' must be a string."
+        if "\r" in value or "\n" in value or "\0" in value:
+            return f"The value of '{name}' contains a line break."
+    if len(json.dumps(headers).encode()) > MAX_HEADERS_BYTES:
+        return f"Headers are larger than {MAX_HEADERS_BYTES // 1024} KB."
+    return None

@@ -1,0 +1,273 @@
+"""The one place that makes outbound HTTP calls: performs a request and returns an Outcome.
+
+Timing, response capping, error classification and secret masking live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from django.conf import settings
+
+from endpoints.models import mask_headers
+
+USER_AGENT = "cronplane/0.1 (+https://github.com/cronplane)"
+# Response headers worth keeping on the Log; Set-Cookie never is.
+KEPT_RESPONSE_HEADERS = (
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "location",
+    "retry-after",
+    "date",
+    "server",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "x-request-id",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+)
+_CHUNK = 64 * 1024
+_local = threading.local()
+
+
+@dataclass
+class CallSpec:
+    """What to send. Built from an Endpoint (or a handler such as webhook:send)."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | bytes | None = None
+    timeout: float = 30.0
+    success_ranges: list[tuple[int, int]] = field(default_factory=lambda: [(200, 299)])
+    must_contain: str = ""
+    secret_headers: list[str] = field(default_factory=list)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The request as it can be shown: secret header values masked, body capped."""
+        body = self.body.decode(errors="replace") if isinstance(self.body, bytes) else self.body
+        return {
+            "method": self.method,
+            "url": self.url,
+            "headers": mask_headers(self.headers, self.secret_headers),
+            "body": (body or "")[: settings.SCHEDULER_RESPONSE_EXCERPT_BYTES],
+            "timeout_seconds": self.timeout,
+        }
+
+
+@dataclass
+class Outcome:
+    """What happened. `ok` is the verdict; the rest is written to the Log."""
+
+    ok: bool
+    duration_ms: int = 0
+    status_code: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    excerpt: str = ""
+    response_bytes: int | None = None
+    error_class: str = ""
+    error_message: str = ""
+    result_summary: dict[str, Any] | None = None
+    retry_after: float | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def retryable(self) -> bool:
+        """Network trouble, timeouts, 5xx and 429 are worth another attempt; the rest is not."""
+        if self.error_class in ("timeout", "connection", "dns", "tls", "stuck"):
+            return True
+        if self.error_class == "http_status" and self.status_code is not None:
+            return self.status_code == 429 or self.status_code >= 500
+        return False
+
+
+def session() -> requests.Session:
+    """One Session per thread: connection reuse without sharing a Session across threads."""
+    current = getattr(_local, "session", None)
+    if current is None:
+        current = requests.Session()
+        current.headers["User-Agent"] = USER_AGENT
+        _local.session = current
+    return current
+
+
+def call(spec: CallSpec) -> Outcome:
+    """Perform the request within `spec.timeout` seconds overall and judge the response."""
+    started = time.monotonic()
+    deadline = started + spec.timeout
+    request = spec.snapshot()
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        response = session().request(
+            spec.method,
+            spec.url,
+            headers=spec.headers,
+            data=spec.body if spec.body not in (None, "") else None,
+            timeout=spec.timeout,
+            stream=True,
+            allow_redirects=True,
+        )
+    except requests.RequestException as exc:
+        error_class, message = classify_exception(exc, spec.timeout)
+        return Outcome(
+            ok=False,
+            duration_ms=elapsed_ms(),
+            error_class=error_class,
+            error_message=message,
+            request=request,
+        )
+
+    try:
+        kept, total = _read_capped(response, deadline)
+    except TimeoutError:
+        response.close()
+        return Outcome(
+            ok=False,
+            duration_ms=elapsed_ms(),
+            status_code=response.status_code,
+            response_headers=_kept_headers(response),
+            error_class="timeout",
+            error_message=f"Timeout after {spec.timeout:g} s while reading the response",
+            request=request,
+        )
+    except requests.RequestException as exc:
+        response.close()
+        error_class, message = classify_exception(exc, spec.timeout)
+        return Outcome(
+            ok=False,
+            duration_ms=elapsed_ms(),
+            status_code=response.status_code,
+            error_class=error_class,
+            error_message=message,
+            request=request,
+        )
+
+    excerpt = kept.decode(response.encoding or "utf-8", errors="replace")
+    outcome = Outcome(
+        ok=True,
+        duration_ms=elapsed_ms(),
+        status_code=response.status_code,
+        response_headers=_kept_headers(response),
+        excerpt=excerpt,
+        response_bytes=total,
+        request=request,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+    _judge(outcome, spec, kept)
+    outcome.result_summary = {
+        "status_code": outcome.status_code,
+        "duration_ms": outcome.duration_ms,
+        "response_bytes": total,
+    }
+    return outcome
+
+
+def _judge(outcome: Outcome, spec: CallSpec, body: bytes) -> None:
+    code = outcome.status_code or 0
+    if not any(low <= code <= high for low, high in spec.success_ranges):
+        expected = ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in spec.success_ranges)
+        outcome.ok = False
+        outcome.error_class = "http_status"
+        outcome.error_message = f"HTTP {code}; expected {expected}"
+    elif spec.must_contain and spec.must_contain.encode() not in body:
+        outcome.ok = False
+        outcome.error_class = "assertion"
+        outcome.error_message = (
+            f"The response does not contain {spec.must_contain!r} "
+            f"(checked the first {len(body)} bytes)"
+        )
+
+
+def _read_capped(response: requests.Response, deadline: float) -> tuple[bytes, int]:
+    """Keep the first bytes up to the excerpt cap; count all of them; respect the deadline."""
+    cap = settings.SCHEDULER_RESPONSE_EXCERPT_BYTES
+    kept = bytearray()
+    total = 0
+    try:
+        for chunk in response.iter_content(_CHUNK):
+            total += len(chunk)
+            if len(kept) < cap:
+                kept.extend(chunk[: cap - len(kept)])
+            if time.monotonic() > deadline:
+                raise TimeoutError
+    finally:
+        response.close()
+    return bytes(kept), total
+
+
+def _kept_headers(response: requests.Response) -> dict[str, str]:
+    return {
+        name: response.headers[name][:500]
+        for name in KEPT_RESPONSE_HEADERS
+        if name in response.headers
+    }
+
+
+def classify_exception(exc: Exception, timeout: float) -> tuple[str, str]:
+    """Map a requests exception to (error class, readable message)."""
+    if isinstance(exc, requests.Timeout):
+        return "timeout", f"Timeout after {timeout:g} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "tls", f"TLS error: {_root_message(exc)}"
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return "invalid", f"Invalid URL: {_root_message(exc)}"
+    if isinstance(exc, requests.ConnectionError):
+        if _caused_by(exc, socket.gaierror) or "NameResolutionError" in repr(exc):
+            return "dns", f"DNS lookup failed: {_root_message(exc)}"
+        return "connection", f"Connection failed: {_root_message(exc)}"
+    return "connection", _root_message(exc)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        current = getattr(current, "reason", None) or nested or current.__cause__ or current.__context__
+    return False
+
+
+def _root_message(exc: BaseException) -> str:
+    """The innermost useful message (urllib3 wraps errors several levels deep)."""
+    message = str(exc)
+    reason = getattr(exc, "reason", None) or (exc.args[0] if exc.args else None)
+    if isinstance(reason, BaseException):
+        inner = getattr(reason, "reason", None) or reason
+        message = str(inner)
+    return message[:500]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def json_body(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,58 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from endpoints.models import Endpoint
+from runs import services
+from runs.models import Log
+
+
+class Command(BaseCommand):
+    help = "Run one job now, in the foreground (or on the cluster with --queue), and print its outcome."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("name", help="The job's name")
+        parser.add_argument("--dry-run", action="store_true", help="Build the request, send nothing")
+        parser.add_argument(
+            "--queue", action="store_true", help="Hand the run to the cluster and print its run_id"
+        )
+
+    def handle(self, *args, name: str, dry_run: bool, queue: bool, **options) -> None:
+        endpoint = Endpoint.objects.filter(name=name).first()
+        if endpoint is None:
+            raise CommandError(f"No job named '{name}' (see the dashboard or `manage.py exportjobs`).")
+        if queue:
+            log = services.trigger(endpoint, by="runjob", dry_run=dry_run)
+            self.stdout.write(log.run_id)
+            return
+        last = services.run_in_foreground(
+            endpoint, by="runjob", dry_run=dry_run, on_attempt=self.print_attempt
+        )
+        if last.state != Log.State.SUCCESS:
+            raise CommandError(f"{name} failed after {last.attempt} attempt(s).", returncode=1)
+
+    def print_attempt(self, log: Log, retry: Log | None) -> None:
+        attempts = log.endpoint.max_attempts
+        parts = [f"{log.run_id} attempt {log.attempt}/{attempts}", log.state]
+        if log.dry_run:
+            parts.append("dry run, nothing sent")
+        if log.status_code is not None:
+            parts.append(f"HTTP {log.status_code}")
+        if log.duration_ms is not None:
+            parts.append(f"{log.duration_ms} ms")
+        if log.response_bytes is not None:
+            parts.append(f"{log.response_bytes} bytes")
+        if log.error_class:
+            parts.append(f"{log.error_class}: {log.error_message}")
+        elif log.result_summary is not None:
+            parts.append(f"summary: {_compact(log.result_summary)}")
+        line = " · ".join(parts)
+        self.stdout.write(self.style.SUCCESS(line) if log.state == Log.State.SUCCESS else line)
+        if retry is not None:
+            wait = max(0.0, (retry.due_at - log.finished_at).total_seconds())
+            self.stdout.write(f"  retrying in {wait:.1f} s (attempt {retry.attempt}/{attempts})")
+
+
+def _compact(summary: dict) -> str:
+    import json
+
+    text = json.dumps(summary, separators=(",", ":"), default=str)
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from endpoints.models import Endpoint
+
+# How long past its own timeout a claimed run may stay unfinished before it counts as stuck.
+LEASE_GRACE = timedelta(seconds=30)
+
+
+class LogQuerySet(models.QuerySet):
+    def by_run_id(self, run_id: str) -> LogQuerySet:
+        """`run-0042` (or plain `42`) → that Log; an unparsable id matches nothing."""
+        number = str(run_id).removeprefix("run-")
+        return self.filter(pk=int(number)) if number.isdigit() else self.none()
+
+    def finished(self) -> LogQuerySet:
+        return self.filter(state__in=Log.FINAL_STATES)
+
+    def latest_for(self, endpoint: Endpoint) -> LogQuerySet:
+        return self.filter(endpoint=endpoint).order_by("-id")
+
+
+class Log(models.Model):
+    """One execution (or one accounted-for slot) of an endpoint."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule"
+        MANUAL = "manual"
+        API = "api"
+        RETRY = "retry"
+        CATCH_UP = "catch_up", "Catch-up"
+        CRON_ENDPOINT = "cron_endpoint", "Cron endpoint"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCESS = "success"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+        MISSED = "missed"
+        CANCELLED = "cancelled"
+
+    class ErrorClass(models.TextChoices):
+        TIMEOUT = "timeout"
+        CONNECTION = "connection"
+        DNS = "dns"
+        TLS = "tls", "TLS"
+        HTTP_STATUS = "http_status", "HTTP status"
+        ASSERTION = "assertion"
+        HANDLER = "handler"
+        STUCK = "stuck"
+        INVALID = "invalid"
+
+    FINAL_STATES = (State.SUCCESS, State.FAILED, State.SKIPPED, State.MISSED, State.CANCELLED)
+    OPEN_STATES = (State.PENDING, State.QUEUED, State.RUNNING)
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="logs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    triggered_by = models.CharField(max_length=150, blank=True)
+    scheduled_for = models.DateTimeField(
+        null=True, blank=True, help_text="The schedule slot this run belongs to."
+    )
+    due_at = models.DateTimeField(
+        default=timezone.now, help_text="Earliest start (later than the slot for a retry)."
+    )
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    reason = models.CharField(max_length=300, blank=True, help_text="Why skipped or missed.")
+    attempt = models.PositiveSmallIntegerField(default=1)
+    retry_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_attempt"
+    )
+    dry_run = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    request = models.JSONField(default=dict, blank=True, help_text="As sent, secrets masked.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    response_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    error_class = models.CharField(max_length=16, choices=ErrorClass.choices, blank=True)
+    error_message = models.TextField(blank=True)
+    result_summary = models.JSONField(null=True, blank=True)
+
+    objects = LogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # Exactly once per slot (DESIGN §5.1): the database is the last word on races.
+            models.UniqueConstraint(
+                fields=["endpoint", "scheduled_for", "attempt"],
+                condition=models.Q(scheduled_for__isnull=False),
+                name="log_one_per_slot_attempt",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["endpoint", "-id"], name="log_endpoint_latest_idx"),
+            models.Index(
+                fields=["due_at"],
+                name="log_pending_due_idx",
+                condition=models.Q(state="pending"),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="log_open_lease_idx",
+                condition=models.Q(state__in=["queued", "running"]),
+            ),
+            models.Index(fields=["state", "-id"], name="log_state_latest_idx"),
+        ]
+        permissions = [("retry_log", "Can retry a run")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} {self.endpoint_id} {self.state}"
+
+    @property
+    def run_id(self) -> str:
+        return f"run-{self.pk:04d}" if self.pk else ""
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES
+
+    @property
+    def lag_ms(self) -> int | None:
+        """From the slot (or the request to run) to the start."""
+        if not self.started_at:
+            return None
+        origin = self.scheduled_for or self.created_at
+        return max(0, int((self.started_at - origin).total_seconds() * 1000))
+
+    def lease_for(self, now: datetime) -> datetime:
+        timeout = min(self.endpoint.timeout_seconds, settings.SCHEDULER_MAX_TIMEOUT_SECONDS)
+        return now + timedelta(seconds=timeout) + LEASE_GRACE

@@ -1,0 +1,91 @@
+"""Verbs shared by every front door (dashboard, admin, API, commands): one function each."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from endpoints.models import Endpoint
+from runs import executor
+from runs.models import Log
+
+TASK = "runs.tasks.run_log"
+
+
+def create_run(
+    endpoint: Endpoint,
+    *,
+    trigger: str = Log.Trigger.MANUAL,
+    by: str = "",
+    dry_run: bool = False,
+    state: str = Log.State.PENDING,
+    now: datetime | None = None,
+) -> Log:
+    now = now or timezone.now()
+    return Log.objects.create(
+        endpoint=endpoint,
+        trigger=trigger,
+        triggered_by=by[:150],
+        dry_run=dry_run,
+        state=state,
+        due_at=now,
+        created_at=now,
+        queued_at=now if state == Log.State.QUEUED else None,
+    )
+
+
+def trigger(
+    endpoint: Endpoint,
+    *,
+    by: str = "",
+    trigger: str = Log.Trigger.MANUAL,
+    dry_run: bool = False,
+) -> Log:
+    """Run now, on the cluster: the Log is queued and handed to the broker once committed."""
+    with transaction.atomic():
+        log = create_run(endpoint, trigger=trigger, by=by, dry_run=dry_run, state=Log.State.QUEUED)
+        enqueue(log)
+    return log
+
+
+def enqueue(log: Log) -> None:
+    """Hand a queued Log to the django-q2 broker after the current transaction commits."""
+    from django_q.tasks import async_task
+
+    log_id = log.pk
+    transaction.on_commit(lambda: async_task(TASK, log_id, task_name=f"run-{log_id:04d}"))
+
+
+def run_in_foreground(
+    endpoint: Endpoint,
+    *,
+    by: str = "",
+    dry_run: bool = False,
+    on_attempt: Callable[[Log, Log | None], None] | None = None,
+) -> Log:
+    """Run now in this process, following retries (waiting out their backoff); return the last."""
+    log = create_run(endpoint, by=by, dry_run=dry_run)
+    while True:
+        finished = executor.execute(log.pk)
+        if finished is None:
+            # Someone else (a cluster worker) claimed it first: wait for their verdict.
+            finished = wait_until_final(log)
+        retry = Log.objects.filter(retry_of=finished).first()
+        if on_attempt:
+            on_attempt(finished, retry)
+        if retry is None:
+            return finished
+        time.sleep(max(0.0, (retry.due_at - timezone.now()).total_seconds()))
+        log = retry
+
+
+def wait_until_final(log: Log, poll: float = 0.2) -> Log:
+    while True:
+        log.refresh_from_db()
+        if log.is_final:
+            return log
+        time.sleep(poll)
