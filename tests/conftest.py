@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from endpoints.models import Endpoint
+from tests.target import Target
+
+
+@pytest.fixture
+def target():
+    server = Target()
+    yield server
+    server.close()
+
+
+def _user(username: str, group: str | None) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username + "-123!")
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def viewer(db) -> User:
+    return _user("vera-viewer", "Viewer")
+
+
+@pytest.fixture
+def operator(db) -> User:
+    return _user("otto-operator", "Operator")
+
+
+@pytest.fixture
+def editor(db) -> User:
+    return _user("edith-editor", "Editor")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return _user("olga-outsider", None)
+
+
+@pytest.fixture
+def make_endpoint(db):
+    """Create a valid, saved Endpoint; keyword arguments override the defaults."""
+
+    def make(**fields) -> Endpoint:
+        values = {
+            "name": "ping",
+            "kind": Endpoint.Kind.HTTP,
+            "url": "http://127.0.0.1:9/ok",
+            "schedule_type": Endpoint.ScheduleType.CRON,
+            "cron_expression": "*/5 * * * *",
+            "timezone": "UTC",
+            "retry_backoff_seconds": 0,
+        }
+        values.update(fields)
+        endpoint = Endpoint(**values)
+        endpoint.full_clean()
+        endpoint.save()
+        return endpoint
+
+    return make
