@@ -280,7 +280,7 @@ def describe_cron(expression: str) -> str:
         text = " ".join([fields[5], *fields[:5]])
     options = Options()
     options.use_24hour_time_format = True
-    options.verbose = True
+    options.verbose = False
     try:
         return get_description(text, options)
     except (FormatError, Exception):  # the describer is cosmetic: never fail a page for it

@@ -1,5 +1,6 @@
 """Settings for cronplane, read from the environment (and `.env`) with django-environ."""
 
+import sys
 from pathlib import Path
 
 import environ
@@ -20,13 +21,14 @@ def env_secret(name: str, default: str = "") -> str:
 
 
 DEBUG = env.bool("DEBUG", default=False)
+TESTING = "pytest" in sys.modules
 SECRET_KEY = env_secret("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not (DEBUG or TESTING):
         raise ImproperlyConfigured(
             "SECRET_KEY is not set: put it in .env (make run writes one) or the environment."
         )
-    SECRET_KEY = "insecure-development-key-only-with-DEBUG-on"
+    SECRET_KEY = "insecure-key-for-development-and-tests-only"
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -88,6 +90,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+if env.str("TEST_DATABASE_NAME", default=""):
+    # Lets two test runs share a machine without sharing a test database.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
