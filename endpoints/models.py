@@ -21,6 +21,18 @@ ALWAYS_SECRET_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "prox
 MASK = "••••••"
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _STATUS_SPEC_RE = re.compile(r"^\d{3}(-\d{3})?$")
+# Written only by the dispatcher and executor, never by an edit.
+DERIVED_FIELDS = frozenset(
+    {
+        "next_run_at",
+        "last_run_at",
+        "last_status",
+        "run_count",
+        "success_count",
+        "failure_count",
+        "consecutive_failures",
+    }
+)
 
 
 def default_time_zone() -> str:
@@ -201,20 +213,32 @@ class Endpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        """Save what a user edits; never write back stale run statistics.
+
+        next_run_at is recomputed when the schedule (or enabled) changed. The derived fields are
+        owned by the dispatcher and executor (F() updates), so an edit form that loaded them a
+        minute ago must not overwrite them.
+        """
+        if kwargs.get("update_fields") is None:
+            changed = self._schedule_fingerprint() != getattr(self, "_saved_fingerprint", None)
+            recompute = changed or self._state.adding
+            if recompute:
+                self.next_run_at = self.compute_next_run_at(django_timezone.now())
+            if not self._state.adding:
+                kwargs["update_fields"] = [
+                    f.name
+                    for f in self._meta.concrete_fields
+                    if not f.primary_key and f.name not in DERIVED_FIELDS
+                ] + (["next_run_at"] if recompute else [])
+        super().save(*args, **kwargs)
+        self._saved_fingerprint = self._schedule_fingerprint()
+
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
         instance._saved_fingerprint = instance._schedule_fingerprint()
         return instance
-
-    def save(self, *args, **kwargs) -> None:
-        """Recompute next_run_at when the schedule (or enabled) changed, or was never computed."""
-        update_fields = kwargs.get("update_fields")
-        changed = self._schedule_fingerprint() != getattr(self, "_saved_fingerprint", None)
-        if update_fields is None and (changed or self.next_run_at is None):
-            self.next_run_at = self.compute_next_run_at(django_timezone.now())
-        super().save(*args, **kwargs)
-        self._saved_fingerprint = self._schedule_fingerprint()
 
     def _schedule_fingerprint(self) -> tuple:
         return (
@@ -231,7 +255,11 @@ class Endpoint(models.Model):
         self.next_run_at = self.compute_next_run_at(now)
         self.save(
             update_fields=[
-                "enabled", "disabled_reason", "consecutive_failures", "next_run_at", "updated_at"
+                "enabled",
+                "disabled_reason",
+                "consecutive_failures",
+                "next_run_at",
+                "updated_at",
             ]
         )
         self._saved_fingerprint = self._schedule_fingerprint()

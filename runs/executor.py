@@ -104,8 +104,12 @@ def run_handler(endpoint: Endpoint, log: Log) -> http.Outcome:
     return outcome
 
 
-def record(log: Log, outcome: http.Outcome, *, now: datetime | None = None) -> Log | None:
-    """Write the outcome to the Log and the endpoint; return the retry Log if one was planned."""
+def record(log: Log, outcome: http.Outcome, *, now: datetime | None = None) -> bool:
+    """Write the outcome to the running Log and its endpoint, and plan a retry if one is due.
+
+    Returns False (and changes nothing) when the Log is no longer running: the stuck-run
+    sweeper already failed it, and a verdict arriving that late must not overwrite that.
+    """
     now = now or timezone.now()
     log.state = Log.State.SUCCESS if outcome.ok else Log.State.FAILED
     log.finished_at = now
@@ -119,20 +123,24 @@ def record(log: Log, outcome: http.Outcome, *, now: datetime | None = None) -> L
     log.result_summary = outcome.result_summary
     log.request = outcome.request
     log.lease_expires_at = None
-    retry = None
+    fields = [
+        "state", "finished_at", "duration_ms", "status_code", "response_headers",
+        "response_excerpt", "response_bytes", "error_class", "error_message",
+        "result_summary", "request", "lease_expires_at",
+    ]  # fmt: skip
     with transaction.atomic():
-        log.save(
-            update_fields=[
-                "state", "finished_at", "duration_ms", "status_code", "response_headers",
-                "response_excerpt", "response_bytes", "error_class", "error_message",
-                "result_summary", "request", "lease_expires_at",
-            ]
-        )  # fmt: skip
+        applied = Log.objects.filter(pk=log.pk, state=Log.State.RUNNING).update(
+            **{name: getattr(log, name) for name in fields}
+        )
+        if not applied:
+            logger.warning("%s finished after it was given up on; result dropped", log.run_id)
+            return False
+        retry = None
         if not outcome.ok and not log.dry_run and outcome.retryable:
             retry = plan_retry(log, outcome.retry_after, now=now)
         if not log.dry_run:
             update_endpoint_stats(log, chain_finished=retry is None)
-    return retry
+    return True
 
 
 def plan_retry(log: Log, retry_after: float | None, *, now: datetime) -> Log | None:

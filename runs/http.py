@@ -238,8 +238,12 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
         if isinstance(current, kind):
             return True
         seen.add(id(current))
-        nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
-        current = getattr(current, "reason", None) or nested or current.__cause__ or current.__context__
+        nested = (
+            current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        )
+        current = (
+            getattr(current, "reason", None) or nested or current.__cause__ or current.__context__
+        )
     return False
 
 

@@ -113,7 +113,9 @@ def test_webhook_send_failures_are_retried_like_http_jobs(make_endpoint, target)
     )
     with pytest.raises(CommandError):
         call_command("runjob", "notify", stdout=StringIO())
-    assert [(log.attempt, log.error_class, log.status_code) for log in Log.objects.order_by("id")] == [
+    assert [
+        (log.attempt, log.error_class, log.status_code) for log in Log.objects.order_by("id")
+    ] == [
         (1, "http_status", 503),
         (2, "http_status", 503),
     ]

@@ -184,4 +184,6 @@ def test_the_command_exits_with_the_runs_verdict(make_endpoint, target):
     assert "bad failed after 1 attempt(s)." in bad.stderr
     missing = manage("runjob", "missing")
     assert missing.returncode == 1
-    assert missing.stderr.strip().splitlines() == ["CommandError: No job named 'missing' (see the dashboard or `manage.py exportjobs`)."]
+    assert missing.stderr.strip().splitlines() == [
+        "CommandError: No job named 'missing' (see the dashboard or `manage.py exportjobs`)."
+    ]

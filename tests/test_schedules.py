@@ -92,7 +92,12 @@ def test_an_every_second_schedule_crosses_the_repeated_hour_without_going_back()
 def test_it_supports_a_seconds_field():
     after = datetime(2026, 5, 1, 12, 0, 7, tzinfo=UTC)
     runs = schedules.next_runs(cron("* * * * * */15"), after, 4)
-    assert [r.strftime("%H:%M:%S") for r in runs] == ["12:00:15", "12:00:30", "12:00:45", "12:01:00"]
+    assert [r.strftime("%H:%M:%S") for r in runs] == [
+        "12:00:15",
+        "12:00:30",
+        "12:00:45",
+        "12:01:00",
+    ]
 
 
 def test_it_supports_macros_and_names():
@@ -164,7 +169,14 @@ def test_interval_slots_are_counted_from_the_anchor():
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("hourly", 3600), ("daily", 86400), ("90", 90), ("5m", 300), ("every 2 hours", 7200), (45, 45)],
+    [
+        ("hourly", 3600),
+        ("daily", 86400),
+        ("90", 90),
+        ("5m", 300),
+        ("every 2 hours", 7200),
+        (45, 45),
+    ],
 )
 def test_it_parses_intervals(text, seconds):
     assert schedules.parse_interval(text) == seconds

@@ -6,11 +6,13 @@ from runs.models import Log
 
 
 class Command(BaseCommand):
-    help = "Run one job now, in the foreground (or on the cluster with --queue), and print its outcome."
+    help = "Run one job now in the foreground (or on the cluster: --queue) and print the outcome."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="The job's name")
-        parser.add_argument("--dry-run", action="store_true", help="Build the request, send nothing")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Build the request, send nothing"
+        )
         parser.add_argument(
             "--queue", action="store_true", help="Hand the run to the cluster and print its run_id"
         )
@@ -18,7 +20,9 @@ class Command(BaseCommand):
     def handle(self, *args, name: str, dry_run: bool, queue: bool, **options) -> None:
         endpoint = Endpoint.objects.filter(name=name).first()
         if endpoint is None:
-            raise CommandError(f"No job named '{name}' (see the dashboard or `manage.py exportjobs`).")
+            raise CommandError(
+                f"No job named '{name}' (see the dashboard or `manage.py exportjobs`)."
+            )
         if queue:
             log = services.trigger(endpoint, by="runjob", dry_run=dry_run)
             self.stdout.write(log.run_id)

@@ -1,0 +1,322 @@
+"""The dispatcher: turns due schedule slots into Log rows, exactly once, and hands them to workers.
+
+Everything here takes `now` as a parameter. The loop in `runs/dispatcher_loop.py`, the tests and
+`/api/v1/cron/process` all call the same three functions:
+
+- `dispatch_due(now)`      slots of endpoints whose next_run_at has come;
+- `dispatch_pending(now)`  retries (and queue_one runs) whose due_at has come;
+- `recover_stuck(now)`     runs whose worker was lost.
+
+Exactly once (DESIGN §5.1): due endpoints are locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
+SQLite's IMMEDIATE transactions serialize writers) and advanced in the same transaction that
+writes their slot Logs, and the unique constraint on (endpoint, scheduled_for, attempt) is the
+last word.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+
+from endpoints import schedules
+from endpoints.models import Endpoint
+from runs import executor, http
+from runs.models import Log
+
+# A slot dispatched later than this after its time was missed (downtime), not merely late.
+MISFIRE_GRACE = timedelta(seconds=30)
+# Slots examined per endpoint per pass; a longer backlog is worked off over successive passes.
+MAX_SLOTS_PER_PASS = 1000
+# A queued Log whose task has not started by then is handed to the broker again (idempotent).
+QUEUED_LEASE = timedelta(minutes=5)
+
+
+@dataclass
+class Dispatch:
+    """What one pass did. `to_run` are the Logs now in state queued, to hand to workers."""
+
+    to_run: list[Log] = field(default_factory=list)
+    missed: int = 0
+    skipped: int = 0
+    waiting: int = 0
+    endpoints: int = 0
+
+    def __iadd__(self, other: Dispatch) -> Dispatch:
+        self.to_run += other.to_run
+        self.missed += other.missed
+        self.skipped += other.skipped
+        self.waiting += other.waiting
+        self.endpoints += other.endpoints
+        return self
+
+
+@dataclass
+class _Plan:
+    """The Logs an endpoint's due slots become, and where its schedule goes next."""
+
+    logs: list[Log] = field(default_factory=list)
+    next_run_at: datetime | None = None
+    finished: bool = False
+
+
+def dispatch_due(now: datetime, *, limit: int = 500) -> Dispatch:
+    """Claim every slot due at `now` and record it; return the Logs to run.
+
+    1. Lock the due endpoints (others' locked rows are skipped, not waited for).
+    2. List each one's slots from next_run_at to now; apply the missed-run policy to late ones.
+    3. Apply the overlap policy against the endpoint's open runs.
+    4. Insert the Logs in one statement and advance next_run_at (one-time schedules disable).
+    """
+    result = Dispatch()
+    with transaction.atomic():
+        due = list(
+            Endpoint.objects.due(now)
+            .order_by("next_run_at")
+            .select_for_update(skip_locked=True)[:limit]
+        )
+        if not due:
+            return result
+        open_runs = _open_runs([endpoint.pk for endpoint in due])
+        used_runs = _runs_used([endpoint for endpoint in due if endpoint.max_runs is not None])
+        logs: list[Log] = []
+        for endpoint in due:
+            plan = plan_endpoint(
+                endpoint, now, open_runs.get(endpoint.pk, []), used_runs.get(endpoint.pk, 0)
+            )
+            logs += plan.logs
+            endpoint.next_run_at = plan.next_run_at
+            if plan.finished and endpoint.schedule_type == Endpoint.ScheduleType.ONCE:
+                endpoint.enabled = False
+                endpoint.disabled_reason = "One-time run dispatched."
+        logs = _without_claimed_slots(logs)
+        Log.objects.bulk_create(logs)
+        Endpoint.objects.bulk_update(due, ["next_run_at", "enabled", "disabled_reason"])
+    result.endpoints = len(due)
+    for log in logs:
+        if log.state == Log.State.QUEUED:
+            result.to_run.append(log)
+        elif log.state == Log.State.MISSED:
+            result.missed += 1
+        elif log.state == Log.State.SKIPPED:
+            result.skipped += 1
+        else:
+            result.waiting += 1
+    return result
+
+
+def plan_endpoint(endpoint: Endpoint, now: datetime, open_runs: list[Log], used: int) -> _Plan:
+    """Decide the fate of each slot of `endpoint` from its next_run_at up to `now`."""
+    schedule = endpoint.schedule
+    first = endpoint.next_run_at
+    slots = [first, *schedules.runs_between(schedule, first, now, MAX_SLOTS_PER_PASS - 1)]
+    truncated = len(slots) == MAX_SLOTS_PER_PASS
+    plan = _Plan()
+    to_run = _apply_missed_policy(endpoint, slots, now, truncated, plan)
+    remaining = None if endpoint.max_runs is None else max(0, endpoint.max_runs - used)
+    # Runs in flight block new slots; a pending retry waiting out its backoff does not.
+    active = [run for run in open_runs if run.state != Log.State.PENDING]
+    waiting = any(
+        run.state == Log.State.PENDING and run.trigger != Log.Trigger.RETRY for run in open_runs
+    )
+    for slot, trigger in to_run:
+        if remaining == 0:
+            break
+        log = _slot_log(endpoint, slot, now, trigger=trigger)
+        blocker = active[-1] if active else None
+        if blocker and endpoint.overlap_policy == Endpoint.OverlapPolicy.SKIP:
+            _mark(log, Log.State.SKIPPED, f"Previous run {_label(blocker)} was still going.")
+        elif blocker and endpoint.overlap_policy == Endpoint.OverlapPolicy.QUEUE_ONE:
+            if waiting:
+                _mark(log, Log.State.SKIPPED, "A run was already queued behind the running one.")
+            else:
+                log.state = Log.State.PENDING  # started by dispatch_pending when the other ends
+                waiting = True
+        else:
+            log.state = Log.State.QUEUED
+            log.queued_at = now
+            log.lease_expires_at = now + QUEUED_LEASE
+            active.append(log)
+        if log.state != Log.State.SKIPPED:
+            remaining = None if remaining is None else remaining - 1
+        plan.logs.append(log)
+    if truncated:
+        plan.next_run_at = schedules.next_run(schedule, slots[-1])
+    elif remaining == 0:
+        plan.next_run_at = None
+    else:
+        plan.next_run_at = schedules.next_run(schedule, now)
+    plan.finished = plan.next_run_at is None
+    return plan
+
+
+def _apply_missed_policy(
+    endpoint: Endpoint, slots: list[datetime], now: datetime, truncated: bool, plan: _Plan
+) -> list[tuple[datetime, str]]:
+    """Record late slots as missed per policy; return the (slot, trigger) pairs to run."""
+    late = [slot for slot in slots if now - slot > MISFIRE_GRACE]
+    on_time = [(slot, Log.Trigger.SCHEDULE) for slot in slots[len(late) :]]
+    policy = endpoint.missed_policy
+    catch_up: list[datetime] = []
+    if policy == Endpoint.MissedPolicy.RUN_ALL:
+        window = timedelta(seconds=endpoint.catch_up_window_seconds)
+        catch_up = [slot for slot in late if now - slot <= window]
+    elif policy == Endpoint.MissedPolicy.RUN_ONCE and late and not truncated and not on_time:
+        catch_up = [late[-1]]
+    reason = {
+        Endpoint.MissedPolicy.SKIP: "Missed while no worker was running (policy: skip).",
+        Endpoint.MissedPolicy.RUN_ONCE: "Missed while no worker was running; "
+        "only the latest missed slot runs (policy: run_once).",
+        Endpoint.MissedPolicy.RUN_ALL: "Missed while no worker was running, "
+        "older than the catch-up window (policy: run_all).",
+    }[policy]
+    for slot in late:
+        if slot not in catch_up:
+            plan.logs.append(_mark(_slot_log(endpoint, slot, now), Log.State.MISSED, reason))
+    return [(slot, Log.Trigger.CATCH_UP) for slot in catch_up] + on_time
+
+
+def dispatch_pending(now: datetime, *, limit: int = 500) -> Dispatch:
+    """Queue pending Logs whose due_at has come (retries, queue_one) unless they would overlap."""
+    result = Dispatch()
+    with transaction.atomic():
+        pending = list(
+            Log.objects.filter(state=Log.State.PENDING, due_at__lte=now)
+            .select_related("endpoint")
+            .order_by("due_at")
+            .select_for_update(skip_locked=True, of=("self",))[:limit]
+        )
+        if not pending:
+            return result
+        running = _open_runs(
+            {log.endpoint_id for log in pending}, states=(Log.State.QUEUED, Log.State.RUNNING)
+        )
+        changed = []
+        for log in pending:
+            endpoint = log.endpoint
+            if not endpoint.enabled and log.trigger == Log.Trigger.RETRY:
+                _mark(log, Log.State.CANCELLED, "The endpoint was disabled before this retry.")
+                log.finished_at = now
+            elif (
+                running.get(endpoint.pk) and endpoint.overlap_policy != Endpoint.OverlapPolicy.ALLOW
+            ):
+                result.waiting += 1
+                continue
+            else:
+                log.state, log.queued_at = Log.State.QUEUED, now
+                log.lease_expires_at = now + QUEUED_LEASE
+                running.setdefault(endpoint.pk, []).append(log)
+                result.to_run.append(log)
+            changed.append(log)
+        Log.objects.bulk_update(
+            changed, ["state", "queued_at", "lease_expires_at", "reason", "finished_at"]
+        )
+    return result
+
+
+def recover_stuck(now: datetime) -> tuple[list[Log], list[Log]]:
+    """Fail runs whose lease ran out (their worker died) and re-queue lost queued runs.
+
+    Returns (failed, requeued). A failed run gets its retry like any other failure.
+    """
+    expired = Q(lease_expires_at__lt=now)
+    failed = []
+    for log in Log.objects.filter(expired, state=Log.State.RUNNING).select_related("endpoint"):
+        limit = log.endpoint.timeout_seconds
+        outcome = http.Outcome(
+            ok=False,
+            error_class="stuck",
+            error_message=f"No result within the {limit:g} s timeout plus grace: "
+            "the worker running it stopped or was killed.",
+            request=log.request,
+        )
+        if executor.record(log, outcome, now=now):
+            failed.append(log)
+    requeued = list(Log.objects.filter(expired, state=Log.State.QUEUED).select_related("endpoint"))
+    for log in requeued:
+        log.lease_expires_at = now + QUEUED_LEASE
+    Log.objects.bulk_update(requeued, ["lease_expires_at"])
+    return failed, requeued
+
+
+def next_wakeup(now: datetime) -> datetime | None:
+    """The earliest instant anything becomes due (a slot or a pending Log)."""
+    slot = (
+        Endpoint.objects.filter(enabled=True, next_run_at__isnull=False)
+        .order_by("next_run_at")
+        .values_list("next_run_at", flat=True)
+        .first()
+    )
+    pending = (
+        Log.objects.filter(state=Log.State.PENDING)
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+    candidates = [when for when in (slot, pending) if when is not None]
+    return min(candidates) if candidates else None
+
+
+def _slot_log(
+    endpoint: Endpoint, slot: datetime, now: datetime, *, trigger: str = Log.Trigger.SCHEDULE
+) -> Log:
+    return Log(
+        endpoint=endpoint,
+        trigger=trigger,
+        triggered_by="scheduler",
+        scheduled_for=slot,
+        due_at=max(slot, now) if trigger == Log.Trigger.SCHEDULE else now,
+        created_at=now,
+    )
+
+
+def _mark(log: Log, state: str, reason: str) -> Log:
+    log.state, log.reason = state, reason
+    if state in Log.FINAL_STATES:
+        log.finished_at = log.created_at
+    return log
+
+
+def _label(log: Log) -> str:
+    return log.run_id or "(just dispatched)"
+
+
+def _open_runs(endpoint_ids, states=Log.OPEN_STATES) -> dict[int, list[Log]]:
+    runs: dict[int, list[Log]] = defaultdict(list)
+    for log in Log.objects.filter(endpoint_id__in=endpoint_ids, state__in=states).only(
+        "id", "endpoint_id", "state"
+    ):
+        runs[log.endpoint_id].append(log)
+    return runs
+
+
+def _runs_used(endpoints: list[Endpoint]) -> dict[int, int]:
+    """Slots each endpoint has already run (for max_runs), counting runs still in flight."""
+    if not endpoints:
+        return {}
+    counts: dict[int, int] = defaultdict(int)
+    rows = (
+        Log.objects.filter(endpoint__in=endpoints, attempt=1, scheduled_for__isnull=False)
+        .exclude(state__in=(Log.State.MISSED, Log.State.SKIPPED, Log.State.CANCELLED))
+        .values_list("endpoint_id", flat=True)
+    )
+    for endpoint_id in rows:
+        counts[endpoint_id] += 1
+    return counts
+
+
+def _without_claimed_slots(logs: list[Log]) -> list[Log]:
+    """Drop slots that already have a Log (a backfill, or a pass that raced us on SQLite)."""
+    if not logs:
+        return logs
+    existing = set(
+        Log.objects.filter(
+            endpoint_id__in={log.endpoint_id for log in logs},
+            scheduled_for__in={log.scheduled_for for log in logs},
+            attempt=1,
+        ).values_list("endpoint_id", "scheduled_for")
+    )
+    return [log for log in logs if (log.endpoint_id, log.scheduled_for) not in existing]
