@@ -171,7 +171,9 @@ def next_runs(schedule: Schedule, after: datetime, n: int = 1) -> list[datetime]
     elif schedule.kind == INTERVAL:
         runs = _interval_runs(schedule, after, n)
     elif schedule.kind == ONCE:
-        runs = [schedule.run_at.astimezone(UTC)] if schedule.run_at and schedule.run_at > after else []
+        runs = (
+            [schedule.run_at.astimezone(UTC)] if schedule.run_at and schedule.run_at > after else []
+        )
     else:
         runs = []
     if schedule.ends_at:
@@ -184,7 +186,9 @@ def next_run(schedule: Schedule, after: datetime) -> datetime | None:
     return runs[0] if runs else None
 
 
-def runs_between(schedule: Schedule, after: datetime, until: datetime, limit: int) -> list[datetime]:
+def runs_between(
+    schedule: Schedule, after: datetime, until: datetime, limit: int
+) -> list[datetime]:
     """Slots in (after, until], at most `limit` of them (the earliest)."""
     slots: list[datetime] = []
     cursor = after

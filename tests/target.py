@@ -1,11 +1,11 @@
 """A real HTTP server on 127.0.0.1 for tests: records what it receives, answers by path.
 
-    /ok                  200 {"ok": true}
-    /status/<code>       that status (a Retry-After: 0 header on 429/503)
-    /slow/<seconds>      waits, then 200
-    /big/<bytes>         a body of that many bytes
-    /text/<words>        200 with the words as the body
-    /flaky/<n>           500 for the first n calls, then 200
+/ok                  200 {"ok": true}
+/status/<code>       that status (a Retry-After: 0 header on 429/503)
+/slow/<seconds>      waits, then 200
+/big/<bytes>         a body of that many bytes
+/text/<words>        200 with the words as the body
+/flaky/<n>           500 for the first n calls, then 200
 """
 
 from __future__ import annotations
