@@ -1,0 +1,305 @@
+"""The "job object" of job files and the REST API (seed 001 and its HTTP extensions) ↔ Endpoint.
+
+    {"job_name": "nightly-report", "cron_expression": "0 2 * * *", "timezone": "Europe/Paris",
+     "is_active": true, "url": "https://example.com/hook", "method": "POST",
+     "headers": {"Authorization": "Bearer …"}, "body": {"full": true},
+     "expected_status": "200-299,304", "timeout_seconds": 10, "max_attempts": 3}
+
+A job object is the whole truth about the fields that apply to it: one left out takes its default
+(so no cron_expression, interval_seconds or run_at means manual only). `handler` present makes a
+handler job, otherwise it is an HTTP job. Endpoint fields outside the format (retry backoff,
+overlap and missed-run policies, windows) are left as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils.dateparse import parse_datetime
+
+from endpoints.models import MASK, Endpoint, mask_headers
+
+# Job field → Endpoint field, in the order an exported job lists them.
+JOB_FIELDS = {
+    "job_name": "name",
+    "description": "description",
+    "cron_expression": "cron_expression",
+    "interval_seconds": "interval_seconds",
+    "run_at": "run_at",
+    "timezone": "timezone",
+    "is_active": "enabled",
+    "url": "url",
+    "method": "method",
+    "headers": "headers",
+    "secret_headers": "secret_headers",
+    "body": "body",
+    "expected_status": "expected_status",
+    "response_must_contain": "response_must_contain",
+    "handler": "handler",
+    "payload": "payload",
+    "timeout_seconds": "timeout_seconds",
+    "max_attempts": "max_attempts",
+}
+MODEL_TO_JOB = {model: job for job, model in JOB_FIELDS.items()}
+HTTP_ONLY = (
+    "url",
+    "method",
+    "headers",
+    "secret_headers",
+    "body",
+    "expected_status",
+    "response_must_contain",
+)
+HANDLER_ONLY = ("payload",)
+SCHEDULE_FIELDS = {
+    "cron_expression": Endpoint.ScheduleType.CRON,
+    "interval_seconds": Endpoint.ScheduleType.INTERVAL,
+    "run_at": Endpoint.ScheduleType.ONCE,
+}
+COMMON_FIELDS = (
+    "job_name",
+    "description",
+    "timezone",
+    "is_active",
+    "timeout_seconds",
+    "max_attempts",
+)
+
+
+def endpoint_to_job(endpoint: Endpoint) -> dict[str, Any]:
+    """The writable fields of an endpoint as a job object, secret header values masked."""
+    job: dict[str, Any] = {"job_name": endpoint.name, "description": endpoint.description}
+    if endpoint.schedule_type == Endpoint.ScheduleType.CRON:
+        job["cron_expression"] = endpoint.cron_expression
+    elif endpoint.schedule_type == Endpoint.ScheduleType.INTERVAL:
+        job["interval_seconds"] = endpoint.interval_seconds
+    elif endpoint.schedule_type == Endpoint.ScheduleType.ONCE and endpoint.run_at:
+        job["run_at"] = endpoint.run_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    job["timezone"] = endpoint.timezone
+    job["is_active"] = endpoint.enabled
+    if endpoint.kind == Endpoint.Kind.HANDLER:
+        job["handler"] = endpoint.handler
+        job["payload"] = endpoint.payload
+    else:
+        job["url"] = endpoint.url
+        job["method"] = endpoint.method
+        job["headers"] = endpoint.masked_headers
+        if endpoint.secret_headers:
+            job["secret_headers"] = endpoint.secret_headers
+        job["body"] = endpoint.body
+        job["expected_status"] = endpoint.expected_status
+        if endpoint.response_must_contain:
+            job["response_must_contain"] = endpoint.response_must_contain
+    timeout = endpoint.timeout_seconds
+    job["timeout_seconds"] = int(timeout) if float(timeout).is_integer() else timeout
+    job["max_attempts"] = endpoint.max_attempts
+    return job
+
+
+def apply_job(
+    job: Any, existing: Endpoint | None = None
+) -> tuple[Endpoint, dict[str, tuple[Any, Any]]]:
+    """Build (from `existing`, which is left untouched) an unsaved, validated Endpoint.
+
+    Returns it with the changes as {job field: (old, new)}, header values masked; for a new
+    endpoint every field counts as changed. Raises ValidationError keyed by job field names.
+    A header whose value is the mask keeps the value stored on `existing`.
+    """
+    if not isinstance(job, dict):
+        raise ValidationError({NON_FIELD_ERRORS: ["A job must be a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    values = _model_values(job, errors)
+    endpoint = copy.copy(existing) if existing is not None else Endpoint()
+    was_enabled = endpoint.enabled if existing is not None else None
+    for field, value in values.items():
+        setattr(endpoint, field, value)
+    if isinstance(endpoint.headers, dict):
+        try:
+            stored = existing.headers if existing is not None else {}
+            endpoint.headers = keep_masked_secrets(endpoint.headers, stored)
+        except ValueError as exc:
+            errors.setdefault("headers", []).append(str(exc))
+    if was_enabled is False and endpoint.enabled:
+        # Re-enabling forgives past failures, as Endpoint.set_enabled does.
+        endpoint.disabled_reason, endpoint.consecutive_failures = "", 0
+    try:
+        endpoint.full_clean()
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            # A value we could not even convert explains the model's complaint about it.
+            errors.setdefault(MODEL_TO_JOB.get(field, field), list(messages))
+    if errors:
+        raise ValidationError(errors)
+    return endpoint, _changes(existing, endpoint, list(values))
+
+
+def keep_masked_secrets(headers: dict[str, Any], stored: dict[str, str] | None) -> dict[str, Any]:
+    """`headers` with each value left as the mask replaced by the stored value of that header.
+
+    An exported job (or a re-submitted form) shows secrets as the mask; saving it back must not
+    overwrite the secret with the mask.
+    """
+    stored_values = {name.lower(): value for name, value in (stored or {}).items()}
+    kept = {}
+    for name, value in headers.items():
+        if value == MASK:
+            key = name.lower() if isinstance(name, str) else name
+            if key not in stored_values:
+                raise ValueError(
+                    f"'{name}' is masked ({MASK}) but has no stored value to keep; give its value."
+                )
+            value = stored_values[key]
+        kept[name] = value
+    return kept
+
+
+def _model_values(job: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """The value of every Endpoint field that applies to this job: from `job`, or its default.
+
+    Fields of the other kind (a handler job's url) or of another schedule type are not
+    touched: they are inert, and resetting them would report changes nobody made.
+    """
+    for key in job:
+        if key not in JOB_FIELDS:
+            errors[str(key)] = [f"Unknown field; the fields are {', '.join(JOB_FIELDS)}."]
+    given = {key: value for key, value in job.items() if key in JOB_FIELDS and value is not None}
+    is_handler = "handler" in given
+    schedule_keys = [key for key in SCHEDULE_FIELDS if key in given]
+    values = {
+        "kind": Endpoint.Kind.HANDLER if is_handler else Endpoint.Kind.HTTP,
+        "schedule_type": SCHEDULE_FIELDS[schedule_keys[0]]
+        if schedule_keys
+        else Endpoint.ScheduleType.NONE,
+    }
+    kind_keys = ("handler", *HANDLER_ONLY) if is_handler else HTTP_ONLY
+    for key in (*COMMON_FIELDS, *schedule_keys[:1], *kind_keys):
+        values[JOB_FIELDS[key]] = _default(JOB_FIELDS[key])
+    for key, value in given.items():
+        if is_handler and key in HTTP_ONLY:
+            errors[key] = [f"Only HTTP jobs take '{key}'; this job runs a handler."]
+        elif not is_handler and key in HANDLER_ONLY:
+            errors[key] = [f"Only handler jobs take '{key}'; add 'handler' or remove '{key}'."]
+        elif key in schedule_keys[1:]:
+            errors[key] = ["Give only one of cron_expression, interval_seconds and run_at."]
+        else:
+            try:
+                values[JOB_FIELDS[key]] = CONVERTERS.get(key, _string)(value)
+            except ValueError as exc:
+                errors[key] = [str(exc)]
+    return values
+
+
+def _default(field: str) -> Any:
+    return Endpoint._meta.get_field(field).get_default()
+
+
+def _changes(
+    existing: Endpoint | None, endpoint: Endpoint, fields: list[str]
+) -> dict[str, tuple[Any, Any]]:
+    order = ["kind", "schedule_type", *JOB_FIELDS.values()]
+    changes = {}
+    for field in sorted(fields, key=order.index):
+        old = getattr(existing, field) if existing is not None else None
+        new = getattr(endpoint, field)
+        if existing is None or old != new:
+            changes[MODEL_TO_JOB.get(field, field)] = (
+                _shown(field, old, existing),
+                _shown(field, new, endpoint),
+            )
+    return changes
+
+
+def _shown(field: str, value: Any, endpoint: Endpoint | None) -> Any:
+    if field == "headers" and isinstance(value, dict) and endpoint is not None:
+        return mask_headers(value, endpoint.secret_headers)
+    return value
+
+
+# --- conversions: each takes a JSON value and returns the Endpoint value or raises ValueError ----
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("Must be a string.")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("Must be true or false.")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("Must be a whole number.")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Must be a number.")
+    return float(value)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("Must be a JSON object.")
+    return value
+
+
+def _names(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValueError("Must be a list of header names.")
+    return value
+
+
+def _method(value: Any) -> str:
+    return _string(value).upper()
+
+
+def _body(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if not isinstance(value, str):
+        raise ValueError("Must be a string, or a JSON object or array (sent as JSON).")
+    return value
+
+
+def _expected_status(value: Any) -> str:
+    """'200-299,304', 204 or [200, 201] → the model's spec string (validated by the model)."""
+    if isinstance(value, str):
+        return value
+    codes = value if isinstance(value, list) else [value]
+    if not codes or any(isinstance(code, bool) or not isinstance(code, int) for code in codes):
+        raise ValueError("Must be a spec like '200-299,304', a status code or a list of codes.")
+    return ",".join(str(code) for code in codes)
+
+
+def _instant(value: Any) -> datetime:
+    parsed = parse_datetime(_string(value))
+    if parsed is None or parsed.tzinfo is None:
+        raise ValueError(
+            "Must be an ISO 8601 date and time with an offset, e.g. 2026-04-01T09:00Z."
+        )
+    return parsed
+
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "interval_seconds": _integer,
+    "run_at": _instant,
+    "is_active": _boolean,
+    "method": _method,
+    "headers": _object,
+    "secret_headers": _names,
+    "body": _body,
+    "expected_status": _expected_status,
+    "payload": _object,
+    "timeout_seconds": _number,
+    "max_attempts": _integer,
+}
