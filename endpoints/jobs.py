@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from endpoints.models import MASK, Endpoint, mask_headers
@@ -115,7 +116,6 @@ def apply_job(
     errors: dict[str, list[str]] = {}
     values = _model_values(job, errors)
     endpoint = copy.copy(existing) if existing is not None else Endpoint()
-    was_enabled = endpoint.enabled if existing is not None else None
     for field, value in values.items():
         setattr(endpoint, field, value)
     if isinstance(endpoint.headers, dict):
@@ -124,9 +124,6 @@ def apply_job(
             endpoint.headers = keep_masked_secrets(endpoint.headers, stored)
         except ValueError as exc:
             errors.setdefault("headers", []).append(str(exc))
-    if was_enabled is False and endpoint.enabled:
-        # Re-enabling forgives past failures, as Endpoint.set_enabled does.
-        endpoint.disabled_reason, endpoint.consecutive_failures = "", 0
     try:
         endpoint.full_clean()
     except ValidationError as exc:
@@ -136,6 +133,18 @@ def apply_job(
     if errors:
         raise ValidationError(errors)
     return endpoint, _changes(existing, endpoint, list(values))
+
+
+def save_job(endpoint: Endpoint, changes: dict[str, tuple[Any, Any]], *, reason: str) -> None:
+    """Save an endpoint built by apply_job; turning it on or off goes through set_enabled.
+
+    set_enabled clears (or records) disabled_reason and forgives past failures, which a plain
+    save() leaves alone since the run statistics are not an edit's to write.
+    """
+    endpoint.save()
+    was_enabled = changes.get("is_active", (None, None))[0]
+    if was_enabled is not None:
+        endpoint.set_enabled(endpoint.enabled, now=timezone.now(), reason=reason)
 
 
 def keep_masked_secrets(headers: dict[str, Any], stored: dict[str, str] | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from endpoints.jobs import apply_job, endpoint_to_job
+from endpoints.jobs import apply_job
 from endpoints.models import MASK, Endpoint
 
 pytestmark = pytest.mark.django_db
@@ -261,16 +261,24 @@ def test_it_reads_the_jobs_from_stdin(monkeypatch):
     assert out.getvalue() == "created billing:check-renewals\n"
 
 
-def test_re_enabling_a_job_forgives_its_past_failures(make_endpoint):
-    stored = make_endpoint(name="nightly-report")
-    stored.consecutive_failures = 5
-    stored.save()
-    stored.set_enabled(False, now=timezone.now(), reason="5 failures in a row")
+def test_turning_a_job_off_and_on_records_why_and_forgives_past_failures(tmp_path):
+    apply(tmp_path, [NIGHTLY])
+    Endpoint.objects.filter(name="nightly-report").update(consecutive_failures=5)
 
-    endpoint, changes = apply_job(endpoint_to_job(stored) | {"is_active": True}, stored)
+    assert apply(tmp_path, [{**NIGHTLY, "is_active": False}]) == [
+        "updated nightly-report: is_active"
+    ]
+    off = Endpoint.objects.get(name="nightly-report")
+    assert (off.enabled, off.disabled_reason, off.next_run_at) == (
+        False,
+        "disabled by applyjobs",
+        None,
+    )
 
-    assert changes == {"is_active": (False, True)}
-    assert (endpoint.disabled_reason, endpoint.consecutive_failures) == ("", 0)
+    apply(tmp_path, [NIGHTLY])
+    on = Endpoint.objects.get(name="nightly-report")
+    assert (on.enabled, on.disabled_reason, on.consecutive_failures) == (True, "", 0)
+    assert on.next_run_at is not None
 
 
 def test_apply_job_leaves_the_stored_endpoint_untouched_when_the_job_is_invalid(make_endpoint):

@@ -14,7 +14,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from endpoints.jobs import apply_job
+from endpoints.jobs import apply_job, save_job
 from endpoints.models import Endpoint
 
 
@@ -84,7 +84,7 @@ class Command(BaseCommand):
             else:
                 lines.append(f"unchanged {endpoint.name}")
             if (changes or not existed) and not dry_run:
-                endpoint.save()
+                save_job(endpoint, changes, reason="disabled by applyjobs")
         for endpoint in pruned:
             lines.append(f"deleted {endpoint.name}")
             if not dry_run:
