@@ -27,7 +27,8 @@ from endpoints.models import Endpoint
 from runs import executor, http
 from runs.models import Log
 
-# A slot dispatched later than this after its time was missed (downtime), not merely late.
+# The newest due slot dispatched within this of its time runs as scheduled; later than this, or
+# superseded by a newer slot, it was missed (downtime) and the missed-run policy decides.
 MISFIRE_GRACE = timedelta(seconds=30)
 # Slots examined per endpoint per pass; a longer backlog is worked off over successive passes.
 MAX_SLOTS_PER_PASS = 1000
@@ -157,8 +158,10 @@ def _apply_missed_policy(
     endpoint: Endpoint, slots: list[datetime], now: datetime, truncated: bool, plan: _Plan
 ) -> list[tuple[datetime, str]]:
     """Record late slots as missed per policy; return the (slot, trigger) pairs to run."""
-    late = [slot for slot in slots if now - slot > MISFIRE_GRACE]
-    on_time = [(slot, Log.Trigger.SCHEDULE) for slot in slots[len(late) :]]
+    # Only the newest slot can be on time; any older one was superseded while we were away.
+    newest_on_time = not truncated and now - slots[-1] <= MISFIRE_GRACE
+    late = slots[:-1] if newest_on_time else slots
+    on_time = [(slots[-1], Log.Trigger.SCHEDULE)] if newest_on_time else []
     policy = endpoint.missed_policy
     catch_up: list[datetime] = []
     if policy == Endpoint.MissedPolicy.RUN_ALL:

@@ -143,3 +143,18 @@ class Log(models.Model):
     def lease_for(self, now: datetime) -> datetime:
         timeout = min(self.endpoint.timeout_seconds, settings.SCHEDULER_MAX_TIMEOUT_SECONDS)
         return now + timedelta(seconds=timeout) + LEASE_GRACE
+
+
+class Heartbeat(models.Model):
+    """One running dispatcher (one per `qcluster` process): read by the status page and /healthz."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid")
+    host = models.CharField(max_length=150)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+    last_tick_ms = models.FloatField(default=0, help_text="Duration of the last dispatcher pass.")
+    dispatched = models.PositiveBigIntegerField(default=0, help_text="Runs queued since start.")
+
+    def __str__(self) -> str:
+        return self.name

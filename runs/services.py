@@ -56,8 +56,15 @@ def enqueue(log: Log) -> None:
     """Hand a queued Log to the django-q2 broker after the current transaction commits."""
     from django_q.tasks import async_task
 
-    log_id = log.pk
-    transaction.on_commit(lambda: async_task(TASK, log_id, task_name=f"run-{log_id:04d}"))
+    transaction.on_commit(lambda: async_task(TASK, log.pk, task_name=log.run_id))
+
+
+def enqueue_many(logs: list[Log]) -> None:
+    """Hand already-committed queued Logs to the broker."""
+    from django_q.tasks import async_task
+
+    for log in logs:
+        async_task(TASK, log.pk, task_name=log.run_id)
 
 
 def run_in_foreground(

@@ -1,0 +1,114 @@
+"""The dispatcher loop that `manage.py qcluster` runs beside the django-q2 cluster.
+
+It wakes at the next due instant (never more than `max_sleep` between looks), runs one pass of
+the dispatcher, hands what it queued to the broker, and keeps a heartbeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from runs import dispatcher, services
+from runs.models import Heartbeat, Log
+
+logger = logging.getLogger("runs.dispatcher")
+SWEEP_EVERY = timedelta(seconds=5)
+HEARTBEAT_EVERY = timedelta(seconds=5)
+
+
+class DispatcherLoop:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] = timezone.now,
+        enqueue: Callable[[list[Log]], None] = services.enqueue_many,
+        max_sleep: float = 1.0,
+    ) -> None:
+        self.clock = clock
+        self.enqueue = enqueue
+        self.max_sleep = max_sleep
+        self.stopping = threading.Event()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = clock()
+        self.dispatched = 0
+        self._next_sweep = self.started_at
+        self._next_heartbeat = self.started_at
+        self._last_tick_ms = 0.0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        logger.info("dispatcher %s started", self.name)
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                delay = self.tick()
+                failures = 0
+            except DatabaseError as exc:
+                # The database went away: keep trying, it is the only source of truth.
+                failures += 1
+                delay = min(5.0, 0.5 * failures)
+                logger.warning("dispatcher pass failed (%s); retrying in %.1f s", exc, delay)
+            close_old_connections()
+            self.stopping.wait(delay)
+        self._remove_heartbeat()
+        logger.info("dispatcher %s stopped", self.name)
+
+    def tick(self) -> float:
+        """One pass; returns how long to sleep before the next one."""
+        started = time.monotonic()
+        now = self.clock()
+        to_run: list[Log] = []
+        while True:
+            due = dispatcher.dispatch_due(now)
+            to_run += due.to_run
+            if due.endpoints < 500:  # a full batch means more may be waiting
+                break
+        to_run += dispatcher.dispatch_pending(now).to_run
+        if now >= self._next_sweep:
+            failed, requeued = dispatcher.recover_stuck(now)
+            for log in failed:
+                logger.warning("%s was stuck (worker lost); marked failed", log.run_id)
+            to_run += requeued
+            self._next_sweep = now + SWEEP_EVERY
+        if to_run:
+            self.enqueue(to_run)
+            self.dispatched += len(to_run)
+        self._last_tick_ms = (time.monotonic() - started) * 1000
+        if now >= self._next_heartbeat:
+            self._beat(now)
+        wake = dispatcher.next_wakeup(now)
+        if wake is None:
+            return self.max_sleep
+        return max(0.0, min(self.max_sleep, (wake - self.clock()).total_seconds()))
+
+    def _beat(self, now: datetime) -> None:
+        host, _, pid = self.name.rpartition(":")
+        Heartbeat.objects.update_or_create(
+            name=self.name,
+            defaults={
+                "host": host,
+                "pid": int(pid),
+                "started_at": self.started_at,
+                "last_seen_at": now,
+                "last_tick_ms": self._last_tick_ms,
+                "dispatched": self.dispatched,
+            },
+        )
+        self._next_heartbeat = now + HEARTBEAT_EVERY
+
+    def _remove_heartbeat(self) -> None:
+        try:
+            Heartbeat.objects.filter(name=self.name).delete()
+        except DatabaseError:
+            pass

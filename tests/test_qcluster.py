@@ -1,0 +1,50 @@
+"""End to end: `manage.py qcluster` fires an every-second schedule against a loopback target."""
+
+import signal
+import statistics
+import time
+from datetime import timedelta
+
+import pytest
+
+from runs.models import Heartbeat, Log
+from tests.processes import start_manage
+
+
+@pytest.mark.django_db(transaction=True)
+def test_qcluster_fires_each_second_once_and_stops_cleanly(make_endpoint, target):
+    endpoint = make_endpoint(
+        name="every-second",
+        url=target.url("/ok"),
+        cron_expression="* * * * * *",
+        overlap_policy="allow",
+    )
+    cluster = start_manage("qcluster", WORKERS="2")
+    try:
+        deadline = time.monotonic() + 60
+        while len(target.received) < 6 and time.monotonic() < deadline:
+            assert cluster.poll() is None, cluster.stdout.read()
+            time.sleep(0.1)
+        assert len(target.received) >= 6, "the target was not called every second"
+        assert Heartbeat.objects.count() == 1
+    finally:
+        cluster.send_signal(signal.SIGTERM)
+        output, _ = cluster.communicate(timeout=60)
+    assert cluster.returncode == 0, output
+
+    logs = list(Log.objects.filter(endpoint=endpoint, state="success").order_by("scheduled_for"))
+    assert len(logs) == len(target.received)
+    slots = [log.scheduled_for for log in logs]
+    # One call per second, consecutive, none twice.
+    assert len(set(slots)) == len(slots)
+    assert all(b - a == timedelta(seconds=1) for a, b in zip(slots, slots[1:], strict=False))
+    for log in logs:
+        assert log.started_at >= log.scheduled_for
+    assert statistics.median(log.lag_ms for log in logs) < 1000
+    # Each request arrived in the second of its slot or just after, never before it.
+    arrivals = sorted(received.at for received in target.received)
+    for slot, arrived in zip(slots, arrivals, strict=True):
+        assert arrived >= slot.timestamp()
+    # Stopped cleanly: nothing left running, the heartbeat removed.
+    assert not Log.objects.filter(state="running").exists()
+    assert Heartbeat.objects.count() == 0
