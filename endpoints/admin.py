@@ -1,0 +1,293 @@
+"""Django admin for endpoints: filters, search, run now / enable / disable, the latest runs inline.
+
+Secret header values are never rendered: the form shows them masked and keeps the stored value
+for a header left as the mask; a view-only user sees the masked headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from endpoints.jobs import keep_masked_secrets
+from endpoints.models import Endpoint
+from runs import services
+from runs.models import Log
+
+RECENT_LOGS = 20
+STATUS_COLORS = {"success": "#1a7f37", "failed": "#cf222e"}
+OTHER_STATUS_COLOR = "#6e7781"
+DERIVED = (
+    "next_run_at",
+    "last_run_at",
+    "last_status",
+    ("run_count", "success_count", "failure_count", "consecutive_failures"),
+    "all_logs",
+    "created_by",
+    "created_at",
+    "updated_at",
+)
+
+
+class EndpointForm(forms.ModelForm):
+    class Meta:
+        model = Endpoint
+        fields = [
+            f.name for f in Endpoint._meta.concrete_fields if f.editable and not f.primary_key
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and "headers" in self.fields:
+            self.initial["headers"] = self.instance.masked_headers
+
+    def clean_headers(self) -> Any:
+        headers = self.cleaned_data.get("headers")
+        if headers is None:  # an emptied textarea
+            return {}
+        if not isinstance(headers, dict):
+            return headers  # Endpoint.clean says what is wrong with it
+        stored = self.instance.headers if self.instance.pk else {}
+        try:
+            return keep_masked_secrets(headers, stored)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def clean_secret_headers(self) -> Any:
+        return self.cleaned_data.get("secret_headers") or []
+
+    def clean_payload(self) -> Any:
+        payload = self.cleaned_data.get("payload")
+        return {} if payload is None else payload
+
+
+class RecentLogsFormSet(BaseInlineFormSet):
+    """Only the latest runs. The inline's own queryset cannot be sliced: the formset filters it
+    by endpoint afterwards, and Django refuses to filter a sliced query."""
+
+    def get_queryset(self) -> QuerySet[Log]:
+        if not hasattr(self, "_queryset"):
+            self._queryset = super().get_queryset().order_by("-id")[:RECENT_LOGS]
+        return self._queryset
+
+
+class RecentLogInline(admin.TabularInline):
+    model = Log
+    formset = RecentLogsFormSet
+    fields = ("run", "trigger", "state", "status_code", "duration_ms", "started_at", "error_class")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = f"Latest {RECENT_LOGS} runs"
+
+    @admin.display(description="Run")
+    def run(self, log: Log) -> str:
+        return log.run_id
+
+    def has_add_permission(self, request: HttpRequest, obj: Endpoint | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Endpoint | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Endpoint | None = None) -> bool:
+        return False
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    form = EndpointForm
+    list_display = (
+        "name",
+        "target",
+        "schedule_in_words",
+        "next_run_at",
+        "last_status_badge",
+        "enabled",
+    )
+    list_filter = ("enabled", "kind", "schedule_type", "last_status", "timezone")
+    search_fields = ("name", "description", "url", "handler")
+    actions = ("run_now", "enable", "disable")
+    inlines = (RecentLogInline,)
+    readonly_fields = (
+        "schedule_in_words",
+        "upcoming_runs",
+        "headers_masked",
+        "next_run_at",
+        "last_run_at",
+        "last_status",
+        "run_count",
+        "success_count",
+        "failure_count",
+        "consecutive_failures",
+        "all_logs",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("name", "description", "enabled", "disabled_reason")}),
+        (
+            "Target",
+            {
+                "fields": (
+                    "kind",
+                    ("method", "url"),
+                    "headers",
+                    "secret_headers",
+                    "body",
+                    ("timeout_seconds", "expected_status"),
+                    "response_must_contain",
+                    "handler",
+                    "payload",
+                )
+            },
+        ),
+        (
+            "Schedule",
+            {
+                "fields": (
+                    "schedule_type",
+                    "cron_expression",
+                    "interval_seconds",
+                    "run_at",
+                    "timezone",
+                    ("starts_at", "ends_at"),
+                    "max_runs",
+                    "schedule_in_words",
+                    "upcoming_runs",
+                )
+            },
+        ),
+        (
+            "Policies",
+            {
+                "fields": (
+                    "max_attempts",
+                    ("retry_backoff_seconds", "retry_backoff_max_seconds"),
+                    "overlap_policy",
+                    "missed_policy",
+                    "catch_up_window_seconds",
+                )
+            },
+        ),
+        ("Derived", {"fields": DERIVED}),
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Endpoint | None = None) -> Any:
+        if obj is None or self.has_change_permission(request, obj):
+            return self.fieldsets
+        # A view-only page renders every field as stored: swap in the masked headers.
+        return [
+            (title, {**options, "fields": _swap(options["fields"], "headers", "headers_masked")})
+            for title, options in self.fieldsets
+        ]
+
+    # --- columns and read-only fields ---------------------------------------------------------
+
+    @admin.display(description="Schedule")
+    def schedule_in_words(self, endpoint: Endpoint) -> str:
+        return f"{endpoint.schedule_description} ({endpoint.timezone})"
+
+    @admin.display(description="Last status", ordering="last_status")
+    def last_status_badge(self, endpoint: Endpoint) -> str:
+        if not endpoint.last_status:
+            return "—"
+        color = STATUS_COLORS.get(endpoint.last_status, OTHER_STATUS_COLOR)
+        return format_html(
+            '<span style="background:{};color:#fff;padding:1px 8px;border-radius:8px">{}</span>',
+            color,
+            endpoint.last_status,
+        )
+
+    @admin.display(description="Next runs")
+    def upcoming_runs(self, endpoint: Endpoint) -> str:
+        if endpoint.pk is None:
+            return "—"
+        zone = ZoneInfo(endpoint.timezone)
+        runs = endpoint.next_runs(timezone.now(), 5) if endpoint.enabled else []
+        shown = ((f"{run.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}",) for run in runs)
+        return format_html_join(mark_safe("<br>"), "{}", shown) or "—"
+
+    @admin.display(description="Headers")
+    def headers_masked(self, endpoint: Endpoint) -> str:
+        return (
+            format_html_join(mark_safe("<br>"), "{}: {}", sorted(endpoint.masked_headers.items()))
+            or "—"
+        )
+
+    @admin.display(description="Runs")
+    def all_logs(self, endpoint: Endpoint) -> str:
+        if endpoint.pk is None:
+            return "—"
+        url = reverse("admin:runs_log_changelist") + f"?endpoint__id__exact={endpoint.pk}"
+        return format_html('<a href="{}">All runs of {}</a>', url, endpoint.name)
+
+    # --- actions ------------------------------------------------------------------------------
+
+    @admin.action(description="Run now", permissions=["trigger"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        by = request.user.get_username()
+        logs = [
+            services.trigger(endpoint, by=by, trigger=Log.Trigger.MANUAL) for endpoint in queryset
+        ]
+        queued = ", ".join(f"{log.run_id} ({log.endpoint.name})" for log in logs)
+        self.message_user(request, f"Queued {len(logs)} run(s): {queued}.", messages.SUCCESS)
+
+    @admin.action(description="Enable", permissions=["toggle"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        self.set_enabled(request, queryset, enabled=True)
+
+    @admin.action(description="Disable", permissions=["toggle"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        self.set_enabled(request, queryset, enabled=False)
+
+    def set_enabled(self, request: HttpRequest, queryset: QuerySet, *, enabled: bool) -> None:
+        now = timezone.now()
+        # Only those that change: re-enabling an enabled endpoint would move its next slot.
+        changed = list(queryset.filter(enabled=not enabled))
+        for endpoint in changed:
+            endpoint.set_enabled(enabled, now=now, reason=f"disabled by {request.user}")
+            self.log_change(request, endpoint, "Enabled" if enabled else "Disabled")
+        verb = "Enabled" if enabled else "Disabled"
+        self.message_user(request, f"{verb} {len(changed)} endpoint(s).", messages.SUCCESS)
+
+    def has_trigger_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("endpoints.trigger_endpoint")
+
+    def has_toggle_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("endpoints.toggle_endpoint")
+
+    # --- saving and deleting ------------------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        if change and "enabled" in form.changed_data:
+            # Through set_enabled, which records why and forgives past failures.
+            obj.set_enabled(obj.enabled, now=timezone.now(), reason=f"disabled by {request.user}")
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Runs are read-only in the admin, yet an endpoint's history goes with it.
+        perms_needed.discard(Log._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+
+def _swap(fields: tuple, old: str, new: str) -> tuple:
+    return tuple(
+        _swap(field, old, new) if isinstance(field, tuple) else (new if field == old else field)
+        for field in fields
+    )
