@@ -96,3 +96,43 @@ def wait_until_final(log: Log, poll: float = 0.2) -> Log:
         if log.is_final:
             return log
         time.sleep(poll)
+
+
+class NotRetryable(ValueError):
+    pass
+
+
+def retry(log: Log, *, by: str = "") -> Log:
+    """Run a failed run again now, as the next attempt of its chain (on the cluster)."""
+    latest = log
+    while (following := Log.objects.filter(retry_of=latest).first()) is not None:
+        latest = following
+    if latest.state != Log.State.FAILED:
+        raise NotRetryable(f"{latest.run_id} is {latest.state}; only a failed run can be retried.")
+    with transaction.atomic():
+        now = timezone.now()
+        attempt = Log.objects.create(
+            endpoint=latest.endpoint,
+            trigger=Log.Trigger.RETRY,
+            triggered_by=by[:150],
+            scheduled_for=latest.scheduled_for,
+            due_at=now,
+            created_at=now,
+            queued_at=now,
+            attempt=latest.attempt + 1,
+            retry_of=latest,
+            dry_run=latest.dry_run,
+            state=Log.State.QUEUED,
+        )
+        enqueue(attempt)
+    return attempt
+
+
+def cancel(log: Log, *, reason: str = "Cancelled by a user.") -> bool:
+    """Cancel a run that has not started; False if it already started or ended."""
+    now = timezone.now()
+    return bool(
+        Log.objects.filter(pk=log.pk, state__in=(Log.State.PENDING, Log.State.QUEUED)).update(
+            state=Log.State.CANCELLED, reason=reason[:300], finished_at=now
+        )
+    )
