@@ -7,6 +7,12 @@ from endpoints.models import Endpoint
 from tests.target import Target
 
 
+@pytest.fixture(autouse=True)
+def loopback_targets_allowed(settings):
+    """Tests call real servers on 127.0.0.1, which the SSRF guard refuses unless allowed."""
+    settings.SCHEDULER_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
+
+
 @pytest.fixture
 def target():
     server = Target()

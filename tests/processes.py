@@ -30,6 +30,7 @@ def manage_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=database_url(),
         SECRET_KEY="test-only-secret-key-for-subprocesses-0123456789",
         PYTHONUNBUFFERED="1",
+        SCHEDULER_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
     )
     env.update(extra)
     return env
