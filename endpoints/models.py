@@ -354,9 +354,12 @@ class Endpoint(models.Model):
             errors["run_at"] = "Choose when the one-time run happens."
 
     def _clean_http(self, errors: dict[str, str]) -> None:
-        parts = urlsplit(self.url or "")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            errors["url"] = "Enter an http:// or https:// URL with a host."
+        from runs.ssrf import url_problem
+
+        if len(self.url or "") > 2048:
+            errors["url"] = "The URL is longer than 2048 characters."
+        elif problem := url_problem(self.url):
+            errors["url"] = problem
         if not isinstance(self.headers, dict):
             errors["headers"] = "Headers must be a JSON object of name → value."
         else:

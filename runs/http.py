@@ -18,6 +18,7 @@ import requests
 from django.conf import settings
 
 from endpoints.models import mask_headers
+from runs import ssrf
 
 USER_AGENT = "cronplane/0.1 (+https://github.com/cronplane)"
 # Response headers worth keeping on the Log; Set-Cookie never is.
@@ -37,6 +38,7 @@ KEPT_RESPONSE_HEADERS = (
     "x-ratelimit-reset",
 )
 _CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
 _local = threading.local()
 
 
@@ -97,6 +99,12 @@ def session() -> requests.Session:
     if current is None:
         current = requests.Session()
         current.headers["User-Agent"] = USER_AGENT
+        current.max_redirects = MAX_REDIRECTS
+        # No proxies or .netrc from the environment: the guard must see the real destination.
+        current.trust_env = False
+        adapter = ssrf.GuardedAdapter()
+        current.mount("http://", adapter)
+        current.mount("https://", adapter)
         _local.session = current
     return current
 
@@ -218,8 +226,14 @@ def _kept_headers(response: requests.Response) -> dict[str, str]:
 
 def classify_exception(exc: Exception, timeout: float) -> tuple[str, str]:
     """Map a requests exception to (error class, readable message)."""
+    if _caused_by(exc, ssrf.BlockedAddress):
+        return "blocked", f"Refused: {_blocked_message(exc)}"
     if isinstance(exc, requests.Timeout):
         return "timeout", f"Timeout after {timeout:g} s"
+    if isinstance(exc, requests.TooManyRedirects):
+        return "connection", f"More than {MAX_REDIRECTS} redirects"
+    if isinstance(exc, requests.exceptions.InvalidSchema | requests.exceptions.InvalidHeader):
+        return "invalid", str(exc)[:500]
     if isinstance(exc, requests.exceptions.SSLError):
         return "tls", f"TLS error: {_root_message(exc)}"
     if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
@@ -229,6 +243,13 @@ def classify_exception(exc: Exception, timeout: float) -> tuple[str, str]:
             return "dns", f"DNS lookup failed: {_root_message(exc)}"
         return "connection", f"Connection failed: {_root_message(exc)}"
     return "connection", _root_message(exc)
+
+
+def _blocked_message(exc: BaseException) -> str:
+    current: BaseException | None = exc
+    while current is not None and not isinstance(current, ssrf.BlockedAddress):
+        current = getattr(current, "reason", None) or current.__cause__ or current.__context__
+    return str(current) if current else str(exc)
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:

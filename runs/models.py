@@ -56,6 +56,7 @@ class Log(models.Model):
         HANDLER = "handler"
         STUCK = "stuck"
         INVALID = "invalid"
+        BLOCKED = "blocked", "Blocked (SSRF guard)"
 
     FINAL_STATES = (State.SUCCESS, State.FAILED, State.SKIPPED, State.MISSED, State.CANCELLED)
     OPEN_STATES = (State.PENDING, State.QUEUED, State.RUNNING)

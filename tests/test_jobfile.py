@@ -195,7 +195,7 @@ def test_it_reports_every_problem_of_every_job_at_once(tmp_path):
             f"job 1 (nightly-report): cron_expression: {_cron_problem('nope')}",
             "job 1 (nightly-report): timezone: Unknown time zone 'Nowhere/Land'; "
             "use an IANA name such as 'Europe/Paris'.",
-            "job 2 (x): url: Enter an http:// or https:// URL with a host.",
+            "job 2 (x): url: Only http:// or https:// URLs can be called.",
         ]
     )
 
