@@ -361,6 +361,21 @@ def test_the_inline_shows_only_the_latest_20_runs(admin_client, nightly, make_en
     assert logs[0].run_id not in page
 
 
+def test_the_form_saves_when_new_runs_arrive_between_render_and_save(editor, nightly):
+    make_logs(nightly, 20)
+    client = login(staff(editor))
+    data = form_data(client.get(change_url(nightly)))
+    make_logs(nightly, 5)
+    data["max_attempts"] = 5
+
+    response = client.post(change_url(nightly), data)
+
+    assert response.status_code == 302
+    nightly.refresh_from_db()
+    assert nightly.max_attempts == 5
+    assert Log.objects.filter(endpoint=nightly).count() == 25
+
+
 def test_the_all_runs_link_lists_that_endpoints_runs(admin_client, nightly, make_endpoint):
     make_logs(nightly, 2)
     make_logs(make_endpoint(name="other"), 3)
