@@ -49,6 +49,13 @@ def _normalize(address: str) -> Address:
     return ip
 
 
+def _normalize_or_none(text: str) -> Address | None:
+    try:
+        return _normalize(text)
+    except ValueError:
+        return None
+
+
 @functools.lru_cache(maxsize=8)
 def _networks(spec: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in spec if item.strip())
@@ -68,8 +75,8 @@ def forbidden_reason(address: str) -> str | None:
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
-        ("private", ip.is_private),
         ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
     ):
         if flag:
             return f"{address} is a {label} address"
@@ -94,9 +101,9 @@ def checked_address(host: str, port: int) -> str:
     for address in addresses:
         reason = forbidden_reason(address)
         if reason:
+            where = reason if _normalize_or_none(bare) else f"{host} → {reason}"
             raise BlockedAddress(
-                f"{host} → {reason}; targets must be public addresses "
-                "(or inside SCHEDULER_ALLOWED_NETWORKS)"
+                f"{where}; targets must be public addresses (or inside SCHEDULER_ALLOWED_NETWORKS)"
             )
     return addresses[0]
 

@@ -15,6 +15,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+XSS_BODY = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
 
 
 @dataclass
@@ -83,6 +86,15 @@ class Target:
             headers = {"Content-Type": "text/plain"}
         elif route == "flaky":
             status = 500 if count <= int(arg) else 200
+        elif route == "redirect":
+            query = parse_qs(urlsplit(request.path).query)
+            status, body = 302, b""
+            headers = {"Location": query["to"][0]}
+        elif route == "loop":
+            status, body, headers = 302, b"", {"Location": "/loop"}
+        elif route == "html":
+            body = XSS_BODY.encode()
+            headers = {"Content-Type": "text/html"}
         request.send_response(status)
         for name, value in headers.items():
             request.send_header(name, value)

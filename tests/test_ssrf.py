@@ -1,0 +1,159 @@
+"""The SSRF guard: hostile targets are refused on save and at connect time."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from endpoints.models import Endpoint
+from runs import executor, services, ssrf
+from runs.models import Log
+
+
+@pytest.fixture
+def public_only(settings):
+    settings.SCHEDULER_ALLOWED_NETWORKS = []
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """Play the DNS server: map names to answers (a list, or a list of lists for successive calls)."""
+    answers: dict[str, list] = {}
+    real = ssrf.resolve
+
+    def fake(host: str, port: int) -> list[str]:
+        if host not in answers:
+            return real(host, port)
+        answer = answers[host]
+        return answer.pop(0) if isinstance(answer[0], list) else answer
+
+    monkeypatch.setattr(ssrf, "resolver", fake)
+    return answers
+
+
+FORBIDDEN_URLS = [
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://0x7f000001/", "loopback"),
+    ("http://2130706433/", "loopback"),
+    ("http://0177.0.0.1/", "loopback"),
+    ("http://127.1/", "loopback"),
+    ("http://127.0.0.1:8000/admin/", "loopback"),
+    ("http://[::1]/", "loopback"),
+    ("http://[::ffff:127.0.0.1]/", "loopback"),
+    ("http://[::ffff:7f00:1]/", "loopback"),
+    ("http://localhost/", "loopback"),
+    ("http://localhost./", "loopback"),
+    ("http://LOCALHOST:6379/", "loopback"),
+    ("http://redis.localhost/", "loopback"),
+    ("http://10.0.0.5/", "private"),
+    ("http://172.16.3.4/", "private"),
+    ("http://192.168.1.1/", "private"),
+    ("http://0.0.0.0:5432/", "unspecified"),
+    ("http://[::]/", "unspecified"),
+    ("http://224.0.0.1/", "multicast"),
+    ("http://240.0.0.1/", "reserved"),
+    ("http://100.64.0.1/", "not a public address"),
+    ("http://[fe80::1]/", "link-local"),
+    ("http://[fc00::1]/", "private"),
+    ("https://169.254.169.254/", "link-local"),
+]
+
+BAD_SCHEMES = [
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:25/_HELO",
+    "ftp://example.com/",
+    "javascript:alert(1)",
+    "dict://127.0.0.1:11211/",
+    "//example.com/no-scheme",
+]
+
+
+def refused(**fields) -> dict[str, list[str]]:
+    values = {"name": "hostile", "cron_expression": "@hourly", "timezone": "UTC", **fields}
+    with pytest.raises(ValidationError) as caught:
+        Endpoint(**values).full_clean()
+    return caught.value.message_dict
+
+
+@pytest.mark.parametrize(("url", "kind"), FORBIDDEN_URLS)
+def test_a_non_public_target_is_refused_on_save(public_only, db, url, kind):
+    errors = refused(url=url)
+    assert kind in errors["url"][0]
+    assert "SCHEDULER_ALLOWED_NETWORKS" in errors["url"][0]
+
+
+@pytest.mark.parametrize("url", BAD_SCHEMES)
+def test_only_http_and_https_are_accepted(public_only, db, url):
+    assert refused(url=url)["url"] == ["Only http:// or https:// URLs can be called."]
+
+
+def test_a_name_resolving_to_a_private_address_is_refused(public_only, db, dns):
+    dns["intranet.example.com"] = ["93.184.216.34", "10.1.2.3"]
+    assert "10.1.2.3 is a private address" in refused(url="http://intranet.example.com/")["url"][0]
+
+
+def test_a_public_name_is_accepted_and_an_unresolvable_one_waits_for_run_time(public_only, db, dns):
+    dns["api.example.com"] = ["93.184.216.34"]
+    Endpoint(name="ok", url="https://api.example.com/x", cron_expression="@daily").full_clean()
+    Endpoint(name="later", url="https://not-yet.invalid/", cron_expression="@daily").full_clean()
+
+
+def test_allowed_networks_open_a_range(settings, db):
+    settings.SCHEDULER_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    Endpoint(name="lan", url="http://10.0.0.5/", cron_expression="@daily").full_clean()
+    assert "loopback" in refused(url="http://127.0.0.1/")["url"][0]
+
+
+def run(endpoint: Endpoint) -> Log:
+    return executor.execute(services.create_run(endpoint).pk)
+
+
+def test_dns_rebinding_is_caught_at_connect_time(settings, db, dns, target):
+    # Public when saved, loopback when called: the run connects only to the address it checked.
+    settings.SCHEDULER_ALLOWED_NETWORKS = []
+    dns["rebind.example.com"] = [["93.184.216.34"], ["127.0.0.1"]]
+    endpoint = Endpoint(
+        name="rebind",
+        url=f"http://rebind.example.com:{target.port}/ok",
+        cron_expression="@daily",
+        max_attempts=1,
+    )
+    endpoint.full_clean()
+    endpoint.save()
+    log = run(endpoint)
+    assert (log.state, log.error_class) == ("failed", "blocked")
+    assert "127.0.0.1 is a loopback address" in log.error_message
+    assert target.received == []
+
+
+def test_a_redirect_to_a_forbidden_address_is_refused(settings, make_endpoint, target):
+    settings.SCHEDULER_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    endpoint = make_endpoint(
+        name="redirector",
+        url=target.url("/redirect?to=http://169.254.169.254/latest/meta-data/"),
+        max_attempts=1,
+    )
+    log = run(endpoint)
+    assert (log.state, log.error_class) == ("failed", "blocked")
+    assert "169.254.169.254 is a link-local address" in log.error_message
+    assert len(target.received) == 1  # the first hop only
+
+
+def test_a_redirect_to_another_scheme_is_refused(make_endpoint, target):
+    endpoint = make_endpoint(
+        name="to-file", url=target.url("/redirect?to=file:///etc/passwd"), max_attempts=1
+    )
+    log = run(endpoint)
+    assert (log.state, log.error_class) == ("failed", "invalid")
+
+
+def test_redirects_are_capped(make_endpoint, target):
+    log = run(make_endpoint(name="loop", url=target.url("/loop"), max_attempts=1))
+    assert (log.state, log.error_message) == ("failed", "More than 5 redirects")
+    assert len(target.received) == 6
+
+
+def test_a_blocked_target_is_not_retried(settings, make_endpoint, dns, target):
+    endpoint = make_endpoint(name="b", url=target.url("/ok"), max_attempts=3)
+    settings.SCHEDULER_ALLOWED_NETWORKS = []
+    log = run(endpoint)
+    assert log.error_class == "blocked"
+    assert not Log.objects.filter(retry_of=log).exists()
