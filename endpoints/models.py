@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone as django_timezone
 
 from endpoints import schedules
+from endpoints.crypto import EncryptedJSONField
 from endpoints.registry import get_handler
 
 MAX_HEADERS_BYTES = 8 * 1024
@@ -118,7 +119,7 @@ class Endpoint(models.Model):
     # kind = http
     url = models.CharField("URL", max_length=2048, blank=True)
     method = models.CharField(max_length=7, choices=Method.choices, default=Method.GET)
-    headers = models.JSONField(default=dict, blank=True)
+    headers = EncryptedJSONField(default=dict, blank=True, help_text="Encrypted at rest.")
     secret_headers = models.JSONField(
         default=list,
         blank=True,

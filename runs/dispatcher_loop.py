@@ -59,6 +59,12 @@ class DispatcherLoop:
                 failures += 1
                 delay = min(5.0, 0.5 * failures)
                 logger.warning("dispatcher pass failed (%s); retrying in %.1f s", exc, delay)
+            except Exception:
+                # A bug or a misconfiguration must be loud, but must not stop the schedules of
+                # every other endpoint for good.
+                failures += 1
+                delay = min(5.0, 0.5 * failures)
+                logger.exception("dispatcher pass crashed; retrying in %.1f s", delay)
             close_old_connections()
             self.stopping.wait(delay)
         self._remove_heartbeat()

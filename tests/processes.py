@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +29,8 @@ def manage_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=database_url(),
-        SECRET_KEY="test-only-secret-key-for-subprocesses-0123456789",
+        # The same key as this process: it also decrypts the secrets the test stored.
+        SECRET_KEY=settings.SECRET_KEY,
         PYTHONUNBUFFERED="1",
         SCHEDULER_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",
     )
