@@ -177,6 +177,26 @@ class Endpoint(models.Model):
     catch_up_window_seconds = models.PositiveIntegerField(
         default=3600, help_text="How far back run_all catches up after downtime."
     )
+    auto_disable_after = models.PositiveIntegerField(
+        default=0, help_text="Disable after this many consecutive failed runs (0: never)."
+    )
+
+    # notifications (empty: the global NOTIFY_EMAILS / NOTIFY_WEBHOOK_URL)
+    notify_emails = models.TextField(
+        blank=True, help_text="Addresses to tell, separated by commas or new lines."
+    )
+    notify_webhook_url = models.CharField(
+        "notification webhook URL",
+        max_length=2048,
+        blank=True,
+        help_text="Receives a JSON POST (Slack-compatible `text`).",
+    )
+    notify_on_failure = models.BooleanField(
+        default=True, help_text="When a run fails after its last retry (once per failing streak)."
+    )
+    notify_on_recovery = models.BooleanField(
+        default=True, help_text="When a run succeeds after failures."
+    )
 
     # derived
     next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -331,6 +351,7 @@ class Endpoint(models.Model):
                 errors["handler"] = f"No handler named '{self.handler}' is registered."
             if not isinstance(self.payload, dict):
                 errors["payload"] = "The payload must be a JSON object."
+        self._clean_notifications(errors)
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = "The end of the window must be after its start."
         if errors:
@@ -353,6 +374,24 @@ class Endpoint(models.Model):
                 errors["interval_seconds"] = exc.message
         elif self.schedule_type == self.ScheduleType.ONCE and not self.run_at:
             errors["run_at"] = "Choose when the one-time run happens."
+
+    @property
+    def notification_emails(self) -> list[str]:
+        return [a.strip() for a in re.split(r"[,\s;]+", self.notify_emails or "") if a.strip()]
+
+    def _clean_notifications(self, errors: dict[str, str]) -> None:
+        from django.core.validators import validate_email
+
+        from runs.ssrf import url_problem
+
+        for address in self.notification_emails:
+            try:
+                validate_email(address)
+            except ValidationError:
+                errors["notify_emails"] = f"'{address}' is not an email address."
+                break
+        if self.notify_webhook_url and (problem := url_problem(self.notify_webhook_url)):
+            errors["notify_webhook_url"] = problem
 
     def _clean_http(self, errors: dict[str, str]) -> None:
         from runs.ssrf import url_problem

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from runs import dispatcher, services
+from runs import dispatcher, notifications, services
 from runs.models import Heartbeat, Log
 
 logger = logging.getLogger("runs.dispatcher")
@@ -86,6 +86,7 @@ class DispatcherLoop:
             for log in failed:
                 logger.warning("%s was stuck (worker lost); marked failed", log.run_id)
             to_run += requeued
+            notifications.due(now)
             self._next_sweep = now + SWEEP_EVERY
         if to_run:
             self.enqueue(to_run)

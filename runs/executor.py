@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from endpoints.models import Endpoint
 from endpoints.registry import get_handler
-from runs import http
-from runs.models import Log
+from runs import http, notifications
+from runs.models import Log, Notification
 
 logger = logging.getLogger(__name__)
 # Retry-After beyond this is capped: a target cannot park a run for days.
@@ -139,7 +139,10 @@ def record(log: Log, outcome: http.Outcome, *, now: datetime | None = None) -> b
         if not outcome.ok and not log.dry_run and outcome.retryable:
             retry = plan_retry(log, outcome.retry_after, now=now)
         if not log.dry_run:
-            update_endpoint_stats(log, chain_finished=retry is None)
+            events = update_endpoint_stats(log, chain_finished=retry is None)
+            if events:
+                log.endpoint.refresh_from_db()
+                notifications.queue(log, events, now=now)
     return True
 
 
@@ -171,18 +174,38 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def update_endpoint_stats(log: Log, *, chain_finished: bool) -> None:
-    """last_* follow every attempt; counts follow whole runs (a slot and its retries count once)."""
+def update_endpoint_stats(log: Log, *, chain_finished: bool) -> list[str]:
+    """last_* follow every attempt; counts follow whole runs (a slot and its retries count once).
+
+    Returns the notification events the run caused. Conditional UPDATEs decide them, so two
+    runs finishing at once cannot both claim one transition.
+    """
     changes: dict = {"last_run_at": log.started_at or log.finished_at, "last_status": log.state}
-    if chain_finished:
-        changes["run_count"] = F("run_count") + 1
-        if log.state == Log.State.SUCCESS:
-            changes["success_count"] = F("success_count") + 1
-            changes["consecutive_failures"] = 0
-        else:
-            changes["failure_count"] = F("failure_count") + 1
-            changes["consecutive_failures"] = F("consecutive_failures") + 1
-    Endpoint.objects.filter(pk=log.endpoint_id).update(**changes)
+    endpoint = Endpoint.objects.filter(pk=log.endpoint_id)
+    if not chain_finished:
+        endpoint.update(**changes)
+        return []
+    changes["run_count"] = F("run_count") + 1
+    if log.state == Log.State.SUCCESS:
+        changes["success_count"] = F("success_count") + 1
+        if endpoint.filter(consecutive_failures__gt=0).update(consecutive_failures=0, **changes):
+            return [Notification.Event.RECOVERY]
+        endpoint.update(**changes)
+        return []
+    changes["failure_count"] = F("failure_count") + 1
+    changes["consecutive_failures"] = F("consecutive_failures") + 1
+    endpoint.update(**changes)
+    current = endpoint.values("consecutive_failures", "auto_disable_after").get()
+    failures, limit = current["consecutive_failures"], current["auto_disable_after"]
+    events = [Notification.Event.FAILURE] if failures == 1 else []
+    if limit and failures >= limit:
+        reason = f"Auto-disabled after {failures} consecutive failed runs (last: {log.run_id}"
+        reason += f", {log.error_message[:120]})" if log.error_message else ")"
+        if endpoint.filter(enabled=True).update(
+            enabled=False, next_run_at=None, disabled_reason=reason[:300]
+        ):
+            events.append(Notification.Event.AUTO_DISABLED)
+    return events
 
 
 def _is_json(body: str) -> bool:

@@ -169,6 +169,11 @@ STORAGES = {
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cronplane@localhost")
+# Who hears about failures of endpoints that name nobody themselves.
+NOTIFY_EMAILS = env.list("NOTIFY_EMAILS", default=[])
+NOTIFY_WEBHOOK_URL = env.str("NOTIFY_WEBHOOK_URL", default="")
+# The address people reach the dashboard at, for links in notifications.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- the scheduler ---------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
