@@ -136,3 +136,29 @@ def cancel(log: Log, *, reason: str = "Cancelled by a user.") -> bool:
             state=Log.State.CANCELLED, reason=reason[:300], finished_at=now
         )
     )
+
+
+def run_due_inline(now: datetime, *, budget_seconds: float, batch_size: int) -> list[Log]:
+    """Dispatch what is due and execute it in this process, for hosts with no worker.
+
+    1. Recover stuck runs, dispatch due slots and due pending runs (the dispatcher's passes).
+    2. Execute queued runs that are due, oldest first, until `budget_seconds` are spent; the
+       rest wait for the next call. A run a worker claims first is left to it (execute is
+       idempotent), so a cluster running beside this changes nothing.
+    Returns the runs executed here, finished.
+    """
+    from runs import dispatcher
+
+    started = time.monotonic()
+    dispatcher.recover_stuck(now)
+    dispatcher.dispatch_due(now)
+    dispatcher.dispatch_pending(now)
+    due = Log.objects.filter(state=Log.State.QUEUED, due_at__lte=now).order_by("due_at", "id")
+    finished = []
+    for log_id in list(due.values_list("pk", flat=True)[:batch_size]):
+        if time.monotonic() - started >= budget_seconds:
+            break
+        log = executor.execute(log_id)
+        if log is not None:
+            finished.append(log)
+    return finished

@@ -215,3 +215,44 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
+# --- the REST API (api/) -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.auth.ApiTokenAuthentication",
+        # The dashboard's own calls; DRF enforces CSRF for session-authenticated writes.
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["api.errors.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.UserRate", "api.throttling.AnonRate"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_RATE_USER", default="1200/min"),
+        "anon": env.str("API_RATE_ANON", default="120/min"),
+        "cron": env.str("API_RATE_CRON", default="60/min"),
+    },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "cronplane API",
+    "DESCRIPTION": "Nightly Scheduler jobs, Schedules, and Scheduled Actions over one scheduler.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The browser has no internet: Swagger UI's assets come from drf-spectacular-sidecar.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    "ENUM_NAME_OVERRIDES": {"ActionStatusEnum": "runs.actions.STATUSES"},
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "cronSecret": {"type": "apiKey", "in": "header", "name": "x-cron-secret"},
+        }
+    },
+}
+# /api/v1/cron/process runs due work inline for at most this long per call (then stops taking more).
+SCHEDULER_CRON_BUDGET_SECONDS = env.float("CRON_PROCESS_BUDGET_SECONDS", default=25.0)
+SCHEDULER_CRON_BATCH_SIZE = env.int("CRON_PROCESS_BATCH_SIZE", default=100)

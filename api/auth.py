@@ -1,0 +1,57 @@
+"""API tokens on the wire: `Authorization: Bearer TOKEN` or `X-API-Key: TOKEN`."""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from api.models import ApiToken
+
+BEARER = "bearer"
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    """A token acts as its user, with exactly that user's permissions.
+
+    No token header at all: not this scheme (session auth may still apply). A token header with
+    a value that is unknown, revoked, or of an inactive user: 401.
+    """
+
+    def authenticate(self, request):
+        raw = self.raw_token(request)
+        if raw is None:
+            return None
+        token = ApiToken.authenticate(raw)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        return token.user, token
+
+    def raw_token(self, request) -> str | None:
+        key = request.META.get("HTTP_X_API_KEY")
+        if key is not None:
+            return key.strip()
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != BEARER:
+            return None
+        return value.strip()
+
+    def authenticate_header(self, request) -> str:
+        # Having a challenge makes DRF answer 401 (not 403) to a request without credentials.
+        return 'Bearer realm="api"'
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "api.auth.ApiTokenAuthentication"
+    name = ["bearerAuth", "apiKeyAuth"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{"bearerAuth": []}, {"apiKeyAuth": []}]  # either one
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "http", "scheme": "bearer", "description": "An API token (manage.py "
+             "createapitoken USERNAME, or the dashboard's API tokens page)."},
+            {"type": "apiKey", "in": "header", "name": "X-API-Key",
+             "description": "The same API token, in the X-API-Key header."},
+        ]  # fmt: skip

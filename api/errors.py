@@ -1,0 +1,171 @@
+"""One error shape for every route: {"error", "code", optional "details" / "message"}.
+
+    400 {"error": "Invalid cron expression", "code": "VALIDATION_ERROR",
+         "details": {"cronExpression": "Invalid cron expression '61 * * * *': …"}}
+    401 UNAUTHORIZED · 403 FORBIDDEN · 404 NOT_FOUND · 409 CONFLICT · 429 RATE_LIMITED (Retry-After)
+
+Seed 003's routes wrap their answers in {"success": …}; their errors carry "success": false too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.views import exception_handler as drf_exception_handler
+
+CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    429: "RATE_LIMITED",
+}
+TITLES = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    429: "Too many requests",
+}
+WHOLE_REQUEST = "non_field_errors"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Conflict"
+    default_code = "conflict"
+
+
+class InvalidInput(exceptions.ValidationError):
+    """A 400 with {field: message} details and a one-line summary (default: from the fields)."""
+
+    def __init__(self, details: dict[str, str], error: str | None = None) -> None:
+        super().__init__({field: [message] for field, message in details.items()})
+        self.summary = error
+
+
+class BoundedJSONParser(JSONParser):
+    """JSON only, of bounded size and depth: anything else is a 400, never a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None) -> Any:
+        request = (parser_context or {}).get("request")
+        length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and length > limit:
+            raise exceptions.ParseError(f"The request body is larger than {limit // 1024} KB.")
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]):
+    if isinstance(exc, DjangoValidationError):
+        exc = InvalidInput(django_details(exc))
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        exc = InvalidInput({WHOLE_REQUEST: "Send a JSON body with Content-Type: application/json."})
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    body = error_body(exc, response.status_code)
+    if isinstance(exc, exceptions.Throttled):
+        # DRF rounds a sub-second wait down to 0 (or drops it): a client must be told to wait.
+        response["Retry-After"] = str(max(1, math.ceil(exc.wait or 1)))
+    if getattr(context.get("view"), "success_envelope", False):
+        body = {"success": False, **body}
+    response.data = body
+    return response
+
+
+def error_body(exc: Exception, status_code: int) -> dict[str, Any]:
+    code = CODES.get(status_code, "ERROR")
+    if isinstance(exc, exceptions.ParseError):
+        return {
+            "error": "Malformed request body",
+            "code": CODES[400],
+            "details": {WHOLE_REQUEST: str(exc.detail)},
+        }
+    if isinstance(exc, exceptions.ValidationError):
+        details = flatten(exc.detail)
+        summary = getattr(exc, "summary", None) or summarize(details)
+        return {"error": summary, "code": CODES[400], "details": details}
+    detail = getattr(exc, "detail", "")
+    message = str(detail) if not isinstance(detail, list | dict) else ""
+    if status_code in (401, 403, 429) or not message:
+        # Keep the title short and stable; the specific reason goes to "message".
+        body = {"error": TITLES.get(status_code, "Error"), "code": code}
+        if message and message != body["error"]:
+            body["message"] = message
+        return body
+    return {"error": message, "code": code}
+
+
+def flatten(detail: Any, prefix: str = "") -> dict[str, str]:
+    """DRF's nested {field: [messages]} as {"field.sub": "message message"}."""
+    if isinstance(detail, dict):
+        flat: dict[str, str] = {}
+        for key, value in detail.items():
+            name = WHOLE_REQUEST if key in (NON_FIELD_ERRORS, WHOLE_REQUEST) else str(key)
+            flat.update(flatten(value, f"{prefix}.{name}" if prefix else name))
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or WHOLE_REQUEST: " ".join(str(item) for item in detail)}
+        flat = {}
+        for index, item in enumerate(detail):
+            if item:
+                flat.update(flatten(item, f"{prefix}.{index}" if prefix else str(index)))
+        return flat
+    return {prefix or WHOLE_REQUEST: str(detail)}
+
+
+def summarize(details: dict[str, str]) -> str:
+    """'Invalid cron expression' for one field in error, 'Invalid request' for several."""
+    if len(details) != 1 or WHOLE_REQUEST in details:
+        return "Invalid request"
+    return f"Invalid {words(next(iter(details)))}"
+
+
+def words(field: str) -> str:
+    """cronExpression / cron_expression → 'cron expression'."""
+    field = field.split(".")[0]
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", field).replace("_", " ").lower()
+
+
+def django_details(error: DjangoValidationError, names: dict[str, str] | None = None):
+    """A model's ValidationError as {contract field: message}, renamed through `names`."""
+    names = names or {}
+    if not hasattr(error, "error_dict"):
+        return {WHOLE_REQUEST: " ".join(error.messages)}
+    details: dict[str, str] = {}
+    for field, messages in error.message_dict.items():
+        name = WHOLE_REQUEST if field == NON_FIELD_ERRORS else names.get(field, field)
+        details[name] = " ".join([details[name], *messages] if name in details else messages)
+    return details
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error shape, for the schema."""
+
+    error = serializers.CharField()
+    code = serializers.ChoiceField(choices=sorted(set(CODES.values())))
+    details = serializers.DictField(child=serializers.CharField(), required=False)
+    message = serializers.CharField(required=False)
+
+
+class ActionErrorSerializer(ErrorSerializer):
+    """The error shape on seed 003's routes."""
+
+    success = serializers.BooleanField(default=False)

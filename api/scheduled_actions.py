@@ -1,0 +1,324 @@
+"""Seed 003, "Scheduled Actions" DevTools: /api/v1/devtools/scheduled-actions.
+
+Every answer is wrapped as {"success": true, "data": …} (errors: {"success": false, "error", …}).
+An action is a handler endpoint with a one-time or interval schedule (runs/actions.py); its id is
+the endpoint's id. Teams are not a concept here: `teamId` is accepted and shown as null.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import permissions as perms
+from api.errors import ActionErrorSerializer, Conflict, InvalidInput, django_details
+from api.fields import (
+    InstantField,
+    JSONObjectField,
+    StrictCharField,
+    StrictSerializer,
+    body_of,
+    iso,
+    query_int,
+)
+from endpoints.registry import registered_names
+from endpoints.schedules import NAMED_INTERVALS
+from runs import actions, services
+from runs.models import Log
+
+TAG = "Scheduled actions (seed 003)"
+PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
+# Python API parameter → seed 003 field, for validation errors.
+NAMES = {
+    "action_type": "actionType",
+    "scheduled_at": "scheduledAt",
+    "interval": "recurringInterval",
+}
+ERRORS = {code: ActionErrorSerializer for code in (400, 401, 403, 429)}
+NOT_FOUND = {404: ActionErrorSerializer}
+
+
+def action_json(endpoint, latest: Log | None) -> dict[str, Any]:
+    moments = [endpoint.updated_at]
+    if latest is not None:
+        moments += [latest.created_at, latest.started_at, latest.finished_at]
+    return {
+        "id": str(endpoint.pk),
+        "actionType": endpoint.handler,
+        "status": actions.status_of(endpoint, latest),
+        "payload": endpoint.payload,
+        "teamId": None,
+        "scheduledAt": iso(_scheduled_at(endpoint, latest)),
+        "startedAt": iso(latest.started_at) if latest else None,
+        "completedAt": iso(latest.finished_at) if latest else None,
+        "errorMessage": _error_message(endpoint, latest),
+        "attempts": _attempts(latest),
+        "retryCount": latest.attempt - 1 if latest else 0,
+        "recurringInterval": interval_name(endpoint.interval_seconds),
+        "nextRunAt": iso(endpoint.next_run_at),
+        "createdAt": iso(endpoint.created_at),
+        "updatedAt": iso(max(moment for moment in moments if moment is not None)),
+    }
+
+
+def _scheduled_at(endpoint, latest: Log | None):
+    """The slot the status is about: the latest run's, or the one to come."""
+    if latest is not None:
+        return latest.scheduled_for or latest.due_at
+    return endpoint.next_run_at or endpoint.run_at or endpoint.starts_at
+
+
+def _attempts(latest: Log | None) -> int:
+    if latest is None:
+        return 0
+    return latest.attempt if latest.started_at else latest.attempt - 1
+
+
+def _error_message(endpoint, latest: Log | None) -> str | None:
+    if latest is None:
+        return endpoint.disabled_reason or None if not endpoint.enabled else None
+    return latest.error_message or latest.reason or None
+
+
+def interval_name(seconds: int | None) -> str | None:
+    """'hourly', 'daily'… as recurringInterval spells them, else '90s', '15m', '2h', '3d'."""
+    if not seconds:
+        return None
+    for name, size in NAMED_INTERVALS.items():
+        if seconds == size:
+            return name
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def get_action(action_id: str):
+    endpoint = actions.find_action(action_id)
+    if endpoint is None:
+        raise exceptions.NotFound("Action not found")
+    return endpoint
+
+
+# --- the schema ---
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}], "nullable": True})
+class IntervalField(serializers.Field):
+    def to_internal_value(self, data: Any) -> str | int:
+        if isinstance(data, bool) or not isinstance(data, str | int):
+            raise serializers.ValidationError("Must be 'hourly', 'daily', '15m'… or seconds.")
+        return data
+
+
+class ActionRequest(StrictSerializer):
+    actionType = StrictCharField(max_length=200, help_text="A registered action type (handler)")
+    payload = JSONObjectField(help_text="Action-specific data, given to the handler")
+    teamId = StrictCharField(required=False, allow_null=True, allow_blank=True)
+    scheduledAt = InstantField(required=False, allow_null=True, help_text="Default: now")
+    recurringInterval = IntervalField(required=False, allow_null=True)
+
+
+class Action(serializers.Serializer):
+    id = serializers.CharField()
+    actionType = serializers.CharField()
+    status = serializers.ChoiceField(actions.STATUSES)
+    payload = serializers.DictField()
+    teamId = serializers.CharField(allow_null=True)
+    scheduledAt = serializers.DateTimeField(allow_null=True)
+    startedAt = serializers.DateTimeField(allow_null=True)
+    completedAt = serializers.DateTimeField(allow_null=True)
+    errorMessage = serializers.CharField(allow_null=True)
+    attempts = serializers.IntegerField()
+    retryCount = serializers.IntegerField()
+    recurringInterval = serializers.CharField(allow_null=True)
+    nextRunAt = serializers.DateTimeField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+
+
+class ActionPagination(serializers.Serializer):
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    totalPages = serializers.IntegerField()
+
+
+class ActionMeta(serializers.Serializer):
+    registeredActionTypes = serializers.ListField(child=serializers.CharField())
+
+
+class ActionPage(serializers.Serializer):
+    actions = Action(many=True)
+    pagination = ActionPagination()
+    meta = ActionMeta()
+
+
+class Created(serializers.Serializer):
+    id = serializers.CharField()
+    actionType = serializers.CharField()
+    status = serializers.ChoiceField(actions.STATUSES)
+
+
+class Retried(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.ChoiceField(actions.STATUSES)
+    retryCount = serializers.IntegerField()
+
+
+def envelope(name: str, data=None, message: bool = False) -> type[serializers.Serializer]:
+    fields: dict[str, serializers.Field] = {"success": serializers.BooleanField()}
+    if message:
+        fields["message"] = serializers.CharField()
+    if data is not None:
+        fields["data"] = data()
+    return type(name, (serializers.Serializer,), fields)
+
+
+# --- the routes ---
+
+
+class ActionsView(APIView):
+    required_perms = {"GET": perms.VIEW, "POST": perms.ADD}
+    permission_classes = [perms.HasPermissions]
+    success_envelope = True
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="listScheduledActions",
+        summary="List scheduled actions",
+        parameters=[
+            OpenApiParameter("status", str, enum=actions.STATUSES, description="Filter by status"),
+            OpenApiParameter("action_type", str, description="Filter by action type"),
+            OpenApiParameter("page", OpenApiTypes.INT, description="Page number, from 1"),
+            OpenApiParameter(
+                "limit", OpenApiTypes.INT, description="Per page (default 20, max 100)"
+            ),
+        ],
+        responses={200: envelope("ActionListResponse", ActionPage), **ERRORS},
+    )
+    def get(self, request):
+        params = request.query_params
+        page = query_int(params, "page", 1)
+        limit = query_int(params, "limit", PAGE_SIZE, high=MAX_PAGE_SIZE)
+        found = actions.with_latest_run(actions.actions())
+        status = params.get("status")
+        if status:
+            if status not in actions.STATUSES:
+                raise InvalidInput({"status": f"Must be one of {', '.join(actions.STATUSES)}."})
+            found = actions.filter_status(found, status)
+        if params.get("action_type"):
+            found = found.filter(handler=params["action_type"])
+        total = found.count()
+        shown = list(found.order_by("-id")[(page - 1) * limit : page * limit])
+        latest = actions.latest_runs(shown)
+        data = {
+            "actions": [action_json(endpoint, latest.get(endpoint.pk)) for endpoint in shown],
+            "pagination": {
+                "total": total,
+                "page": page,
+                "limit": limit,
+                "totalPages": math.ceil(total / limit),
+            },
+            "meta": {"registeredActionTypes": registered_names()},
+        }
+        return Response({"success": True, "data": data})
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="createScheduledAction",
+        summary="Create a scheduled action (one-time, or recurring)",
+        request=ActionRequest,
+        responses={201: envelope("ActionCreatedResponse", Created), **ERRORS},
+    )
+    def post(self, request):
+        given = ActionRequest(data=body_of(request))
+        given.is_valid(raise_exception=True)
+        values = given.validated_data
+        try:
+            action_id = actions.schedule_action(
+                values["actionType"],
+                values["payload"],
+                values.get("scheduledAt"),
+                recurring_interval=values.get("recurringInterval"),
+                created_by=request.user,
+            )
+        except ValidationError as exc:
+            raise InvalidInput(django_details(exc, NAMES)) from None
+        endpoint = actions.find_action(action_id)
+        data = {"id": action_id, "actionType": endpoint.handler, "status": "pending"}
+        return Response({"success": True, "data": data}, status=201)
+
+
+class ActionView(APIView):
+    required_perms = {"GET": perms.VIEW, "DELETE": perms.TOGGLE}
+    permission_classes = [perms.HasPermissions]
+    success_envelope = True
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="getScheduledAction",
+        summary="Get a scheduled action",
+        responses={200: envelope("ActionResponse", Action), **NOT_FOUND, **ERRORS},
+    )
+    def get(self, request, action_id: str):
+        endpoint = get_action(action_id)
+        data = action_json(endpoint, actions.latest_run(endpoint))
+        return Response({"success": True, "data": data})
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="cancelScheduledAction",
+        summary="Cancel a pending action",
+        description="Cancels its waiting run and stops it from running again; 409 when it has "
+        "nothing left to run. The action stays listed, with status `cancelled`.",
+        responses={
+            200: envelope("ActionCancelledResponse", message=True),
+            409: ActionErrorSerializer,
+            **NOT_FOUND,
+            **ERRORS,
+        },
+    )
+    def delete(self, request, action_id: str):
+        get_action(action_id)
+        if not actions.cancel_scheduled_action(action_id):
+            raise Conflict("Only a pending action can be cancelled")
+        return Response({"success": True, "message": "Action cancelled"})
+
+
+class RetryView(APIView):
+    required_perms = {"POST": perms.RETRY}
+    permission_classes = [perms.HasPermissions]
+    success_envelope = True
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="retryScheduledAction",
+        summary="Retry a failed action",
+        request=None,
+        responses={
+            200: envelope("ActionRetriedResponse", Retried, message=True),
+            409: ActionErrorSerializer,
+            **NOT_FOUND,
+            **ERRORS,
+        },
+    )
+    def post(self, request, action_id: str):
+        endpoint = get_action(action_id)
+        try:
+            attempt = actions.retry_scheduled_action(action_id, by=request.user.get_username())
+        except services.NotRetryable as exc:
+            raise Conflict(str(exc)) from None
+        data = {
+            "id": str(endpoint.pk),
+            "status": actions.status_of(endpoint, attempt),
+            "retryCount": attempt.attempt - 1,
+        }
+        return Response({"success": True, "message": "Action queued for retry", "data": data})

@@ -1,0 +1,368 @@
+"""Seed 002, "Schedules API": /api/v1/schedules.
+
+A workflow is an Endpoint (`workflowId` its id, `workflowName` its name) and its schedule is the
+endpoint's own schedule: schedule "sched-42" belongs to endpoint 42, exists while that endpoint
+has a schedule (cron, interval or once), and deleting it leaves the endpoint manual-only.
+`inputData` is the handler payload as one item, `[{"json": payload}]`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import permissions as perms
+from api.errors import Conflict, ErrorSerializer, InvalidInput, django_details
+from api.fields import (
+    JSONObjectField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictSerializer,
+    body_of,
+    iso,
+    query_bool,
+    query_int,
+    whole_number,
+)
+from endpoints.jobs import save_job
+from endpoints.models import Endpoint
+
+TAG = "Schedules (seed 002)"
+PREFIX = "sched-"
+HISTORY_SIZE, MAX_HISTORY_SIZE = 20, 100
+# Endpoint field → seed 002 field, for validation errors.
+NAMES = {"cron_expression": "cronExpression", "payload": "inputData", "enabled": "enabled"}
+ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
+NOT_FOUND = {404: ErrorSerializer}
+
+
+def schedule_json(endpoint: Endpoint) -> dict[str, Any]:
+    zone = _zone(endpoint.timezone)
+    cron = endpoint.schedule_type == Endpoint.ScheduleType.CRON
+    return {
+        "id": f"{PREFIX}{endpoint.pk}",
+        "workflowId": str(endpoint.pk),
+        "workflowName": endpoint.name,
+        "cronExpression": endpoint.cron_expression if cron else None,
+        "timezone": endpoint.timezone,
+        "enabled": endpoint.enabled,
+        "inputData": input_data(endpoint),
+        "nextRun": iso(endpoint.next_run_at, zone),
+        "lastRun": iso(endpoint.last_run_at, zone),
+        "lastStatus": endpoint.last_status or None,
+        "runCount": endpoint.run_count,
+        "successCount": endpoint.success_count,
+        "failureCount": endpoint.failure_count,
+        "createdAt": iso(endpoint.created_at),
+        "updatedAt": iso(endpoint.updated_at),
+        "scheduleType": endpoint.schedule_type,
+        "description": endpoint.schedule_description,
+    }
+
+
+def input_data(endpoint: Endpoint) -> list[dict[str, Any]]:
+    if endpoint.kind != Endpoint.Kind.HANDLER or not endpoint.payload:
+        return []
+    return [{"json": endpoint.payload}]
+
+
+def get_schedule(schedule_id: str) -> Endpoint:
+    number = whole_number(schedule_id.removeprefix(PREFIX))
+    endpoint = None
+    if schedule_id.startswith(PREFIX) and number is not None:
+        scheduled = Endpoint.objects.exclude(schedule_type=Endpoint.ScheduleType.NONE)
+        endpoint = scheduled.filter(pk=number).first()
+    if endpoint is None:
+        raise exceptions.NotFound("Schedule not found")
+    return endpoint
+
+
+def apply_schedule(endpoint: Endpoint, values: dict[str, Any]) -> None:
+    """Change the endpoint's schedule as `values` (seed 002 fields) say, all or nothing."""
+    was_enabled = endpoint.enabled
+    if "cronExpression" in values:
+        endpoint.schedule_type = Endpoint.ScheduleType.CRON
+        endpoint.cron_expression = values["cronExpression"]
+    if "timezone" in values:
+        endpoint.timezone = values["timezone"]
+    if "enabled" in values:
+        endpoint.enabled = values["enabled"]
+    if "inputData" in values:
+        endpoint.payload = _payload(endpoint, values["inputData"])
+    try:
+        endpoint.full_clean()
+    except ValidationError as exc:
+        raise InvalidInput(django_details(exc, NAMES)) from None
+    with transaction.atomic():
+        changes = {"is_active": (was_enabled, endpoint.enabled)} if "enabled" in values else {}
+        save_job(endpoint, changes, reason="Disabled through the Schedules API.")
+
+
+def _payload(endpoint: Endpoint, items: list[dict[str, Any]]) -> dict[str, Any]:
+    if endpoint.kind != Endpoint.Kind.HANDLER and items:
+        raise InvalidInput(
+            {"inputData": "Only handler workflows take input data; this one is an HTTP call."}
+        )
+    if len(items) > 1:
+        raise InvalidInput({"inputData": "A workflow takes one input item per run."})
+    return items[0]["json"] if items else {}
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):  # validated on save: only a hand-edited row gets here
+        return ZoneInfo("UTC")
+
+
+# --- the schema ---
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class WorkflowIdField(serializers.Field):
+    def to_internal_value(self, data: Any) -> int:
+        text = str(data) if isinstance(data, int | str) and not isinstance(data, bool) else ""
+        number = whole_number(text)
+        if number is None:
+            raise serializers.ValidationError('Must be a workflow id, e.g. "42".')
+        return number
+
+
+class InputItem(StrictSerializer):
+    json = JSONObjectField()
+
+
+class ScheduleRequest(StrictSerializer):
+    workflowId = WorkflowIdField(help_text="The endpoint's id")
+    cronExpression = StrictCharField(max_length=200)
+    timezone = StrictCharField(required=False, max_length=64, help_text="IANA time zone")
+    enabled = StrictBooleanField(required=False)
+    inputData = InputItem(many=True, required=False)
+
+
+class Schedule(serializers.Serializer):
+    id = serializers.CharField()
+    workflowId = serializers.CharField()
+    workflowName = serializers.CharField()
+    cronExpression = serializers.CharField(allow_null=True)
+    timezone = serializers.CharField()
+    enabled = serializers.BooleanField()
+    inputData = serializers.ListField(child=serializers.DictField())
+    nextRun = serializers.DateTimeField(allow_null=True)
+    lastRun = serializers.DateTimeField(allow_null=True)
+    lastStatus = serializers.CharField(allow_null=True)
+    runCount = serializers.IntegerField()
+    successCount = serializers.IntegerField()
+    failureCount = serializers.IntegerField()
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    scheduleType = serializers.ChoiceField(Endpoint.ScheduleType.choices)
+    description = serializers.CharField(help_text="The schedule in words")
+
+
+class ScheduleList(serializers.Serializer):
+    data = Schedule(many=True)
+    total = serializers.IntegerField()
+
+
+class Toggled(serializers.Serializer):
+    id = serializers.CharField()
+    enabled = serializers.BooleanField()
+    nextRun = serializers.DateTimeField(allow_null=True)
+
+
+class Execution(serializers.Serializer):
+    executionId = serializers.CharField()
+    scheduledTime = serializers.DateTimeField()
+    startedAt = serializers.DateTimeField(allow_null=True)
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    status = serializers.CharField()
+    duration = serializers.IntegerField(allow_null=True, help_text="Milliseconds")
+    error = serializers.CharField(required=False)
+    trigger = serializers.CharField()
+    attempt = serializers.IntegerField()
+
+
+class History(serializers.Serializer):
+    data = Execution(many=True)
+    total = serializers.IntegerField()
+
+
+# --- the routes ---
+
+
+class SchedulesView(APIView):
+    required_perms = {"GET": perms.VIEW, "POST": perms.CHANGE}
+    permission_classes = [perms.HasPermissions]
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="listSchedules",
+        summary="List schedules",
+        parameters=[
+            OpenApiParameter("workflowId", str, description="Filter by workflow"),
+            OpenApiParameter("enabled", bool, description="Filter by enabled status"),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="At most this many"),
+            OpenApiParameter("offset", OpenApiTypes.INT, description="Skip this many first"),
+        ],
+        responses={200: ScheduleList, **ERRORS},
+    )
+    def get(self, request):
+        params = request.query_params
+        schedules = Endpoint.objects.exclude(schedule_type=Endpoint.ScheduleType.NONE)
+        workflow = params.get("workflowId")
+        if workflow is not None:
+            schedules = schedules.filter(pk=whole_number(workflow) or 0)
+        enabled = query_bool(params, "enabled")
+        if enabled is not None:
+            schedules = schedules.filter(enabled=enabled)
+        offset = query_int(params, "offset", 0, low=0)
+        limit = query_int(params, "limit", 0)
+        page = schedules.order_by("id")[offset : offset + limit if limit else None]
+        return Response({"data": [schedule_json(e) for e in page], "total": schedules.count()})
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="createSchedule",
+        summary="Create a schedule",
+        request=ScheduleRequest,
+        responses={201: Schedule, 409: ErrorSerializer, **ERRORS},
+    )
+    def post(self, request):
+        given = ScheduleRequest(data=body_of(request))
+        given.is_valid(raise_exception=True)
+        values = {"enabled": True, **given.validated_data}
+        endpoint = Endpoint.objects.filter(pk=values.pop("workflowId")).first()
+        if endpoint is None:
+            raise InvalidInput({"workflowId": "No workflow has this id."})
+        if endpoint.schedule_type != Endpoint.ScheduleType.NONE:
+            raise Conflict("Schedule already exists for this workflow")
+        apply_schedule(endpoint, values)
+        return Response(schedule_json(endpoint), status=201)
+
+
+class ScheduleView(APIView):
+    required_perms = {"GET": perms.VIEW, "PUT": perms.CHANGE, "DELETE": perms.CHANGE}
+    permission_classes = [perms.HasPermissions]
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="getSchedule",
+        summary="Get a schedule",
+        responses={200: Schedule, **NOT_FOUND, **ERRORS},
+    )
+    def get(self, request, schedule_id: str):
+        return Response(schedule_json(get_schedule(schedule_id)))
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="updateSchedule",
+        summary="Update a schedule",
+        request=ScheduleRequest(partial=True),
+        description="Only the fields given change. `workflowId`, if given, must be the "
+        "schedule's own.",
+        responses={200: Schedule, **NOT_FOUND, **ERRORS},
+    )
+    def put(self, request, schedule_id: str):
+        endpoint = get_schedule(schedule_id)
+        given = ScheduleRequest(data=body_of(request), partial=True)
+        given.is_valid(raise_exception=True)
+        values = dict(given.validated_data)
+        if values.pop("workflowId", endpoint.pk) != endpoint.pk:
+            raise InvalidInput({"workflowId": "A schedule cannot move to another workflow."})
+        apply_schedule(endpoint, values)
+        return Response(schedule_json(endpoint))
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="deleteSchedule",
+        summary="Delete a schedule",
+        description="The workflow stays, manual-only.",
+        responses={204: None, **NOT_FOUND, **ERRORS},
+    )
+    def delete(self, request, schedule_id: str):
+        endpoint = get_schedule(schedule_id)
+        endpoint.schedule_type = Endpoint.ScheduleType.NONE
+        endpoint.save()
+        return Response(status=204)
+
+
+class ToggleView(APIView):
+    required_perms = {"POST": perms.TOGGLE}
+    permission_classes = [perms.HasPermissions]
+
+    def toggle(self, request, schedule_id: str, enable: bool) -> Response:
+        endpoint = get_schedule(schedule_id)
+        reason = "" if enable else f"Disabled by {request.user.get_username()}."
+        endpoint.set_enabled(enable, now=timezone.now(), reason=reason)
+        next_run = iso(endpoint.next_run_at, _zone(endpoint.timezone))
+        return Response({"id": schedule_id, "enabled": endpoint.enabled, "nextRun": next_run})
+
+
+class EnableView(ToggleView):
+    @extend_schema(
+        operation_id="enableSchedule",
+        tags=[TAG],
+        summary="Enable a schedule",
+        request=None,
+        responses={200: Toggled, **NOT_FOUND, **ERRORS},
+    )
+    def post(self, request, schedule_id: str):
+        return self.toggle(request, schedule_id, True)
+
+
+class DisableView(ToggleView):
+    @extend_schema(
+        operation_id="disableSchedule",
+        tags=[TAG],
+        summary="Disable a schedule",
+        request=None,
+        responses={200: Toggled, **NOT_FOUND, **ERRORS},
+    )
+    def post(self, request, schedule_id: str):
+        return self.toggle(request, schedule_id, False)
+
+
+class HistoryView(APIView):
+    required_perms = {"GET": perms.VIEW}
+    permission_classes = [perms.HasPermissions]
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="getScheduleHistory",
+        summary="Get schedule history",
+        parameters=[OpenApiParameter("limit", OpenApiTypes.INT, description="Maximum entries")],
+        responses={200: History, **NOT_FOUND, **ERRORS},
+    )
+    def get(self, request, schedule_id: str):
+        endpoint = get_schedule(schedule_id)
+        limit = query_int(request.query_params, "limit", HISTORY_SIZE, high=MAX_HISTORY_SIZE)
+        zone = _zone(endpoint.timezone)
+        runs = endpoint.logs.order_by("-id")
+        return Response(
+            {"data": [execution_json(log, zone) for log in runs[:limit]], "total": runs.count()}
+        )
+
+
+def execution_json(log, zone: ZoneInfo) -> dict[str, Any]:
+    entry = {
+        "executionId": log.run_id,
+        "scheduledTime": iso(log.scheduled_for or log.created_at, zone),
+        "startedAt": iso(log.started_at, zone),
+        "finishedAt": iso(log.finished_at, zone),
+        "status": log.state,
+        "duration": log.duration_ms,
+    }
+    if log.error_message or log.reason:
+        entry["error"] = log.error_message or log.reason
+    entry.update(trigger=log.trigger, attempt=log.attempt)
+    return entry

@@ -1,0 +1,86 @@
+"""Fixtures for the API tests (loaded with `pytest_plugins = ["tests.api_support"]`).
+
+Each role calls the API the way a script does: through the whole stack with a real API token.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from api.models import ApiToken
+from endpoints import registry
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Throttle counters live in the cache, which outlives a test's database."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def client_for(user, *, header: str = "bearer") -> APIClient:
+    _, raw = ApiToken.issue(user, "tests")
+    client = APIClient()
+    if header == "bearer":
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    else:
+        client.credentials(HTTP_X_API_KEY=raw)
+    return client
+
+
+@pytest.fixture
+def anonymous(db) -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def as_viewer(viewer) -> APIClient:
+    return client_for(viewer)
+
+
+@pytest.fixture
+def as_operator(operator) -> APIClient:
+    return client_for(operator)
+
+
+@pytest.fixture
+def as_editor(editor) -> APIClient:
+    return client_for(editor)
+
+
+@pytest.fixture
+def as_outsider(outsider) -> APIClient:
+    return client_for(outsider)
+
+
+@pytest.fixture
+def report_handler():
+    """Seed 001's example handler, registered for the test."""
+    calls = []
+
+    @registry.handler("generateWeeklyExpiryReport")
+    def report(payload, *, dry_run, log):
+        calls.append((payload, dry_run))
+        return {"mentors_checked": 87, "expired_found": 2, "errors": 0}
+
+    yield calls
+    registry.unregister("generateWeeklyExpiryReport")
+
+
+@pytest.fixture
+def renewals_handler():
+    """Seed 003's billing:check-renewals, registered for the test."""
+    calls = []
+
+    @registry.handler("billing:check-renewals")
+    def check_renewals(payload, *, dry_run, log):
+        calls.append(payload)
+        if payload.get("explode"):
+            raise RuntimeError("ledger unavailable")
+        return {"renewals_checked": 12}
+
+    yield calls
+    registry.unregister("billing:check-renewals")
