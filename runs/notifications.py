@@ -50,8 +50,13 @@ def queue(log: Log, events: list[str], *, now: datetime | None = None) -> list[N
     now = now or timezone.now()
     rows = Notification.objects.bulk_create(
         Notification(
-            endpoint=endpoint, log=log, event=event, channel=channel, target=target,
-            next_attempt_at=now + SENDING_LEASE, created_at=now,
+            endpoint=endpoint,
+            log=log,
+            event=event,
+            channel=channel,
+            target=target,
+            next_attempt_at=now + SENDING_LEASE,
+            created_at=now,
         )  # fmt: skip
         for event in wanted
         for channel, target in recipients(endpoint)
@@ -111,7 +116,9 @@ def deliver(notification_id: int, *, now: datetime | None = None) -> str | None:
         logger.warning("notification %s not sent: %s", notification.pk, notification.last_error)
     else:
         notification.state, notification.sent_at = Notification.State.SENT, now
-    notification.save(update_fields=["state", "attempts", "last_error", "next_attempt_at", "sent_at"])
+    notification.save(
+        update_fields=["state", "attempts", "last_error", "next_attempt_at", "sent_at"]
+    )
     return notification.state
 
 

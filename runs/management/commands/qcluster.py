@@ -10,6 +10,8 @@ from django_q.management.commands.qcluster import Command as DjangoQClusterComma
 
 from runs.dispatcher_loop import DispatcherLoop
 
+RETENTION_TASK = "runs.retention.prune_logs_task"
+
 logger = logging.getLogger("runs.dispatcher")
 
 
@@ -28,6 +30,7 @@ class Command(DjangoQClusterCommand):
         settings.SECRET_KEY  # noqa: B018 — fail early, as django-q2 does, without a key
         if options["no_dispatcher"]:
             return super().handle(*args, **options)
+        ensure_daily_retention()
         loop = DispatcherLoop()
         # Close inherited connections: the cluster forks its processes from this one.
         db.connections.close_all()
@@ -47,3 +50,13 @@ class Command(DjangoQClusterCommand):
                 loop.tick()
         finally:
             cluster.stop()
+
+
+def ensure_daily_retention() -> None:
+    """The cluster prunes logs once a day, through django-q2's own scheduler (precision is moot)."""
+    from django_q.models import Schedule
+
+    Schedule.objects.get_or_create(
+        name="cronplane: prune run logs",
+        defaults={"func": RETENTION_TASK, "schedule_type": Schedule.DAILY, "repeats": -1},
+    )
