@@ -1,4 +1,22 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from dashboard.views import editing, endpoints, runs, status, tokens
 
 app_name = "dashboard"
-urlpatterns: list = []
+urlpatterns = [
+    path("", endpoints.endpoint_list, name="index"),
+    path("endpoints/new/", editing.endpoint_create, name="endpoint_create"),
+    path("endpoints/schedule-preview/", editing.schedule_preview, name="schedule_preview"),
+    path("endpoints/<int:pk>/", endpoints.endpoint_detail, name="endpoint"),
+    path("endpoints/<int:pk>/edit/", editing.endpoint_edit, name="endpoint_edit"),
+    path("endpoints/<int:pk>/delete/", endpoints.endpoint_delete, name="endpoint_delete"),
+    path("endpoints/<int:pk>/run/", endpoints.endpoint_run, name="endpoint_run"),
+    path("endpoints/<int:pk>/pause/", endpoints.endpoint_pause, name="endpoint_pause"),
+    path("endpoints/<int:pk>/resume/", endpoints.endpoint_resume, name="endpoint_resume"),
+    path("runs/<int:pk>/", runs.log_detail, name="log"),
+    path("runs/<int:pk>/retry/", runs.log_retry, name="log_retry"),
+    path("runs/<int:pk>/cancel/", runs.log_cancel, name="log_cancel"),
+    path("status/", status.status, name="status"),
+    path("tokens/", tokens.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
+]

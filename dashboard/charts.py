@@ -1,0 +1,188 @@
+"""Small server-rendered charts: the list's sparklines and the endpoint page's run chart.
+
+Only geometry is computed here; templates draw the SVG (and escape every text in it).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from endpoints.models import Endpoint
+from runs.models import Log
+
+SPARK_RUNS = 50
+SPARK_WIDTH = 100
+SPARK_HEIGHT = 20
+CHART_RUNS = 60
+CHART_WIDTH = 600
+CHART_HEIGHT = 120
+# Runs that executed (a dry run proves nothing about the target and is left out).
+EXECUTED = Q(state__in=(Log.State.SUCCESS, Log.State.FAILED), dry_run=False)
+
+
+@dataclass
+class RunPoint:
+    log_id: int
+    state: str
+    duration_ms: int | None
+    started_at: datetime | None = None
+
+    @property
+    def run_id(self) -> str:
+        return f"run-{self.log_id:04d}"
+
+
+@dataclass
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    state: str
+    title: str
+    log_id: int = 0
+
+
+@dataclass
+class Sparkline:
+    runs: int = 0
+    success_rate: int | None = None
+    median_ms: int | None = None
+    max_ms: int | None = None
+    bars: list[Bar] = field(default_factory=list)
+    latency_points: str = ""
+    width: int = SPARK_WIDTH
+    height: int = SPARK_HEIGHT
+
+
+def with_spark_cutoff(queryset: QuerySet[Endpoint]) -> QuerySet[Endpoint]:
+    """Annotate each endpoint with the id of its 50th most recent executed run (0 if fewer).
+
+    With it, one query fetches the last 50 runs of every endpoint on a page, each an index range
+    on (endpoint, -id) — where a window function would number every run each endpoint ever had.
+    """
+    nth = (
+        Log.objects.filter(EXECUTED, endpoint=OuterRef("pk"))
+        .order_by("-id")
+        .values("id")[SPARK_RUNS - 1 : SPARK_RUNS]
+    )
+    return queryset.annotate(spark_cutoff=Coalesce(Subquery(nth), Value(0)))
+
+
+def recent_runs(endpoints: Sequence[Endpoint]) -> dict[int, list[RunPoint]]:
+    """The last SPARK_RUNS executed runs of each endpoint, oldest first, in one query."""
+    if not endpoints:
+        return {}
+    ranges = Q()
+    for endpoint in endpoints:
+        ranges |= Q(endpoint_id=endpoint.pk, id__gte=getattr(endpoint, "spark_cutoff", 0))
+    rows = (
+        Log.objects.filter(EXECUTED)
+        .filter(ranges)
+        .order_by("id")
+        .values_list("endpoint_id", "id", "state", "duration_ms")
+    )
+    runs: dict[int, list[RunPoint]] = defaultdict(list)
+    for endpoint_id, log_id, state, duration_ms in rows:
+        runs[endpoint_id].append(RunPoint(log_id, state, duration_ms))
+    return {key: points[-SPARK_RUNS:] for key, points in runs.items()}
+
+
+def attach_sparklines(endpoints: Sequence[Endpoint]) -> None:
+    """Set `endpoint.sparkline` on each endpoint (one query for all of them)."""
+    runs = recent_runs(endpoints)
+    for endpoint in endpoints:
+        endpoint.sparkline = sparkline(runs.get(endpoint.pk, []))
+
+
+def sparkline(points: Sequence[RunPoint]) -> Sparkline:
+    """Outcome strip (one bar per run, newest right) and a latency line, both 100×20."""
+    if not points:
+        return Sparkline()
+    slot = SPARK_WIDTH / SPARK_RUNS
+    offset = SPARK_WIDTH - slot * len(points)  # right-aligned: the newest run is at the edge
+    bars = [
+        Bar(
+            x=round(offset + i * slot, 2),
+            y=0,
+            width=round(slot * 0.8, 2),
+            height=SPARK_HEIGHT,
+            state=point.state,
+            title=f"{point.run_id} {point.state} {_ms(point.duration_ms)}",
+            log_id=point.log_id,
+        )
+        for i, point in enumerate(points)
+    ]
+    durations = [p.duration_ms for p in points if p.duration_ms is not None]
+    peak = max(durations, default=0) or 1
+    line = [
+        (round(offset + (i + 0.4) * slot, 2), round(_y(p.duration_ms or 0, peak, SPARK_HEIGHT), 2))
+        for i, p in enumerate(points)
+    ]
+    succeeded = sum(1 for p in points if p.state == Log.State.SUCCESS)
+    return Sparkline(
+        runs=len(points),
+        success_rate=round(100 * succeeded / len(points)),
+        median_ms=int(statistics.median(durations)) if durations else None,
+        max_ms=max(durations) if durations else None,
+        bars=bars,
+        latency_points=" ".join(f"{x},{y}" for x, y in line),
+    )
+
+
+@dataclass
+class RunChart:
+    bars: list[Bar]
+    max_ms: int
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
+    gridlines: list[tuple[float, str]] = field(default_factory=list)
+
+
+def run_chart(logs: Iterable[Log]) -> RunChart | None:
+    """Duration (bar height) and outcome (colour) of the given runs, oldest left."""
+    logs = list(logs)
+    if not logs:
+        return None
+    peak = max((log.duration_ms or 0 for log in logs), default=0) or 1
+    slot = CHART_WIDTH / CHART_RUNS
+    offset = CHART_WIDTH - slot * len(logs)
+    bars = []
+    for i, log in enumerate(logs):
+        duration = log.duration_ms or 0
+        # Runs that never executed (skipped, missed, cancelled) still get a sliver to be seen.
+        height = max(2.0, CHART_HEIGHT - _y(duration, peak, CHART_HEIGHT))
+        when = f"{log.started_at:%Y-%m-%d %H:%M:%S}" if log.started_at else ""
+        bars.append(
+            Bar(
+                x=round(offset + i * slot + 1, 2),
+                y=round(CHART_HEIGHT - height, 2),
+                width=round(slot - 2, 2),
+                height=round(height, 2),
+                state=log.state,
+                title=f"{log.run_id} · {log.state} · {_ms(log.duration_ms)} · {when}".strip(" ·"),
+                log_id=log.pk,
+            )
+        )
+    gridlines = [(round(CHART_HEIGHT * (1 - f), 2), _ms(int(peak * f))) for f in (0.5, 1.0)]
+    return RunChart(bars=bars, max_ms=peak, gridlines=gridlines)
+
+
+def _y(value: float, peak: float, height: float) -> float:
+    """SVG y of a value (0 at the bottom), leaving a pixel of headroom."""
+    return height - (value / peak) * (height - 1)
+
+
+def _ms(duration_ms: int | None) -> str:
+    if duration_ms is None:
+        return "–"
+    if duration_ms < 1000:
+        return f"{duration_ms} ms"
+    return f"{duration_ms / 1000:.1f} s"

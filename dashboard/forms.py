@@ -1,0 +1,372 @@
+"""Dashboard forms. The endpoint form is a ModelForm: it validates through Endpoint.full_clean(),
+the same validation that serves the admin, the API and job files; here it only converts what a
+person types (header lines, '5m', local date-times) into model values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.db.models import Q, QuerySet
+
+from endpoints import schedules
+from endpoints.models import ALWAYS_SECRET_HEADERS, MASK, Endpoint
+from endpoints.registry import registered_names
+from runs.models import Log
+
+# Field groups of the endpoint form, in order: (title, fields).
+GROUPS: list[tuple[str, list[str]]] = [
+    ("Endpoint", ["name", "description", "enabled"]),
+    (
+        "Target",
+        [
+            "kind",
+            "method",
+            "url",
+            "headers",
+            "secret_headers",
+            "body",
+            "handler",
+            "payload",
+        ],
+    ),
+    (
+        "Schedule",
+        [
+            "schedule_type",
+            "cron_expression",
+            "interval_seconds",
+            "run_at",
+            "timezone",
+            "starts_at",
+            "ends_at",
+            "max_runs",
+        ],
+    ),
+    (
+        "Success and retries",
+        [
+            "timeout_seconds",
+            "expected_status",
+            "response_must_contain",
+            "max_attempts",
+            "retry_backoff_seconds",
+            "retry_backoff_max_seconds",
+        ],
+    ),
+    ("Overlap and missed runs", ["overlap_policy", "missed_policy", "catch_up_window_seconds"]),
+]
+# CSS classes that let the stylesheet hide fields of the kind or schedule type not chosen.
+FIELD_CLASSES = {
+    **dict.fromkeys(
+        ["method", "url", "headers", "secret_headers", "body", "expected_status"], "only-http"
+    ),
+    "response_must_contain": "only-http",
+    **dict.fromkeys(["handler", "payload"], "only-handler"),
+    "cron_expression": "only-cron",
+    "interval_seconds": "only-interval",
+    "run_at": "only-once",
+}
+SCHEDULE_FIELDS = (
+    "schedule_type",
+    "cron_expression",
+    "interval_seconds",
+    "run_at",
+    "timezone",
+    "starts_at",
+    "ends_at",
+)
+LOCAL_DATETIME_FIELDS = ("run_at", "starts_at", "ends_at")
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+
+
+def format_interval(seconds: int | None) -> str:
+    """300 → '5m': the short form parse_interval reads back."""
+    if not seconds:
+        return ""
+    for suffix, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{suffix}"
+    return f"{seconds}s"
+
+
+def parse_header_lines(text: str) -> list[tuple[str, str]]:
+    """'Name: value' lines → [(name, value)]; raises ValidationError naming the bad line."""
+    headers: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not name:
+            raise forms.ValidationError(
+                f"Line {number}: write each header as 'Name: value'.", code="header_line"
+            )
+        if name.lower() in seen:
+            raise forms.ValidationError(
+                f"Line {number}: '{name}' is given twice.", code="header_twice"
+            )
+        seen.add(name.lower())
+        headers.append((name, value))
+    return headers
+
+
+class EndpointForm(forms.ModelForm):
+    headers = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text=(
+            f"One 'Name: value' per line. Secret values are shown as {MASK}; leave them as they "
+            "are (or blank) to keep the stored value, delete the line to remove the header."
+        ),
+    )
+    secret_headers = forms.CharField(
+        required=False,
+        label="Secret header names",
+        help_text="Comma-separated names whose values are never shown again. Authorization, "
+        "Cookie, X-API-Key and Proxy-Authorization always are.",
+    )
+    interval_seconds = forms.CharField(
+        required=False,
+        label="Every",
+        help_text="Seconds, or '90s', '5m', '2h', '1d', 'hourly', 'daily'.",
+    )
+    handler = forms.ChoiceField(required=False, choices=())
+
+    class Meta:
+        model = Endpoint
+        fields = [name for _, names in GROUPS for name in names]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "kind": forms.RadioSelect,
+            "schedule_type": forms.RadioSelect,
+            "url": forms.URLInput(attrs={"placeholder": "https://api.example.com/jobs/refresh"}),
+            "body": forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+            "payload": forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+            "cron_expression": forms.TextInput(
+                attrs={"placeholder": "0 9 * * MON-FRI", "spellcheck": "false"}
+            ),
+            "timezone": forms.TextInput(attrs={"list": "timezones", "spellcheck": "false"}),
+            **{
+                name: forms.DateTimeInput(
+                    attrs={"type": "datetime-local", "step": 1}, format=DATETIME_FORMAT
+                )
+                for name in LOCAL_DATETIME_FIELDS
+            },
+        }
+        help_texts = {
+            "cron_expression": "5 fields (minute hour day month weekday), an optional 6th for "
+            "seconds, names like MON-FRI, or @hourly … @yearly.",
+            "timezone": "IANA name, e.g. Europe/Paris. Cron runs on this wall clock.",
+            "run_at": "In the schedule's time zone.",
+            "starts_at": "Optional; in the schedule's time zone.",
+            "ends_at": "Optional; in the schedule's time zone.",
+            "max_runs": "Optional: stop scheduling after this many runs.",
+            "payload": "A JSON object passed to the handler.",
+            "body": "Sent as is; JSON bodies get Content-Type: application/json.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.secrets_withheld: list[str] = []
+        names = registered_names()
+        current = self.instance.handler
+        choices = [("", "— choose a handler —")] + [(name, name) for name in names]
+        if current and current not in names:
+            choices.append((current, f"{current} (not registered)"))
+        self.fields["handler"].choices = choices
+        self.fields["payload"].required = False
+        instance = self.instance
+        self.initial["headers"] = "\n".join(
+            f"{name}: {value}" for name, value in instance.masked_headers.items()
+        )
+        self.initial["secret_headers"] = ", ".join(instance.secret_headers or [])
+        self.initial["interval_seconds"] = format_interval(instance.interval_seconds)
+        zone = _zone(instance.timezone)
+        for name in LOCAL_DATETIME_FIELDS:
+            value = getattr(instance, name)
+            if value is not None and zone is not None:
+                self.initial[name] = value.astimezone(zone).replace(tzinfo=None)
+
+    # --- conversions ------------------------------------------------------------------------
+
+    def clean_headers(self) -> list[tuple[str, str]]:
+        return parse_header_lines(self.cleaned_data.get("headers", ""))
+
+    def clean_secret_headers(self) -> list[str]:
+        text = self.cleaned_data.get("secret_headers") or ""
+        return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+
+    def clean_interval_seconds(self) -> int | None:
+        text = (self.cleaned_data.get("interval_seconds") or "").strip()
+        if not text:
+            return None
+        try:
+            return schedules.parse_interval(text)
+        except schedules.ScheduleError as exc:
+            if self.cleaned_data.get("schedule_type") != Endpoint.ScheduleType.INTERVAL:
+                return None  # inert: the schedule is not an interval
+            raise forms.ValidationError(exc.message) from None
+
+    def clean_payload(self) -> Any:
+        payload = self.cleaned_data.get("payload")
+        return {} if payload is None else payload
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if "headers" in cleaned:
+            cleaned["headers"] = self._headers_keeping_secrets(
+                cleaned["headers"], cleaned.get("secret_headers") or []
+            )
+        zone = _zone(cleaned.get("timezone", ""))
+        if zone is not None:
+            for name in LOCAL_DATETIME_FIELDS:
+                if cleaned.get(name):
+                    # Django read the input on the UTC clock; it was meant on the schedule's.
+                    wall = cleaned[name].astimezone(UTC).replace(tzinfo=None)
+                    cleaned[name] = schedules.wall_to_instant(wall, zone)
+        return cleaned
+
+    def _headers_keeping_secrets(
+        self, lines: list[tuple[str, str]], secret_names: list[str]
+    ) -> dict[str, str]:
+        secret = ALWAYS_SECRET_HEADERS | {name.lower() for name in secret_names}
+        stored = {
+            name.lower(): value
+            for name, value in (self.instance.headers or {}).items()
+            if self.instance.pk
+        }
+        headers: dict[str, str] = {}
+        for name, value in lines:
+            if value == MASK or (value == "" and name.lower() in secret):
+                if name.lower() not in stored:
+                    self.add_error("headers", f"Give a value for the secret header '{name}'.")
+                    continue
+                value = stored[name.lower()]
+            elif value == "":
+                self.add_error("headers", f"'{name}' has no value.")
+                continue
+            headers[name] = value
+        return headers
+
+    # --- showing a submitted form again -------------------------------------------------------
+
+    def withhold_secrets(self) -> None:
+        """Never send secret values back to the browser, not even ones just typed.
+
+        Call before rendering a bound form again. A secret the user typed is blanked (and they
+        are told to type it again); one left masked stays masked.
+        """
+        if not self.is_bound:
+            return
+        names = self.data.get("secret_headers", "")
+        secret = ALWAYS_SECRET_HEADERS | {n.strip().lower() for n in names.split(",")}
+        shown = []
+        for line in self.data.get("headers", "").splitlines():
+            name, colon, value = line.partition(":")
+            if colon and name.strip().lower() in secret and value.strip() not in ("", MASK):
+                self.secrets_withheld.append(name.strip())
+                line = f"{name.strip()}: "
+            shown.append(line)
+        data = self.data.copy()
+        data["headers"] = "\n".join(shown)
+        self.data = data
+
+    # --- what the template needs ----------------------------------------------------------------
+
+    def groups(self) -> list[tuple[str, list[forms.BoundField]]]:
+        """(title, bound fields) per fieldset; each field knows its show-only-when CSS class."""
+        groups = []
+        for title, names in GROUPS:
+            fields = [self[name] for name in names]
+            for field in fields:
+                field.css_class = FIELD_CLASSES.get(field.name, "")
+            groups.append((title, fields))
+        return groups
+
+    def schedule_values(self) -> dict[str, Any]:
+        """The schedule as currently typed (bound) or stored (unbound), for the preview."""
+        if self.is_bound:
+            return {name: self.data.get(name, "") for name in SCHEDULE_FIELDS}
+        values = {name: self[name].value() for name in SCHEDULE_FIELDS}
+        values["interval_seconds"] = self.initial.get("interval_seconds", "")
+        for name, value in values.items():
+            if isinstance(value, datetime):
+                values[name] = value.strftime(DATETIME_FORMAT)
+        return values
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return schedules.validate_timezone(name)
+    except schedules.ScheduleError:
+        return None
+
+
+class EndpointFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Search")
+    enabled = forms.ChoiceField(
+        required=False, choices=[("", "Any state"), ("yes", "Active"), ("no", "Paused")]
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "Any last status"),
+            ("success", "Last run succeeded"),
+            ("failed", "Last run failed"),
+            ("never", "Never ran"),
+        ],
+    )
+    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *Endpoint.Kind.choices])
+
+    def apply(self, queryset: QuerySet[Endpoint]) -> QuerySet[Endpoint]:
+        if not self.is_valid():
+            return queryset
+        data = self.cleaned_data
+        if data["q"]:
+            term = data["q"].strip()
+            queryset = queryset.filter(
+                Q(name__icontains=term)
+                | Q(description__icontains=term)
+                | Q(url__icontains=term)
+                | Q(handler__icontains=term)
+            )
+        if data["enabled"]:
+            queryset = queryset.filter(enabled=data["enabled"] == "yes")
+        if data["status"] == "never":
+            queryset = queryset.filter(last_status="")
+        elif data["status"]:
+            queryset = queryset.filter(last_status=data["status"])
+        if data["kind"]:
+            queryset = queryset.filter(kind=data["kind"])
+        return queryset
+
+    @property
+    def is_filtered(self) -> bool:
+        return self.is_valid() and any(self.cleaned_data.values())
+
+
+class LogFilterForm(forms.Form):
+    state = forms.ChoiceField(required=False, choices=[("", "Any state"), *Log.State.choices])
+    trigger = forms.ChoiceField(required=False, choices=[("", "Any trigger"), *Log.Trigger.choices])
+
+    def apply(self, queryset: QuerySet[Log]) -> QuerySet[Log]:
+        if not self.is_valid():
+            return queryset
+        if self.cleaned_data["state"]:
+            queryset = queryset.filter(state=self.cleaned_data["state"])
+        if self.cleaned_data["trigger"]:
+            queryset = queryset.filter(trigger=self.cleaned_data["trigger"])
+        return queryset
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="What uses it, e.g. 'deploy script' or 'grafana'.",
+        widget=forms.TextInput(attrs={"placeholder": "deploy script"}),
+    )

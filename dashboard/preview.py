@@ -1,0 +1,94 @@
+"""The schedule preview shown beside the form: what a schedule means and when it runs next."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from endpoints import schedules
+from endpoints.models import Endpoint
+
+NEXT_RUNS = 5
+
+
+@dataclass
+class SchedulePreview:
+    description: str = ""
+    timezone: str = "UTC"
+    runs: list[datetime] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    manual: bool = False
+
+
+def preview_schedule(
+    values: Mapping[str, str], *, now: datetime, anchor: datetime | None = None
+) -> SchedulePreview:
+    """Validate the schedule fields as typed and list the next runs on the chosen wall clock.
+
+    `values` holds the form's raw strings (schedule_type, cron_expression, interval_seconds,
+    run_at, timezone, starts_at, ends_at); `anchor` is when an interval counts from.
+    """
+    kind = values.get("schedule_type") or schedules.CRON
+    tz_name = (values.get("timezone") or "").strip()
+    errors: dict[str, str] = {}
+    zone: ZoneInfo | None = None
+    try:
+        zone = schedules.validate_timezone(tz_name)
+    except schedules.ScheduleError as exc:
+        errors["timezone"] = exc.message
+    cron = interval = run_at = None
+    if kind == schedules.CRON:
+        try:
+            cron = schedules.normalize_cron(values.get("cron_expression") or "")
+        except schedules.ScheduleError as exc:
+            errors["cron_expression"] = exc.message
+    elif kind == schedules.INTERVAL:
+        try:
+            interval = schedules.parse_interval(values.get("interval_seconds") or "")
+        except schedules.ScheduleError as exc:
+            errors["interval_seconds"] = exc.message
+    elif kind == schedules.ONCE:
+        run_at = _local(values.get("run_at"), zone)
+        if run_at is None:
+            errors["run_at"] = "Choose when the one-time run happens."
+    elif kind != schedules.MANUAL:
+        errors["schedule_type"] = f"Unknown schedule type '{kind}'."
+    if errors:
+        return SchedulePreview(timezone=tz_name, errors=errors)
+    if kind == schedules.MANUAL:
+        return SchedulePreview(description="Manual only", timezone=tz_name, manual=True)
+    starts_at = _local(values.get("starts_at"), zone)
+    schedule = schedules.Schedule(
+        kind=kind,
+        cron=cron or "",
+        interval_seconds=interval,
+        run_at=run_at,
+        timezone=tz_name,
+        starts_at=starts_at,
+        ends_at=_local(values.get("ends_at"), zone),
+        anchor=starts_at or anchor or now,
+    )
+    return SchedulePreview(
+        description=schedules.describe(schedule),
+        timezone=tz_name,
+        runs=schedules.next_runs(schedule, now, NEXT_RUNS),
+    )
+
+
+def anchor_of(endpoint: Endpoint | None) -> datetime | None:
+    return endpoint.created_at if endpoint is not None and endpoint.pk else None
+
+
+def _local(text: str | None, zone: ZoneInfo | None) -> datetime | None:
+    """A datetime-local value ('2025-03-30T02:30') read on `zone`'s wall clock."""
+    if not text or zone is None:
+        return None
+    try:
+        wall = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if wall.tzinfo is not None:
+        return wall
+    return schedules.wall_to_instant(wall, zone)

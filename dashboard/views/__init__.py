@@ -1,0 +1,1 @@
+"""The server-rendered dashboard: one module per area, re-exported for dashboard/urls.py."""

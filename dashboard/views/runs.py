@@ -1,0 +1,76 @@
+"""The log page of one run and the actions on a run (retry, cancel)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from dashboard.views.common import _get_log_for_user, redirect_back
+from runs import services
+from runs.models import Log
+
+# A chain is bounded by max_attempts (≤ 20); this only guards against a corrupt loop.
+MAX_CHAIN = 50
+
+
+@login_required
+@permission_required("runs.view_log", raise_exception=True)
+def log_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    log = _get_log_for_user(request, pk)
+    chain = retry_chain(log)
+    context = {
+        "log": log,
+        "endpoint": log.endpoint,
+        "chain": chain if len(chain) > 1 else [],
+        "can_retry": log.state == Log.State.FAILED and chain[-1].pk == log.pk,
+        "can_cancel": log.state in (Log.State.PENDING, Log.State.QUEUED),
+    }
+    return render(request, "dashboard/log_detail.html", context)
+
+
+def retry_chain(log: Log) -> list[Log]:
+    """Every attempt of this run's chain, first attempt first."""
+    earlier: list[Log] = []
+    current = log
+    while current.retry_of_id and len(earlier) < MAX_CHAIN:
+        current = Log.objects.only("id", "state", "attempt", "retry_of").get(pk=current.retry_of_id)
+        earlier.append(current)
+    later: list[Log] = []
+    current = log
+    while len(later) < MAX_CHAIN:
+        following = Log.objects.only("id", "state", "attempt", "retry_of").filter(retry_of=current)
+        current = following.first()
+        if current is None:
+            break
+        later.append(current)
+    return [*reversed(earlier), log, *later]
+
+
+@require_POST
+@login_required
+@permission_required("runs.retry_log", raise_exception=True)
+def log_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    log = _get_log_for_user(request, pk)
+    try:
+        attempt = services.retry(log, by=request.user.get_username())
+    except services.NotRetryable as exc:
+        messages.error(request, str(exc))
+        return redirect_back(request, reverse("dashboard:log", args=[log.pk]))
+    messages.success(request, f"Queued {attempt.run_id}, attempt {attempt.attempt}.")
+    return redirect_back(request, reverse("dashboard:log", args=[attempt.pk]))
+
+
+@require_POST
+@login_required
+@permission_required("endpoints.trigger_endpoint", raise_exception=True)
+def log_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    log = _get_log_for_user(request, pk)
+    if services.cancel(log, reason=f"Cancelled by {request.user.get_username()}."):
+        messages.success(request, f"Cancelled {log.run_id}.")
+    else:
+        messages.error(request, f"{log.run_id} already started; it can no longer be cancelled.")
+    return redirect_back(request, reverse("dashboard:log", args=[log.pk]))
