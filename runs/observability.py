@@ -1,0 +1,146 @@
+"""What /healthz and /metrics report: read from the database, so every process agrees."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.db.models import Count, Q, Sum
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+from endpoints.models import Endpoint
+from runs.models import Heartbeat, Log
+
+# A dispatcher that has not written its heartbeat for this long is presumed gone.
+HEARTBEAT_FRESH = timedelta(seconds=30)
+RECENT = timedelta(minutes=5)
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+def health(now: datetime) -> tuple[bool, dict]:
+    """(healthy, report): the database answers and at least one dispatcher is alive."""
+    report: dict = {"checked_at": now.isoformat()}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        report["database"] = "ok"
+    except Exception as exc:  # the point is to report it, whatever it is
+        report.update(status="unavailable", database=f"error: {type(exc).__name__}")
+        return False, report
+    workers = [
+        {
+            "name": beat.name,
+            "last_seen_at": beat.last_seen_at.isoformat(),
+            "age_seconds": round((now - beat.last_seen_at).total_seconds(), 1),
+            "fresh": now - beat.last_seen_at <= HEARTBEAT_FRESH,
+        }
+        for beat in Heartbeat.objects.order_by("name")
+    ]
+    alive = sum(worker["fresh"] for worker in workers)
+    report.update(workers=workers, workers_alive=alive)
+    report["status"] = "ok" if alive else "no worker"
+    return alive > 0, report
+
+
+class DatabaseCollector:
+    """A prometheus-client collector that reads the numbers at scrape time."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def collect(self):
+        yield from self._runs()
+        yield from self._recent_durations()
+        yield from self._lag()
+        queue = GaugeMetricFamily(
+            "cronplane_queue_depth", "Runs waiting: due pending ones and queued ones"
+        )
+        queue.add_metric(
+            [],
+            Log.objects.filter(
+                Q(state=Log.State.QUEUED) | Q(state=Log.State.PENDING, due_at__lte=self.now)
+            ).count(),
+        )
+        yield queue
+        workers = GaugeMetricFamily("cronplane_workers_alive", "Dispatchers with a fresh heartbeat")
+        workers.add_metric(
+            [], Heartbeat.objects.filter(last_seen_at__gte=self.now - HEARTBEAT_FRESH).count()
+        )
+        yield workers
+
+    def _runs(self):
+        by_state = GaugeMetricFamily(
+            "cronplane_runs",
+            "Run logs kept, by state (retention deletes old ones)",
+            labels=["state"],
+        )
+        counts = dict(Log.objects.values_list("state").annotate(n=Count("id")).order_by())
+        for state in Log.State.values:
+            by_state.add_metric([state], counts.get(state, 0))
+        yield by_state
+        totals = Endpoint.objects.aggregate(
+            success=Sum("success_count"), failed=Sum("failure_count")
+        )
+        finished = CounterMetricFamily(
+            "cronplane_runs_finished",
+            "Runs finished since the endpoints were created",
+            labels=["outcome"],
+        )
+        for outcome in ("success", "failed"):
+            finished.add_metric([outcome], totals[outcome] or 0)
+        yield finished
+        endpoints = GaugeMetricFamily("cronplane_endpoints", "Endpoints", labels=["enabled"])
+        for enabled, n in (
+            Endpoint.objects.values_list("enabled").annotate(n=Count("id")).order_by()
+        ):
+            endpoints.add_metric([str(enabled).lower()], n)
+        yield endpoints
+
+    def _recent_durations(self):
+        durations = list(
+            Log.objects.filter(finished_at__gte=self.now - RECENT, duration_ms__isnull=False)
+            .order_by("-id")
+            .values_list("duration_ms", flat=True)[:10_000]
+        )
+        buckets, running = [], 0
+        for bound in DURATION_BUCKETS:
+            running = sum(1 for ms in durations if ms / 1000 <= bound)
+            buckets.append((str(float(bound)), running))
+        buckets.append(("+Inf", len(durations)))
+        yield HistogramMetricFamily(
+            "cronplane_run_duration_seconds",
+            "Duration of the runs finished in the last 5 minutes",
+            buckets=buckets,
+            sum_value=sum(durations) / 1000,
+        )
+
+    def _lag(self):
+        lags = sorted(
+            (started - slot).total_seconds()
+            for started, slot in Log.objects.filter(
+                started_at__gte=self.now - RECENT,
+                scheduled_for__isnull=False,
+                trigger=Log.Trigger.SCHEDULE,
+            )
+            .order_by("-id")
+            .values_list("started_at", "scheduled_for")[:10_000]
+        )
+        lag = GaugeMetricFamily(
+            "cronplane_dispatch_lag_seconds",
+            "From slot to start, runs started in the last 5 minutes",
+            labels=["quantile"],
+        )
+        for label, q in (("0.5", 0.5), ("0.99", 0.99), ("1", 1.0)):
+            lag.add_metric([label], lags[min(len(lags) - 1, int(q * len(lags)))] if lags else 0)
+        yield lag
+
+
+def metrics_registry(now: datetime) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector(now))
+    return registry
