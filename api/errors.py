@@ -103,13 +103,13 @@ def error_body(exc: Exception, status_code: int) -> dict[str, Any]:
         return {"error": summary, "code": CODES[400], "details": details}
     detail = getattr(exc, "detail", "")
     message = str(detail) if not isinstance(detail, list | dict) else ""
-    if status_code in (401, 403, 429) or not message:
-        # Keep the title short and stable; the specific reason goes to "message".
-        body = {"error": TITLES.get(status_code, "Error"), "code": code}
-        if message and message != body["error"]:
-            body["message"] = message
-        return body
-    return {"error": message, "code": code}
+    if status_code in (404, 409) and message:
+        return {"error": message, "code": code}  # "Schedule not found", as seed 002 words it
+    # A short, stable title; the specific reason goes to "message" (as seed 003's 401 has it).
+    body = {"error": TITLES.get(status_code, "Error"), "code": code}
+    if message and message != body["error"]:
+        body["message"] = message
+    return body
 
 
 def flatten(detail: Any, prefix: str = "") -> dict[str, str]:
@@ -117,8 +117,11 @@ def flatten(detail: Any, prefix: str = "") -> dict[str, str]:
     if isinstance(detail, dict):
         flat: dict[str, str] = {}
         for key, value in detail.items():
-            name = WHOLE_REQUEST if key in (NON_FIELD_ERRORS, WHOLE_REQUEST) else str(key)
-            flat.update(flatten(value, f"{prefix}.{name}" if prefix else name))
+            if key in (NON_FIELD_ERRORS, WHOLE_REQUEST):
+                # Errors about the object as a whole belong to the field that holds it.
+                flat.update(flatten(value, prefix or WHOLE_REQUEST))
+            else:
+                flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return flat
     if isinstance(detail, list):
         if all(not isinstance(item, dict | list) for item in detail):

@@ -32,6 +32,12 @@ def client_for(user, *, header: str = "bearer") -> APIClient:
 
 
 @pytest.fixture
+def token_client():
+    """A client authenticating as a given user with a new token of theirs."""
+    return client_for
+
+
+@pytest.fixture
 def anonymous(db) -> APIClient:
     return APIClient()
 
