@@ -158,6 +158,16 @@ class EndpointForm(forms.ModelForm):
                 for name in LOCAL_DATETIME_FIELDS
             },
         }
+        labels = {
+            "url": "URL",
+            "timezone": "Time zone",
+            "timeout_seconds": "Timeout (seconds)",
+            "expected_status": "Success status codes",
+            "retry_backoff_seconds": "Retry backoff (seconds)",
+            "retry_backoff_max_seconds": "Longest backoff (seconds)",
+            "catch_up_window_seconds": "Catch-up window (seconds)",
+            "max_runs": "Stop after runs",
+        }
         help_texts = {
             "cron_expression": "5 fields (minute hour day month weekday), an optional 6th for "
             "seconds, names like MON-FRI, or @hourly … @yearly.",
@@ -168,6 +178,8 @@ class EndpointForm(forms.ModelForm):
             "max_runs": "Optional: stop scheduling after this many runs.",
             "payload": "A JSON object passed to the handler.",
             "body": "Sent as is; JSON bodies get Content-Type: application/json.",
+            "retry_backoff_seconds": "The first retry waits up to this long, each later one up "
+            "to twice as long (with jitter). Timeouts, network errors, 5xx and 429 are retried.",
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -180,6 +192,11 @@ class EndpointForm(forms.ModelForm):
             choices.append((current, f"{current} (not registered)"))
         self.fields["handler"].choices = choices
         self.fields["payload"].required = False
+        self.fields["method"].choices = [(m, m) for m in Endpoint.Method.values]
+        for name in ("timeout_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
+            value = getattr(self.instance, name)
+            if isinstance(value, float):
+                self.initial[name] = f"{value:g}"  # 30, not 30.0
         instance = self.instance
         self.initial["headers"] = "\n".join(
             f"{name}: {value}" for name, value in instance.masked_headers.items()

@@ -1,0 +1,255 @@
+"""The dashboard in a real browser (Debian's chromium, headless, driven by Playwright).
+
+One journey: sign in, create an endpoint through the form while the cron preview follows the
+typing, run it for real against a loopback target (a real `qcluster` executes it), open the run,
+pause the endpoint, sign out. And the screenshots in docs/, refreshed with
+
+    UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_dashboard_browser.py -k screenshots
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission, User
+from django.utils import timezone
+
+from endpoints.models import Endpoint
+from runs.models import Heartbeat, Log
+from tests.processes import start_manage
+
+CHROMIUM = "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no browser at {CHROMIUM}"),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the tests
+    # make between browser steps are plain synchronous code all the same.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def user_in_role(username: str, role: str) -> tuple[User, str]:
+    """A user in one of the roles. Transactional tests flush the data migration's groups, so
+    the group is made again here from the migration's own list when it is missing."""
+    roles = importlib.import_module("runs.migrations.0002_roles").ROLES
+    group, created = Group.objects.get_or_create(name=role)
+    if created:
+        for code in roles[role]:
+            app_label, codename = code.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+    password = f"pw-{username}-browser-1!"
+    user = User.objects.create_user(username, password=password)
+    user.groups.add(group)
+    return user, password
+
+
+def sign_in(page, live_server, username: str, password: str) -> None:
+    page.goto(live_server.url + "/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next=/$"))
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button:has-text('Sign in')")
+
+
+@pytest.fixture
+def cluster() -> Iterator[subprocess.Popen]:
+    """A real worker (django-q2 cluster + dispatcher) on the test database.
+
+    Tasks are signed with SECRET_KEY: the worker must share the web process's key.
+    """
+    process = start_manage("qcluster", WORKERS="1", SECRET_KEY=settings.SECRET_KEY)
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+
+
+def test_sign_in_create_run_inspect_pause_and_sign_out(page, live_server, target, cluster):
+    _, password = user_in_role("edith-browser", "Editor")
+    sign_in(page, live_server, "edith-browser", password)
+
+    # A new install: the empty state leads to the form.
+    expect(page.get_by_text("No endpoints yet")).to_be_visible()
+    page.click("text=Create your first endpoint")
+    expect(page.locator("h1")).to_have_text("New endpoint")
+
+    page.fill("#id_name", "browser-ping")
+    page.fill("#id_url", target.url("/ok"))
+    page.select_option("#id_method", "GET")
+    preview = page.locator("#schedule-preview-text")
+    expect(preview).to_contain_text("Enter a cron expression")
+    page.locator("#id_cron_expression").press_sequentially("*/5 * * * *", delay=15)
+    expect(preview).to_contain_text("Every 5 minutes")
+    page.fill("#id_cron_expression", "")
+    page.locator("#id_cron_expression").press_sequentially("0 9 * * MON-FRI", delay=15)
+    expect(preview).to_contain_text("At 09:00, Monday through Friday")
+    page.fill("#id_timezone", "Asia/Tokyo")
+    expect(preview).to_contain_text("(Asia/Tokyo)")
+    expect(page.locator("#schedule-preview-runs li")).to_have_count(5)
+    expect(page.locator("#schedule-preview-runs li").first).to_contain_text("09:00:00 JST")
+
+    # "Test request" shows what would be sent, sends nothing, saves nothing.
+    page.click("button:has-text('Test request')")
+    expect(page.locator("#test-result")).to_contain_text(f"GET {target.url('/ok')}")
+    assert target.received == [] and not Endpoint.objects.exists()
+
+    page.click("button:has-text('Create endpoint')")
+    expect(page.locator("h1")).to_contain_text("browser-ping")
+    expect(page.locator(".messages")).to_contain_text("Created browser-ping")
+    endpoint = Endpoint.objects.get(name="browser-ping")
+    assert endpoint.timezone == "Asia/Tokyo" and endpoint.cron_expression == "0 9 * * MON-FRI"
+
+    # Run now: queued on the cluster, executed by the worker, seen by the target, and the
+    # run table (polled by htmx) shows the finished run without a reload.
+    page.click("button:has-text('Run now')")
+    expect(page.locator(".messages")).to_contain_text("queued")
+    row = page.locator("#log-table tbody tr").first
+    expect(row.locator(".badge-success")).to_be_visible(timeout=40_000)
+    assert [(r.method, r.path) for r in target.received] == [("GET", "/ok")]
+    log = Log.objects.get(endpoint=endpoint)
+    assert log.state == "success" and log.triggered_by == "edith-browser"
+
+    row.locator(f"a:has-text('{log.run_id}')").click()
+    expect(page.locator("h1")).to_contain_text(log.run_id)
+    expect(page.locator(".status-line")).to_contain_text("HTTP 200")
+    expect(page.locator("pre.body")).to_contain_text('"ok": true')
+    expect(page.locator(".request-preview")).to_contain_text(f"GET {target.url('/ok')}")
+
+    page.click("nav.crumbs >> text=browser-ping")
+    page.click("button:has-text('Pause')")
+    expect(page.locator(".messages")).to_contain_text("Paused browser-ping")
+    expect(page.locator("h1 .badge-paused")).to_be_visible()
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled
+
+    page.click("button:has-text('Log out')")
+    expect(page.get_by_text("You are signed out")).to_be_visible()
+    page.goto(live_server.url + "/")
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+
+
+def test_screenshots_of_the_list_form_and_endpoint_page(page, live_server, tmp_path):
+    """Renders a small catalog with history; writes docs/*.png when UPDATE_SCREENSHOTS=1."""
+    _, password = user_in_role("ada", "Editor")
+    endpoints = make_catalog()
+    out = DOCS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+    out.mkdir(exist_ok=True)
+    sign_in(page, live_server, "ada", password)
+
+    expect(page.locator("#endpoint-table svg.outcomes").first).to_be_visible()
+    assert page.locator("#endpoint-table tbody tr").count() == len(endpoints)
+    page.screenshot(path=str(out / "screenshot.png"))
+
+    page.goto(f"{live_server.url}/endpoints/{endpoints[0].pk}/")
+    expect(page.locator(".run-chart")).to_be_visible()
+    page.screenshot(path=str(out / "screenshot-endpoint.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/endpoints/{endpoints[0].pk}/edit/")
+    expect(page.locator("#schedule-preview-runs li")).to_have_count(5)
+    # The whole form in one viewport, so that the sticky action bar sits where it belongs.
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": 1360, "height": height})
+    page.screenshot(path=str(out / "screenshot-form.png"))
+    assert (out / "screenshot.png").stat().st_size > 10_000
+
+
+def make_catalog() -> list[Endpoint]:
+    """A few endpoints with a plausible history (written directly: no network involved)."""
+    now = timezone.now()
+    specs = [
+        ("billing-renewals", "POST", "https://billing.example.com/renewals/run", "0 6 * * MON-FRI",
+         "Europe/Paris", 0.04, 420),
+        ("cache-warmup", "GET", "https://www.example.com/warm", "*/10 * * * *", "UTC", 0.0, 90),
+        ("crm-sync", "POST", "https://crm.example.com/api/sync", "*/15 * * * *",
+         "America/New_York", 0.3, 1800),
+        ("nightly-report", "POST", "https://reports.example.com/nightly", "0 2 * * *",
+         "Europe/Berlin", 0.02, 2600),
+        ("token-refresh", "POST", "https://auth.example.com/oauth/refresh", "0 */6 * * *", "UTC",
+         0.0, 150),
+    ]  # fmt: skip
+    endpoints = []
+    for index, (name, method, url, cron, zone, failure_rate, base_ms) in enumerate(specs):
+        endpoint = Endpoint.objects.create(
+            name=name, method=method, url=url, cron_expression=cron, timezone=zone,
+            description=f"{name.replace('-', ' ').capitalize()} for the production tenant",
+        )  # fmt: skip
+        logs = []
+        noise = random.Random(index)
+        for i in range(50):
+            failed = noise.random() < failure_rate
+            started = now - timedelta(minutes=15 * (50 - i))
+            spike = 2.5 if noise.random() < 0.06 else 1.0
+            duration = int(base_ms * spike * noise.uniform(0.85, 1.2))
+            logs.append(
+                Log(
+                    endpoint=endpoint,
+                    trigger="schedule",
+                    scheduled_for=started,
+                    started_at=started + timedelta(milliseconds=40),
+                    finished_at=started,
+                    state="failed" if failed else "success",
+                    duration_ms=duration,
+                    status_code=503 if failed else 200,
+                    error_class="http_status" if failed else "",
+                    error_message="HTTP 503; expected 200-299" if failed else "",
+                )  # fmt: skip
+            )
+        Log.objects.bulk_create(logs)
+        last = logs[-1]
+        Endpoint.objects.filter(pk=endpoint.pk).update(
+            last_run_at=last.started_at, last_status=last.state, run_count=len(logs),
+            success_count=sum(log.state == "success" for log in logs),
+            failure_count=sum(log.state == "failed" for log in logs),
+        )  # fmt: skip
+        endpoints.append(endpoint)
+    paused = endpoints[3]
+    paused.set_enabled(False, now=now, reason="paused by ada")
+    Heartbeat.objects.create(
+        name="worker-1:4242", host="worker-1", pid=4242, started_at=now, last_seen_at=now
+    )
+    return endpoints
