@@ -11,6 +11,13 @@ from endpoints import schedules
 from endpoints.models import Endpoint
 
 NEXT_RUNS = 5
+# What to say while the field a schedule type needs is still empty (not an error yet).
+BLANK_HINTS = {
+    schedules.CRON: ("cron_expression", "Type a cron expression, e.g. 0 9 * * MON-FRI, to see "
+                     "what it means and when it runs."),
+    schedules.INTERVAL: ("interval_seconds", "Type an interval, e.g. 90s, 5m, 2h or daily."),
+    schedules.ONCE: ("run_at", "Choose when the one-time run happens."),
+}  # fmt: skip
 
 
 @dataclass
@@ -20,6 +27,7 @@ class SchedulePreview:
     runs: list[datetime] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     manual: bool = False
+    hint: str = ""
 
 
 def preview_schedule(
@@ -31,6 +39,9 @@ def preview_schedule(
     run_at, timezone, starts_at, ends_at); `anchor` is when an interval counts from.
     """
     kind = values.get("schedule_type") or schedules.CRON
+    blank = BLANK_HINTS.get(kind)
+    if blank and not (values.get(blank[0]) or "").strip():
+        return SchedulePreview(timezone=values.get("timezone") or "", hint=blank[1])
     tz_name = (values.get("timezone") or "").strip()
     errors: dict[str, str] = {}
     zone: ZoneInfo | None = None

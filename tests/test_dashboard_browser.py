@@ -122,7 +122,7 @@ def test_sign_in_create_run_inspect_pause_and_sign_out(page, live_server, target
     page.fill("#id_url", target.url("/ok"))
     page.select_option("#id_method", "GET")
     preview = page.locator("#schedule-preview-text")
-    expect(preview).to_contain_text("Enter a cron expression")
+    expect(preview).to_contain_text("Type a cron expression")
     page.locator("#id_cron_expression").press_sequentially("*/5 * * * *", delay=15)
     expect(preview).to_contain_text("Every 5 minutes")
     page.fill("#id_cron_expression", "")

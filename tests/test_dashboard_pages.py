@@ -425,3 +425,51 @@ def test_the_status_page_says_when_no_worker_runs(viewer):
     html = login(viewer).get(reverse("dashboard:status")).content.decode()
     assert "No worker is running" in html
     assert "No failed runs." in html
+
+
+# --- signing in and out, password change -----------------------------------------------------
+
+
+def test_the_login_page_is_styled_and_says_when_the_password_is_wrong(client, viewer):
+    page = client.get(reverse("login"))
+    assert "Sign in to cronplane" in page.content.decode()
+    wrong = client.post(reverse("login"), {"username": viewer.username, "password": "nope"})
+    assert wrong.status_code == 200
+    assert "didn't match" in wrong.content.decode()
+    right = client.post(
+        reverse("login") + "?next=/status/",
+        {"username": viewer.username, "password": "pw-vera-viewer-123!", "next": "/status/"},
+    )
+    assert right["Location"] == "/status/"
+
+
+def test_logging_out_takes_a_post_and_says_so(viewer):
+    client = login(viewer)
+    html = client.get(INDEX).content.decode()
+    assert f'action="{reverse("logout")}"' in html  # a form: logging out is a POST
+    response = client.post(reverse("logout"))
+    assert "You are signed out" in response.content.decode()
+    assert client.get(INDEX).status_code == 302
+
+
+def test_a_user_changes_their_password(viewer):
+    client = login(viewer)
+    url = reverse("password_change")
+    assert "Change your password" in client.get(url).content.decode()
+    mismatch = client.post(
+        url,
+        {"old_password": "pw-vera-viewer-123!", "new_password1": "a", "new_password2": "b"},
+    )
+    assert "has-error" in mismatch.content.decode()
+    done = client.post(
+        url,
+        {
+            "old_password": "pw-vera-viewer-123!",
+            "new_password1": "correct-horse-battery-9",
+            "new_password2": "correct-horse-battery-9",
+        },
+        follow=True,
+    )
+    assert "Password changed" in done.content.decode()
+    viewer.refresh_from_db()
+    assert viewer.check_password("correct-horse-battery-9")

@@ -35,6 +35,7 @@ def _edit(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
     """Show the form; on POST either save it or (the "Test request" button) dry-run it."""
     creating = endpoint.pk is None
     was_enabled = endpoint.enabled
+    saved_name = endpoint.name  # the form writes what was typed onto the instance
     form = EndpointForm(request.POST or None, instance=endpoint)
     test: dict[str, Any] | None = None
     if request.method == "POST":
@@ -59,6 +60,7 @@ def _edit(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
     context = {
         "form": form,
         "endpoint": endpoint if not creating else None,
+        "saved_name": saved_name,
         "test": test,
         "preview": preview_schedule(
             form.schedule_values(), now=timezone.now(), anchor=anchor_of(endpoint)
