@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
@@ -33,7 +34,7 @@ MISFIRE_GRACE = timedelta(seconds=30)
 # Slots examined per endpoint per pass; a longer backlog is worked off over successive passes.
 MAX_SLOTS_PER_PASS = 1000
 # A queued Log whose task has not started by then is handed to the broker again (idempotent).
-QUEUED_LEASE = timedelta(minutes=5)
+QUEUED_LEASE = timedelta(seconds=settings.SCHEDULER_QUEUED_LEASE_SECONDS)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from endpoints.models import Endpoint
@@ -161,7 +162,8 @@ def compose(notification: Notification) -> tuple[str, str]:
         subject = f"[cronplane] {name} was disabled"
         text = f"{name} was disabled: {endpoint.disabled_reason}"
     if log is not None:
-        text += f"\nRun {log.run_id}: {settings.SITE_URL}/runs/{log.pk}/"
+        link = settings.SITE_URL + reverse("dashboard:log", args=[log.pk])
+        text += f"\nRun {log.run_id}: {link}"
     return subject, text
 
 

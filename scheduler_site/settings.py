@@ -185,6 +185,9 @@ LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=30)
 SCHEDULER_RESPONSE_EXCERPT_BYTES = env.int("SCHEDULER_RESPONSE_EXCERPT_BYTES", default=16 * 1024)
 # Longest a single run may take; the per-endpoint timeout is capped by it.
 SCHEDULER_MAX_TIMEOUT_SECONDS = 300
+# A queued run whose task has not started after this long is handed to the broker again
+# (a broker that lost it, a worker that died holding it); running it twice is impossible.
+SCHEDULER_QUEUED_LEASE_SECONDS = env.int("SCHEDULER_QUEUED_LEASE_SECONDS", default=300)
 
 Q_CLUSTER = {
     "name": "cronplane",
