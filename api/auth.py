@@ -50,8 +50,16 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return [
-            {"type": "http", "scheme": "bearer", "description": "An API token (manage.py "
-             "createapitoken USERNAME, or the dashboard's API tokens page)."},
-            {"type": "apiKey", "in": "header", "name": "X-API-Key",
-             "description": "The same API token, in the X-API-Key header."},
-        ]  # fmt: skip
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API token (manage.py "
+                "createapitoken USERNAME, or the dashboard's API tokens page).",
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-Key",
+                "description": "The same API token, in the X-API-Key header.",
+            },
+        ]

@@ -46,15 +46,21 @@ def world(make_endpoint):
     job = make_endpoint(name="nightly")
     unscheduled = make_endpoint(name="manual", schedule_type="none", cron_expression="")
     action = actions.schedule_action("webhook:send", {})
-    return {"job": job.name, "schedule": f"sched-{job.pk}", "action": action,
-            "unscheduled": str(unscheduled.pk)}  # fmt: skip
+    return {
+        "job": job.name,
+        "schedule": f"sched-{job.pk}",
+        "action": action,
+        "unscheduled": str(unscheduled.pk),
+    }
 
 
 def call(client: APIClient, method: str, path: str, body, world):
     path = path.format(**world)
     if isinstance(body, dict):
-        body = {key: value.format(**world) if isinstance(value, str) else value
-                for key, value in body.items()}  # fmt: skip
+        body = {
+            key: value.format(**world) if isinstance(value, str) else value
+            for key, value in body.items()
+        }
     return getattr(client, method)(path, body, format="json")
 
 

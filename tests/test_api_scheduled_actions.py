@@ -90,9 +90,20 @@ def test_the_list_answers_as_the_seed_does(as_viewer, renewals_handler):
 
 
 SEED_LIST_FIELDS = (
-    "id", "actionType", "status", "payload", "teamId", "scheduledAt", "startedAt",
-    "completedAt", "errorMessage", "attempts", "recurringInterval", "createdAt", "updatedAt",
-)  # fmt: skip
+    "id",
+    "actionType",
+    "status",
+    "payload",
+    "teamId",
+    "scheduledAt",
+    "startedAt",
+    "completedAt",
+    "errorMessage",
+    "attempts",
+    "recurringInterval",
+    "createdAt",
+    "updatedAt",
+)
 SEED_DETAIL_FIELDS = tuple(f for f in SEED_LIST_FIELDS if f != "attempts") + ("retryCount",)
 
 
@@ -151,10 +162,14 @@ def test_the_list_filters_by_status_and_type_and_pages(as_viewer, renewals_handl
 def test_a_recurring_action_runs_every_interval_from_its_first_time(as_editor):
     response = as_editor.post(
         ACTIONS,
-        {"actionType": "webhook:send", "payload": {}, "recurringInterval": "daily",
-         "scheduledAt": "2024-01-16T00:00:00Z"},
+        {
+            "actionType": "webhook:send",
+            "payload": {},
+            "recurringInterval": "daily",
+            "scheduledAt": "2024-01-16T00:00:00Z",
+        },
         format="json",
-    )  # fmt: skip
+    )
     action_id = response.json()["data"]["id"]
 
     shown = as_editor.get(f"{ACTIONS}/{action_id}").json()["data"]

@@ -54,9 +54,13 @@ def daily_report(make_endpoint, renewals_handler):
 @pytest.fixture
 def unscheduled(make_endpoint, renewals_handler):
     return make_endpoint(
-        name="weekly-digest", kind="handler", url="", handler="billing:check-renewals",
-        schedule_type="none", cron_expression="",
-    )  # fmt: skip
+        name="weekly-digest",
+        kind="handler",
+        url="",
+        handler="billing:check-renewals",
+        schedule_type="none",
+        cron_expression="",
+    )
 
 
 def test_the_list_shows_each_schedule_with_the_seed_fields_and_a_total(as_viewer, daily_report):
@@ -80,9 +84,17 @@ def test_the_list_shows_each_schedule_with_the_seed_fields_and_a_total(as_viewer
 
 
 SEED_LIST_FIELDS = (
-    "id", "workflowId", "workflowName", "cronExpression", "timezone", "enabled", "nextRun",
-    "lastRun", "lastStatus", "createdAt",
-)  # fmt: skip
+    "id",
+    "workflowId",
+    "workflowName",
+    "cronExpression",
+    "timezone",
+    "enabled",
+    "nextRun",
+    "lastRun",
+    "lastStatus",
+    "createdAt",
+)
 
 
 def test_the_list_filters_by_workflow_and_enabled(as_viewer, daily_report, make_endpoint):
@@ -134,8 +146,14 @@ def test_getting_a_schedule_shows_input_data_and_run_counts(as_viewer, daily_rep
     assert body["description"] == "At 09:00, Monday through Friday"
 
 
-SEED_GET_FIELDS = (*SEED_LIST_FIELDS, "inputData", "runCount", "successCount", "failureCount",
-                   "updatedAt")  # fmt: skip
+SEED_GET_FIELDS = (
+    *SEED_LIST_FIELDS,
+    "inputData",
+    "runCount",
+    "successCount",
+    "failureCount",
+    "updatedAt",
+)
 
 
 @pytest.mark.parametrize("schedule_id", ["sched-999", "sched-abc", "123", "sched-" + "9" * 30])
@@ -172,8 +190,15 @@ def test_creating_the_seed_example_schedules_the_workflow(as_editor, unscheduled
     assert unscheduled.next_run_at == datetime(2024, 1, 29, 14, tzinfo=UTC)
 
 
-SEED_CREATED_FIELDS = ("id", "workflowId", "cronExpression", "timezone", "enabled", "nextRun",
-                       "createdAt")  # fmt: skip
+SEED_CREATED_FIELDS = (
+    "id",
+    "workflowId",
+    "cronExpression",
+    "timezone",
+    "enabled",
+    "nextRun",
+    "createdAt",
+)
 
 
 def test_a_workflow_that_already_has_a_schedule_is_a_conflict(as_editor, daily_report):
@@ -302,11 +327,15 @@ def test_the_history_lists_executions_newest_first_with_a_total(as_viewer, daily
         started = slot + timedelta(milliseconds=500)
         took = 500 if outcome == "failed" else 2000
         Log.objects.create(
-            endpoint=daily_report, scheduled_for=slot, state=outcome, started_at=started,
-            finished_at=started + timedelta(milliseconds=took), duration_ms=took,
+            endpoint=daily_report,
+            scheduled_for=slot,
+            state=outcome,
+            started_at=started,
+            finished_at=started + timedelta(milliseconds=took),
+            duration_ms=took,
             error_class="timeout" if outcome == "failed" else "",
             error_message="HTTP request timeout" if outcome == "failed" else "",
-        )  # fmt: skip
+        )
 
     response = as_viewer.get(f"{SCHEDULES}/sched-{daily_report.pk}/history", {"limit": 2})
 
@@ -316,7 +345,7 @@ def test_the_history_lists_executions_newest_first_with_a_total(as_viewer, daily
     assert body["total"] == 3
     assert [
         {k: entry[k] for k in entry if k not in ("trigger", "attempt")} for entry in body["data"]
-    ] == [  # fmt: skip
+    ] == [
         {
             "executionId": newest.run_id,
             "scheduledTime": "2024-01-26T09:00:00-05:00",
