@@ -13,8 +13,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from api.base import ApiView
 from api.errors import ErrorSerializer
 from api.throttling import CronRate
 from endpoints.models import Endpoint
@@ -64,7 +64,7 @@ def result_json(log: Log) -> dict:
     return result
 
 
-class CronProcessView(APIView):
+class CronProcessView(ApiView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [CronRate]

@@ -40,6 +40,7 @@ TITLES = {
     429: "Too many requests",
 }
 WHOLE_REQUEST = "non_field_errors"
+NUL = "\x00"
 
 
 class Conflict(exceptions.APIException):
@@ -66,9 +67,28 @@ class BoundedJSONParser(JSONParser):
         if limit is not None and length > limit:
             raise exceptions.ParseError(f"The request body is larger than {limit // 1024} KB.")
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+        if (place := nul_problem(data)) is not None:
+            raise InvalidInput({place: "Must not contain NUL characters."})
+        return data
+
+
+def nul_problem(value: Any) -> str | None:
+    """Where the first string (or key) holding a NUL character is: PostgreSQL stores none."""
+    stack = [("", value)]
+    while stack:
+        place, item = stack.pop()
+        if isinstance(item, str) and NUL in item:
+            return place or WHOLE_REQUEST
+        if isinstance(item, dict):
+            if any(isinstance(key, str) and NUL in key for key in item):
+                return place or WHOLE_REQUEST
+            stack += [(f"{place}.{key}" if place else str(key), v) for key, v in item.items()]
+        elif isinstance(item, list):
+            stack += [(f"{place}.{i}" if place else str(i), v) for i, v in enumerate(item)]
+    return None
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]):

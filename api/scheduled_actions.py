@@ -15,9 +15,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from api import permissions as perms
+from api.base import ApiView
 from api.errors import ActionErrorSerializer, Conflict, InvalidInput, django_details
 from api.fields import (
     InstantField,
@@ -185,9 +185,8 @@ def envelope(name: str, data=None, message: bool = False) -> type[serializers.Se
 # --- the routes ---
 
 
-class ActionsView(APIView):
+class ActionsView(ApiView):
     required_perms = {"GET": perms.VIEW, "POST": perms.ADD}
-    permission_classes = [perms.HasPermissions]
     success_envelope = True
 
     @extend_schema(
@@ -257,9 +256,8 @@ class ActionsView(APIView):
         return Response({"success": True, "data": data}, status=201)
 
 
-class ActionView(APIView):
+class ActionView(ApiView):
     required_perms = {"GET": perms.VIEW, "DELETE": perms.TOGGLE}
-    permission_classes = [perms.HasPermissions]
     success_envelope = True
 
     @extend_schema(
@@ -293,9 +291,8 @@ class ActionView(APIView):
         return Response({"success": True, "message": "Action cancelled"})
 
 
-class RetryView(APIView):
+class RetryView(ApiView):
     required_perms = {"POST": perms.RETRY}
-    permission_classes = [perms.HasPermissions]
     success_envelope = True
 
     @extend_schema(

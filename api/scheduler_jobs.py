@@ -17,9 +17,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from api import permissions as perms
+from api.base import ApiView
 from api.errors import Conflict, ErrorSerializer, InvalidInput, django_details, flatten
 from api.fields import (
     InstantField,
@@ -258,9 +258,8 @@ PAGE_PARAMETERS = [
 # --- the routes ---
 
 
-class JobsView(APIView):
+class JobsView(ApiView):
     required_perms = {"GET": perms.VIEW, "POST": perms.ADD}
-    permission_classes = [perms.HasPermissions]
 
     @extend_schema(
         tags=[TAG],
@@ -303,9 +302,8 @@ class JobsView(APIView):
         return Response(job_json(endpoint), status=201)
 
 
-class JobView(APIView):
+class JobView(ApiView):
     required_perms = {"DELETE": perms.DELETE}
-    permission_classes = [perms.HasPermissions]
 
     @extend_schema(
         tags=[TAG],
@@ -321,9 +319,8 @@ class JobView(APIView):
         )
 
 
-class TriggerView(APIView):
+class TriggerView(ApiView):
     required_perms = {"POST": perms.TRIGGER}
-    permission_classes = [perms.HasPermissions]
 
     @extend_schema(
         tags=[TAG],
@@ -351,9 +348,8 @@ class TriggerView(APIView):
         )
 
 
-class LastResultView(APIView):
+class LastResultView(ApiView):
     required_perms = {"GET": perms.VIEW}
-    permission_classes = [perms.HasPermissions]
 
     @extend_schema(
         tags=[TAG],

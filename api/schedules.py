@@ -18,9 +18,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from api import permissions as perms
+from api.base import ApiView
 from api.errors import Conflict, ErrorSerializer, InvalidInput, django_details
 from api.fields import (
     JSONObjectField,
@@ -200,9 +200,8 @@ class History(serializers.Serializer):
 # --- the routes ---
 
 
-class SchedulesView(APIView):
+class SchedulesView(ApiView):
     required_perms = {"GET": perms.VIEW, "POST": perms.CHANGE}
-    permission_classes = [perms.HasPermissions]
 
     @extend_schema(
         tags=[TAG],
@@ -250,9 +249,8 @@ class SchedulesView(APIView):
         return Response(schedule_json(endpoint), status=201)
 
 
-class ScheduleView(APIView):
+class ScheduleView(ApiView):
     required_perms = {"GET": perms.VIEW, "PUT": perms.CHANGE, "DELETE": perms.CHANGE}
-    permission_classes = [perms.HasPermissions]
 
     @extend_schema(
         tags=[TAG],
@@ -296,9 +294,8 @@ class ScheduleView(APIView):
         return Response(status=204)
 
 
-class ToggleView(APIView):
+class ToggleView(ApiView):
     required_perms = {"POST": perms.TOGGLE}
-    permission_classes = [perms.HasPermissions]
 
     def toggle(self, request, schedule_id: str, enable: bool) -> Response:
         endpoint = get_schedule(schedule_id)
@@ -332,9 +329,8 @@ class DisableView(ToggleView):
         return self.toggle(request, schedule_id, False)
 
 
-class HistoryView(APIView):
+class HistoryView(ApiView):
     required_perms = {"GET": perms.VIEW}
-    permission_classes = [perms.HasPermissions]
 
     @extend_schema(
         tags=[TAG],

@@ -205,6 +205,9 @@ VALID = {"job_name": "valid-job", "cron_expression": "0 2 * * *", "url": "https:
         ({"handler": "no.such.handler", "url": None}, "handler"),
         ({"payload": {"a": 1}}, "payload"),
         ({"interval_seconds": 60}, "interval_seconds"),
+        ({"job_name": "nul\x00name"}, "job_name"),
+        ({"headers": {"X-Nul": "a\x00b"}}, "headers.X-Nul"),
+        ({"description": ["\x00"]}, "description.0"),
     ],
 )
 def test_bad_input_is_a_400_with_field_details_and_saves_nothing(as_editor, change, field):
@@ -364,3 +367,9 @@ def iso(moment: datetime) -> str:
         timespec="milliseconds" if moment.microsecond else "seconds"
     )
     return text.replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("path", [f"{JOBS}/nul%00name/last-result", f"{JOBS}?page=1%00"])
+def test_a_nul_character_in_the_address_is_a_400(as_viewer, db, path):
+    response = as_viewer.get(path)
+    assert response.status_code == 400 and response.json()["code"] == "VALIDATION_ERROR"
