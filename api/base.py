@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.views import APIView
 
-from api.errors import NUL, InvalidInput
+from api.errors import InvalidInput, unstorable_text
 from api.permissions import HasPermissions
 
 
@@ -13,6 +13,6 @@ class ApiView(APIView):
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
-        for name, value in [*kwargs.items(), *request.query_params.items()]:
-            if NUL in str(value):
-                raise InvalidInput({name: "Must not contain NUL characters."})
+        given = {**kwargs, **request.query_params.dict()}
+        if (problem := unstorable_text(given)) is not None:
+            raise InvalidInput(dict([problem]))

@@ -70,24 +70,38 @@ class BoundedJSONParser(JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
-        if (place := nul_problem(data)) is not None:
-            raise InvalidInput({place: "Must not contain NUL characters."})
+        if (problem := unstorable_text(data)) is not None:
+            raise InvalidInput(dict([problem]))
         return data
 
 
-def nul_problem(value: Any) -> str | None:
-    """Where the first string (or key) holding a NUL character is: PostgreSQL stores none."""
+def unstorable_text(value: Any) -> tuple[str, str] | None:
+    """(where, why) of the first string or key no database can store, or None.
+
+    PostgreSQL refuses NUL characters, and UTF-8 has no lone surrogates (JSON's "\\ud800").
+    """
     stack = [("", value)]
     while stack:
         place, item = stack.pop()
-        if isinstance(item, str) and NUL in item:
-            return place or WHOLE_REQUEST
+        texts = [item] if isinstance(item, str) else list(item) if isinstance(item, dict) else []
+        for text in texts:
+            if isinstance(text, str) and (problem := _text_problem(text)):
+                return place or WHOLE_REQUEST, problem
         if isinstance(item, dict):
-            if any(isinstance(key, str) and NUL in key for key in item):
-                return place or WHOLE_REQUEST
             stack += [(f"{place}.{key}" if place else str(key), v) for key, v in item.items()]
         elif isinstance(item, list):
             stack += [(f"{place}.{i}" if place else str(i), v) for i, v in enumerate(item)]
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    if NUL in text:
+        return "Must not contain NUL characters."
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "Must not contain lone surrogate characters."
     return None
 
 

@@ -51,12 +51,31 @@ class InstantField(serializers.DateTimeField):
     """An ISO 8601 date and time with an offset (or Z); a naive time is ambiguous, so refused."""
 
     def to_internal_value(self, data: Any) -> datetime:
-        parsed = parse_datetime(data) if isinstance(data, str) else None
-        if parsed is None or parsed.tzinfo is None:
-            raise serializers.ValidationError(
-                "Must be an ISO 8601 date and time with an offset, e.g. 2024-01-15T12:00:00Z."
-            )
+        parsed, problem = parse_instant(data)
+        if problem:
+            raise serializers.ValidationError(problem)
         return parsed
+
+
+# Schedules reach no further; beyond these, date arithmetic overflows Python's datetime.
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def parse_instant(data: Any) -> tuple[datetime | None, str | None]:
+    """(the instant, None) or (None, what is wrong with it)."""
+    try:
+        parsed = parse_datetime(data) if isinstance(data, str) else None
+    except ValueError as exc:  # well formed but impossible, e.g. 30 February
+        return None, f"Not a real date and time: {exc}."
+    if parsed is None or parsed.tzinfo is None:
+        return None, "Must be an ISO 8601 date and time with an offset, e.g. 2024-01-15T12:00:00Z."
+    try:
+        within = EARLIEST <= parsed.astimezone(UTC) < LATEST
+    except OverflowError:
+        within = False
+    if not within:
+        return None, "Must be between 1970 and 3000."
+    return parsed, None
 
 
 # --- query parameters ---

@@ -28,6 +28,7 @@ from api.fields import (
     StrictSerializer,
     body_of,
     iso,
+    parse_instant,
     query_int,
 )
 from endpoints.jobs import JOB_FIELDS, apply_job, endpoint_to_job, save_job
@@ -96,6 +97,9 @@ def build_job(data: dict[str, Any]) -> Endpoint:
     job = {key: value for key, value in data.items() if key not in POLICY_FIELDS}
     policies = PolicySerializer(data={k: v for k, v in data.items() if k in POLICY_FIELDS})
     details = {} if policies.is_valid() else flatten(policies.errors)
+    if isinstance(job.get("run_at"), str) and (problem := parse_instant(job["run_at"])[1]):
+        details["run_at"] = problem  # before apply_job: its dates are not bounded
+        job.pop("run_at")
     # apply_job starts from this unsaved endpoint, so the model validates the policies too.
     base = Endpoint(**policies.validated_data) if not details else Endpoint()
     try:

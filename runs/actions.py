@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -29,6 +29,7 @@ from endpoints.models import Endpoint
 from runs import services
 from runs.models import Log
 
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
 SCHEDULES = (Endpoint.ScheduleType.ONCE, Endpoint.ScheduleType.INTERVAL)
 # Action status ← the state of the action's latest Log.
 STATUS_OF_STATE = {
@@ -208,6 +209,8 @@ def _build(action_type, payload, scheduled_at, recurring_interval, name) -> Endp
     first = scheduled_at or timezone.now()
     if not isinstance(first, datetime) or timezone.is_naive(first):
         errors["scheduled_at"] = "Must be an aware datetime."
+    elif not _within_reach(first):
+        errors["scheduled_at"] = "Must be between 1970 and 3000."
     endpoint = Endpoint(name=name, kind=Endpoint.Kind.HANDLER, handler=action_type, url="")
     endpoint.payload = payload
     if recurring_interval is None:
@@ -221,6 +224,14 @@ def _build(action_type, payload, scheduled_at, recurring_interval, name) -> Endp
     if errors:
         raise ValidationError(errors)
     return endpoint
+
+
+def _within_reach(moment: datetime) -> bool:
+    # Beyond these, the schedule arithmetic would overflow Python's datetime.
+    try:
+        return EARLIEST <= moment.astimezone(UTC) < LATEST
+    except OverflowError:
+        return False
 
 
 def _due_from(endpoint: Endpoint, first: datetime) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -192,6 +193,11 @@ def test_a_recurring_action_runs_every_interval_from_its_first_time(as_editor):
         ({"payload": [1]}, "payload"),
         ({"scheduledAt": "2024-01-15T12:00:00"}, "scheduledAt"),
         ({"scheduledAt": "soon"}, "scheduledAt"),
+        ({"scheduledAt": "9999-12-31T23:59:59-05:00"}, "scheduledAt"),
+        ({"scheduledAt": "2024-02-30T12:00:00Z"}, "scheduledAt"),
+        ({"actionType": "webhook:\ud800"}, "actionType"),
+        ({"payload": {"k": "\ud800"}}, "payload.k"),
+        ({"payload": {"k": "a\x00"}}, "payload.k"),
         ({"recurringInterval": "fortnightly"}, "recurringInterval"),
         ({"recurringInterval": 0}, "recurringInterval"),
         ({"recurringInterval": True}, "recurringInterval"),
@@ -200,9 +206,9 @@ def test_a_recurring_action_runs_every_interval_from_its_first_time(as_editor):
     ],
 )
 def test_bad_input_is_a_400_with_field_details_and_saves_nothing(as_editor, change, field):
-    body = {"actionType": "webhook:send", "payload": {}, **change}
+    raw = json.dumps({"actionType": "webhook:send", "payload": {}, **change})
 
-    response = as_editor.post(ACTIONS, body, format="json")
+    response = as_editor.generic("POST", ACTIONS, raw, content_type="application/json")
 
     assert response.status_code == 400, response.json()
     assert response.json()["success"] is False and response.json()["code"] == "VALIDATION_ERROR"

@@ -208,10 +208,17 @@ VALID = {"job_name": "valid-job", "cron_expression": "0 2 * * *", "url": "https:
         ({"job_name": "nul\x00name"}, "job_name"),
         ({"headers": {"X-Nul": "a\x00b"}}, "headers.X-Nul"),
         ({"description": ["\x00"]}, "description.0"),
+        ({"url": "https://\udcff.example.com/"}, "url"),
+        ({"run_at": "9999-12-31T23:59:59-05:00"}, "run_at"),
+        ({"run_at": "0001-01-01T00:00:00+05:00"}, "run_at"),
+        ({"run_at": "2024-02-30T00:00:00Z"}, "run_at"),
+        ({"starts_at": "9999-12-31T23:00:00Z"}, "starts_at"),
     ],
 )
 def test_bad_input_is_a_400_with_field_details_and_saves_nothing(as_editor, change, field):
-    response = as_editor.post(JOBS, {**VALID, **change}, format="json")
+    # json.dumps escapes what UTF-8 cannot carry (a lone surrogate), as a hostile client may.
+    raw = json.dumps({**VALID, **change})
+    response = as_editor.generic("POST", JOBS, raw, content_type="application/json")
 
     assert response.status_code == 400, response.json()
     body = response.json()
