@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django import template
 from django.utils import timezone
 
+from endpoints import schedules
 from endpoints.models import mask_headers
 
 register = template.Library()
@@ -105,3 +107,27 @@ def get(mapping: dict | None, key: str) -> Any:
 def host(url: str) -> str:
     """The host[:port] of a URL, for compact display."""
     return urlsplit(url or "").netloc or url
+
+
+@register.filter
+def schedule_words(endpoint: Any) -> str:
+    """Endpoint.schedule_description, remembered: describing a cron loads cron-descriptor's
+    translations on every call, and a list page (refreshed every 10 s) describes 25 of them."""
+    return _describe(
+        endpoint.schedule_type,
+        endpoint.cron_expression,
+        endpoint.interval_seconds,
+        endpoint.run_at,
+        endpoint.timezone,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _describe(
+    kind: str, cron: str, interval: int | None, run_at: datetime | None, zone: str
+) -> str:
+    return schedules.describe(
+        schedules.Schedule(
+            kind=kind, cron=cron, interval_seconds=interval, run_at=run_at, timezone=zone
+        )
+    )
