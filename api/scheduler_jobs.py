@@ -300,7 +300,9 @@ class JobsView(ApiView):
         endpoint.created_by = request.user
         try:
             with transaction.atomic():
-                save_job(endpoint, {"is_active": (True, endpoint.enabled)}, reason="Created off.")
+                save_job(
+                    endpoint, {"is_active": (True, endpoint.enabled)}, reason="Registered inactive."
+                )
         except IntegrityError:  # the same name registered by a concurrent request
             raise Conflict(f"A job named '{name}' already exists") from None
         return Response(job_json(endpoint), status=201)
