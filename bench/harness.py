@@ -1,0 +1,261 @@
+"""What every benchmark shares: a throwaway database, the target and cluster processes, figures.
+
+A scenario runs in its own process (one Django setup per database): `Environment` creates and
+migrates `bench_<scenario>` (PostgreSQL) or /tmp/bench_<scenario>.sqlite3, points this process at
+it, and starts `manage.py qcluster` (ours, or django-q2's alone for the baseline) against it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.request import Request, urlopen
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
+REDIS_DB = 14
+REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
+sys.path.insert(0, str(ROOT))
+
+
+class Environment:
+    """A fresh, migrated database (and Redis db) shared by this process and its clusters."""
+
+    def __init__(self, name: str, db: str, redis: bool, workers: int | None = None) -> None:
+        self.name = f"bench_{name}"
+        self.db = db
+        if db == "postgres":
+            self.url = PG_ADMIN.rsplit("/", 1)[0] + "/" + self.name
+        else:
+            self.url = f"sqlite:////tmp/{self.name}.sqlite3"
+        self.env = dict(
+            os.environ,
+            DATABASE_URL=self.url,
+            SECRET_KEY=secrets.token_urlsafe(40),
+            SCHEDULER_ALLOWED_NETWORKS="127.0.0.0/8",
+            LOG_LEVEL="WARNING",
+            PYTHONUNBUFFERED="1",
+            DJANGO_SETTINGS_MODULE="scheduler_site.settings",
+        )
+        self.env.pop("REDIS_URL", None)
+        if redis:
+            self.env["REDIS_URL"] = REDIS
+        if workers:
+            self.env["WORKERS"] = str(workers)
+        self.clusters: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Environment:
+        if self.db == "postgres":
+            psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            psql(f'CREATE DATABASE "{self.name}"')
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"/tmp/{self.name}.sqlite3{suffix}").unlink(missing_ok=True)
+        if "REDIS_URL" in self.env:
+            subprocess.run(
+                ["redis-cli", "-n", str(REDIS_DB), "FLUSHDB"], check=True, capture_output=True
+            )
+        self.manage("migrate", "--noinput", "-v0", check=True)
+        os.environ.update({k: v for k, v in self.env.items() if k != "PYTHONUNBUFFERED"})
+        if "REDIS_URL" not in self.env:
+            os.environ.pop("REDIS_URL", None)
+        import django
+
+        django.setup()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for cluster in self.clusters:
+            if cluster.poll() is None:
+                os.killpg(cluster.pid, signal.SIGKILL)
+        from django.db import connections
+
+        connections.close_all()
+        if self.db == "postgres":
+            psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def manage(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=check,
+            capture_output=True, text=True,
+        )  # fmt: skip
+
+    def start_cluster(self, *, baseline: bool = False) -> subprocess.Popen:
+        """`manage.py qcluster` (ours), or with --no-dispatcher: django-q2's scheduler alone."""
+        args = [sys.executable, "manage.py", "qcluster"] + (["--no-dispatcher"] if baseline else [])
+        log = open(RESULTS / f"{self.name}_cluster.log", "w")  # noqa: SIM115 — the child owns it
+        cluster = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, start_new_session=True, stdout=log, stderr=log
+        )
+        self.clusters.append(cluster)
+        return cluster
+
+    def stop_cluster(self, cluster: subprocess.Popen, timeout: float = 60) -> int | None:
+        cluster.send_signal(signal.SIGTERM)
+        try:
+            return cluster.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            return None
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", PG_ADMIN, "-qc", sql], check=True, capture_output=True)
+
+
+class Target:
+    """bench/target.py in its own process on a free port."""
+
+    def __init__(self, delay_ms: float = 0) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "target.py"), "--port", str(self.port),
+             "--delay-ms", str(delay_ms)],
+            start_new_session=True,
+        )  # fmt: skip
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def arrivals(self) -> list[tuple[str, float]]:
+        with urlopen(self.url("/__arrivals"), timeout=30) as response:
+            return [tuple(row) for row in json.load(response)]
+
+    def reset(self) -> None:
+        urlopen(Request(self.url("/__reset"), method="POST"), timeout=10).close()
+
+    def ceiling(self) -> int:
+        """The target's own rate (requests/s) with 32 keep-alive clients, measured from outside."""
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "target.py"), "--ceiling", "--port",
+             str(self.port), "--seconds", "2"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return json.loads(out.stdout)["requests_per_s"]
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50/p95/p99/max of `values` (nearest rank), rounded; None when there are none."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+    ordered = sorted(values)
+
+    def rank(p: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+    return {
+        "n": len(ordered),
+        "p50": round(rank(50), 3),
+        "p95": round(rank(95), 3),
+        "p99": round(rank(99), 3),
+        "max": round(ordered[-1], 3),
+    }
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for process in tree(pid):
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def tree_memory_mb(pid: int) -> dict[str, float]:
+    """RSS summed over the process tree, and PSS (shared pages split between the processes)."""
+    rss = pss = 0
+    count = 0
+    for process in tree(pid):
+        try:
+            info = process.memory_full_info()
+        except psutil.NoSuchProcess:
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+        count += 1
+    return {"processes": count, "rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1)}
+
+
+def next_second(after: float = 3.0) -> datetime:
+    """A whole second at least `after` seconds from now (a slot the dispatcher will see coming)."""
+    now = datetime.now(UTC)
+    return (now + timedelta(seconds=after + 1)).replace(microsecond=0)
+
+
+def next_minute(after: float = 8.0) -> datetime:
+    """A whole minute at least `after` seconds from now (django-q2's cron has minute slots)."""
+    now = datetime.now(UTC) + timedelta(seconds=after)
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def sleep_until(when: datetime) -> None:
+    time.sleep(max(0.0, (when - datetime.now(UTC)).total_seconds()))
+
+
+def wait_for(predicate, timeout: float, poll: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return predicate()
+
+
+def print_table(title: str, rows: list[tuple], headers: tuple) -> None:
+    cells = [tuple(_fmt(value) for value in row) for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    print(f"\n{title}")
+    for index, row in enumerate(cells):
+        print("| " + " | ".join(value.ljust(widths[i]) for i, value in enumerate(row)) + " |")
+        if index == 0:
+            print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

@@ -1,0 +1,153 @@
+"""Benchmarks of DESIGN §9 (not tests): one command per scenario, a table, and JSON.
+
+    python bench/run.py precision         # 1,000 endpoints due at one instant, instant target
+    python bench/run.py precision_single  # 1 endpoint every second for 60 s
+    python bench/run.py burst             # 1,000 due at once, target answers after 1 s
+    python bench/run.py throughput        # N endpoints every second for 60 s, runs/s, CPU/run
+    python bench/run.py catalog           # 100,000 endpoints, 1,000,000 logs: list p95, idle tick
+    python bench/run.py memory            # RSS of the whole qcluster, idle and under load
+
+Options: --db sqlite|postgres (default sqlite), --redis (the Redis broker; with postgres),
+--baseline (the same load through django-q2's own cron Schedule + a requests task, for the
+ratio), --endpoints N, --seconds S, --workers W (default: the WORKERS default).
+Each phase runs in its own process against a fresh database; results go to
+bench/results/<scenario>_<db>[_redis].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import RESULTS, print_table  # noqa: E402
+
+# (label, path into the figures, "low" or "high" is better) per scenario.
+ROWS = {
+    "precision": [
+        ("requests arrived", "arrived", "high"),
+        ("lag p50 (s)", "lag_s.p50", "low"),
+        ("lag p99 (s)", "lag_s.p99", "low"),
+        ("lag max (s)", "lag_s.max", "low"),
+        ("all logged after (s)", "all_logged_s", "low"),
+        ("cluster CPU (s)", "cluster_cpu_s", "low"),
+        ("duplicated slots", "duplicated_slots", "low"),
+    ],
+    "precision_single": [
+        ("slots expected", "slots_expected", None),
+        ("requests arrived", "arrived", "high"),
+        ("lag p50 (s)", "lag_s.p50", "low"),
+        ("lag p99 (s)", "lag_s.p99", "low"),
+        ("lag max (s)", "lag_s.max", "low"),
+    ],
+    "burst": [
+        ("requests arrived", "arrived", "high"),
+        ("lag p99 (s)", "lag_s.p99", "low"),
+        ("logged within 5 s", "logged_within_5s", "high"),
+        ("all logged after (s)", "all_logged_s", "low"),
+        ("cluster CPU (s)", "cluster_cpu_s", "low"),
+        ("duplicated slots", "duplicated_slots", "low"),
+    ],
+    "throughput": [
+        ("offered runs/s", "offered_per_s", None),
+        ("runs finished/s", "runs_per_s", "high"),
+        ("requests/s", "requests_per_s", "high"),
+        ("cluster CPU ms/run", "cluster_cpu_ms_per_run", "low"),
+        ("cluster CPU (cores)", "cluster_cpu_cores", None),
+        ("start lag p99 (s)", "start_lag_s.p99", "low"),
+        ("open at the end", "open_or_behind_at_end", "low"),
+        ("cluster RSS (MB)", "cluster_memory_mb.rss_mb", "low"),
+    ],
+    "catalog": [
+        ("endpoints", "endpoints", None),
+        ("logs", "logs", None),
+        ("dashboard list p95 (ms)", "dashboard_ms.p95", "low"),
+        ("API jobs list p95 (ms)", "api_jobs_ms.p95", "low"),
+        ("API schedules list p95 (ms)", "api_schedules_ms.p95", "low"),
+        ("idle dispatcher tick p95 (ms)", "idle_tick_ms.p95", "low"),
+    ],
+    "memory": [
+        ("processes", "load.processes", None),
+        ("idle RSS (MB)", "idle.rss_mb", "low"),
+        ("idle PSS (MB)", "idle.pss_mb", "low"),
+        ("under load RSS (MB)", "load.rss_mb", "low"),
+        ("under load PSS (MB)", "load.pss_mb", "low"),
+    ],
+}
+
+
+def lookup(figures: dict | None, path: str):
+    value = figures
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def ratio(ours, theirs, better: str | None) -> str | None:
+    if better is None or not isinstance(ours, int | float) or not isinstance(theirs, int | float):
+        return None
+    if better == "low":
+        return f"{theirs / ours:.1f}× better" if ours > 0 else None
+    return f"{ours / theirs:.1f}× more" if theirs > 0 else None
+
+
+def run_phase(args) -> dict:
+    from bench.catalog import catalog
+    from bench.scenarios import SCENARIOS
+
+    scenarios = {**SCENARIOS, "catalog": catalog}
+    return scenarios[args.scenario](args, args.phase == "baseline")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("scenario", choices=list(ROWS))
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--redis", action="store_true")
+    parser.add_argument("--baseline", action="store_true")
+    parser.add_argument("--endpoints", type=int, default=0)
+    parser.add_argument("--seconds", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--phase", choices=["ours", "baseline"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.phase:
+        print(json.dumps(run_phase(args), default=str))
+        return
+    setup = f"{args.db} + {'redis' if args.redis else 'orm broker'}"
+    figures = {"scenario": args.scenario, "setup": setup}
+    argv = [a for a in sys.argv[1:] if a != "--baseline"]
+    for phase in ["ours", "baseline"] if args.baseline else ["ours"]:
+        out = subprocess.run(
+            [sys.executable, __file__, *argv, "--phase", phase], capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            sys.stderr.write(out.stdout + out.stderr)
+            raise SystemExit(f"{args.scenario} ({phase}) failed")
+        figures[phase] = json.loads(out.stdout.strip().splitlines()[-1])
+    name = f"{args.scenario}_{args.db}{'_redis' if args.redis else ''}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
+    rows = []
+    for label, path, better in ROWS[args.scenario]:
+        ours = lookup(figures["ours"], path)
+        theirs = lookup(figures.get("baseline"), path)
+        rows.append((label, ours, theirs, ratio(ours, theirs, better)))
+    headers = ("", "cronplane", "django-q2 Schedule", "ratio")
+    if not args.baseline:
+        rows, headers = [row[:2] for row in rows], headers[:2]
+    ceiling = figures["ours"].get("target_ceiling_rps")
+    note = f" — target ceiling {ceiling:,} req/s" if ceiling else ""
+    print_table(f"{args.scenario} ({setup}){note}", rows, headers)
+    print(f"\nJSON: {RESULTS / (name + '.json')}")
+
+
+if __name__ == "__main__":
+    main()

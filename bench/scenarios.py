@@ -1,0 +1,293 @@
+"""The timed scenarios of DESIGN §9, each as `name(args, baseline) -> figures`.
+
+Ours: endpoints made with bulk_create (next_run_at set here), `manage.py qcluster` running.
+Baseline: the same number of django-q2 cron Schedules calling `bench.baseline.call`, run by
+django-q2's cluster alone. Lag is always request arrival at the target minus the slot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from bench import baseline as q2
+from bench.harness import (
+    RESULTS,
+    Environment,
+    Target,
+    next_minute,
+    next_second,
+    percentiles,
+    sleep_until,
+    tree_cpu_seconds,
+    tree_memory_mb,
+    wait_for,
+)
+
+FINAL = ("success", "failed", "skipped", "missed", "cancelled")
+
+
+def make_endpoints(urls: list[str], cron: str, first_run: datetime, **fields) -> None:
+    from endpoints.models import Endpoint
+
+    Endpoint.objects.bulk_create(
+        (
+            Endpoint(
+                name=f"bench-{index:06d}",
+                url=url,
+                cron_expression=cron,
+                timezone="UTC",
+                next_run_at=first_run,
+                created_at=first_run - timedelta(minutes=1),
+                **fields,
+            )  # fmt: skip
+            for index, url in enumerate(urls)
+        ),
+        batch_size=2000,
+    )
+
+
+def start(env: Environment, baseline: bool):
+    """Start the cluster and wait until it is ready to dispatch (ours: its heartbeat is written)."""
+    cluster = env.start_cluster(baseline=baseline)
+    if baseline:
+        time.sleep(5)
+    else:
+        from runs.models import Heartbeat
+
+        assert wait_for(Heartbeat.objects.exists, 60), "qcluster did not start"
+    return cluster
+
+
+def first_arrivals(target: Target, prefix: str = "/e/") -> dict[str, float]:
+    first: dict[str, float] = {}
+    for path, at in target.arrivals():
+        if path.startswith(prefix) and path not in first:
+            first[path] = at
+    return first
+
+
+def _done_file(env: Environment) -> str:
+    path = RESULTS / f"{env.name}_baseline_done.txt"
+    path.unlink(missing_ok=True)
+    return str(path)
+
+
+def _one_slot(args, baseline: bool, name: str, delay_ms: float) -> dict:
+    """N endpoints due at one instant: lag of each request, and when all are logged."""
+    n = args.endpoints or 1000
+    target = Target(delay_ms)
+    figures: dict = {"endpoints": n, "target_ceiling_rps": target.ceiling()}
+    target.reset()
+    urls = [target.url(f"/e/{i}") for i in range(n)]
+    with Environment(name, args.db, args.redis, args.workers) as env:
+        done = _done_file(env)
+        if baseline:
+            slot = next_minute(10)
+            q2.make_schedules(urls, "* * * * *", slot, done)
+            cluster = start(env, baseline)
+        else:
+            cluster = start(env, baseline)
+            slot = next_second(3)
+            make_endpoints(urls, f"* * * * * {slot.second}", slot, overlap_policy="allow")
+        sleep_until(slot)
+        cpu_before = tree_cpu_seconds(cluster.pid)
+        t0 = slot.timestamp()
+
+        def logged() -> list[float]:
+            if baseline:
+                return [at - t0 for _, at in q2.finished(done)]
+            from runs.models import Log
+
+            rows = Log.objects.filter(scheduled_for=slot, state__in=FINAL)
+            return [(f - slot).total_seconds() for f in rows.values_list("finished_at", flat=True)]
+
+        wait_for(lambda: len(logged()) >= n, timeout=90 if baseline else 60, poll=0.25)
+        figures["cluster_cpu_s"] = round(tree_cpu_seconds(cluster.pid) - cpu_before, 2)
+        arrivals = first_arrivals(target)
+        finished = logged()
+        env.stop_cluster(cluster)
+        if not baseline:
+            figures.update(_accounting(slot))
+    target.close()
+    lags = [at - t0 for at in arrivals.values()]
+    figures.update(
+        arrived=len(arrivals),
+        lag_s=percentiles(lags),
+        early=sum(1 for lag in lags if lag < 0),
+        logged=len(finished),
+        all_logged_s=round(max(finished), 3) if len(finished) >= n else None,
+        logged_within_5s=sum(1 for at in finished if at <= 5),
+    )
+    return figures
+
+
+def _accounting(slot: datetime) -> dict:
+    from django.db.models import Count
+
+    from runs.models import Log
+
+    rows = Log.objects.filter(scheduled_for=slot).values("state").annotate(n=Count("id"))
+    per_slot = Log.objects.filter(scheduled_for=slot, attempt=1).values("endpoint_id")
+    duplicates = per_slot.annotate(n=Count("id")).filter(n__gt=1).count()
+    return {"states": {row["state"]: row["n"] for row in rows}, "duplicated_slots": duplicates}
+
+
+def precision(args, baseline: bool) -> dict:
+    return _one_slot(args, baseline, "precision", delay_ms=0)
+
+
+def burst(args, baseline: bool) -> dict:
+    return _one_slot(args, baseline, "burst", delay_ms=1000)
+
+
+def precision_single(args, baseline: bool) -> dict:
+    """One endpoint every second (django-q2's cron: every minute) for --seconds."""
+    seconds = args.seconds or 60
+    target = Target(0)
+    figures: dict = {"seconds": seconds, "target_ceiling_rps": target.ceiling()}
+    target.reset()
+    with Environment("precision_single", args.db, args.redis, args.workers) as env:
+        if baseline:
+            slot = next_minute(10)
+            q2.make_schedules([target.url("/e/0")], "* * * * *", slot, "")
+            cluster = start(env, baseline)
+            period = 60
+            sleep_until(slot + timedelta(seconds=seconds))
+            wait_for(lambda: len(target.arrivals()) >= 1, timeout=40)
+        else:
+            cluster = start(env, baseline)
+            slot = next_second(3)
+            make_endpoints([target.url("/e/0")], "* * * * * *", slot, overlap_policy="allow")
+            period = 1
+            # Slots slot … slot+seconds; the last one has most of a second to arrive.
+            sleep_until(slot + timedelta(seconds=seconds, milliseconds=900))
+        env.stop_cluster(cluster)
+    arrivals = sorted(at for path, at in target.arrivals() if path == "/e/0")
+    target.close()
+    slots = [slot.timestamp() + k * period for k in range(len(arrivals))]
+    lags = [at - when for at, when in zip(arrivals, slots, strict=True)]
+    figures.update(
+        slots_expected=seconds // period + (0 if baseline else 1),
+        arrived=len(arrivals),
+        lag_s=percentiles(lags),
+        early=sum(1 for lag in lags if lag < 0),
+    )
+    return figures
+
+
+def throughput(args, baseline: bool) -> dict:
+    """N endpoints every second for --seconds: runs finished per second once warmed up."""
+    seconds = args.seconds or 60
+    warmup = 5
+    rate = args.endpoints or (600 if args.db == "postgres" else 300)
+    target = Target(0)
+    figures: dict = {"offered_per_s": rate, "seconds": seconds}
+    figures["target_ceiling_rps"] = target.ceiling()
+    target.reset()
+    with Environment("throughput", args.db, args.redis, args.workers) as env:
+        done = _done_file(env)
+        if baseline:
+            # django-q2's cron fires each schedule once a minute: the same runs/s needs 60× more.
+            count = rate * seconds
+            slot = next_minute(15)
+            urls = [target.url(f"/e/{i}") for i in range(count)]
+            q2.make_schedules(urls, "* * * * *", slot, done)
+            cluster = start(env, baseline)
+            sleep_until(slot)
+            wait_for(lambda: q2.finished(done), timeout=60)
+        else:
+            cluster = start(env, baseline)
+            slot = next_second(3)
+            urls = [target.url(f"/e/{i}") for i in range(rate)]
+            make_endpoints(urls, "* * * * * *", slot, overlap_policy="allow")
+            sleep_until(slot)
+        time.sleep(warmup)
+        window_start = time.time()
+        cpu_before = tree_cpu_seconds(cluster.pid)
+        memory = tree_memory_mb(cluster.pid)
+        time.sleep(seconds - warmup)
+        window_end = time.time()
+        cpu = tree_cpu_seconds(cluster.pid) - cpu_before
+        memory_end = tree_memory_mb(cluster.pid)
+        if baseline:
+            finished = [at for _, at in q2.finished(done)]
+            lag = None
+        else:
+            finished, lag, behind = _our_throughput(window_start, window_end)
+            figures["open_or_behind_at_end"] = behind
+        env.stop_cluster(cluster)
+    arrivals = [at for path, at in target.arrivals() if path.startswith("/e/")]
+    target.close()
+    span = window_end - window_start
+    runs = sum(1 for at in finished if window_start <= at < window_end)
+    figures.update(
+        runs_per_s=round(runs / span, 1),
+        requests_per_s=round(sum(1 for at in arrivals if window_start <= at < window_end) / span),
+        cluster_cpu_ms_per_run=round(cpu * 1000 / runs, 2) if runs else None,
+        cluster_cpu_cores=round(cpu / span, 2),
+        start_lag_s=lag,
+        cluster_memory_mb=max(memory, memory_end, key=lambda m: m["rss_mb"]),
+    )
+    return figures
+
+
+def _our_throughput(window_start: float, window_end: float):
+    from datetime import UTC, datetime
+
+    from runs.models import Log
+
+    start = datetime.fromtimestamp(window_start, UTC)
+    end = datetime.fromtimestamp(window_end, UTC)
+    # Executed runs only: a slot recorded as missed or skipped is accounted for, not run.
+    rows = Log.objects.filter(
+        finished_at__gte=start, finished_at__lt=end, state__in=("success", "failed")
+    )
+    finished = [at.timestamp() for at in rows.values_list("finished_at", flat=True)]
+    started = Log.objects.filter(scheduled_for__gte=start, scheduled_for__lt=end, attempt=1)
+    lags = [
+        (s - slot).total_seconds()
+        for s, slot in started.exclude(started_at=None).values_list("started_at", "scheduled_for")
+    ]
+    behind = Log.objects.filter(state__in=("queued", "running", "pending")).count()
+    return finished, percentiles(lags), behind
+
+
+def memory(args, baseline: bool) -> dict:
+    """RSS of the whole qcluster (every process) idle, then under a light load."""
+    seconds = args.seconds or 30
+    load = args.endpoints or 100
+    target = Target(0)
+    samples: dict[str, list[dict]] = defaultdict(list)
+    with Environment("memory", args.db, args.redis, args.workers) as env:
+        urls = [target.url(f"/e/{i}") for i in range(load)]
+        if baseline:
+            cluster = start(env, baseline)
+        else:
+            cluster = start(env, baseline)
+        for _ in range(5):
+            samples["idle"].append(tree_memory_mb(cluster.pid))
+            time.sleep(1)
+        if baseline:
+            q2.make_schedules(urls, "* * * * *", next_minute(0) - timedelta(minutes=1), "")
+        else:
+            make_endpoints(urls, "* * * * * *", next_second(1), overlap_policy="allow")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            samples["load"].append(tree_memory_mb(cluster.pid))
+            time.sleep(1)
+        env.stop_cluster(cluster)
+    requests = len(target.arrivals())
+    target.close()
+    peak = {phase: max(rows, key=lambda m: m["rss_mb"]) for phase, rows in samples.items()}
+    return {"load_endpoints": load, "seconds": seconds, "requests": requests, **peak}
+
+
+SCENARIOS = {
+    "precision": precision,
+    "precision_single": precision_single,
+    "burst": burst,
+    "throughput": throughput,
+    "memory": memory,
+}
