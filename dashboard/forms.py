@@ -58,6 +58,16 @@ GROUPS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("Overlap and missed runs", ["overlap_policy", "missed_policy", "catch_up_window_seconds"]),
+    (
+        "Notifications",
+        [
+            "notify_emails",
+            "notify_webhook_url",
+            "notify_on_failure",
+            "notify_on_recovery",
+            "auto_disable_after",
+        ],
+    ),
 ]
 # CSS classes that let the stylesheet hide fields of the kind or schedule type not chosen.
 FIELD_CLASSES = {

@@ -60,6 +60,11 @@ def form_data(**overrides: Any) -> dict[str, Any]:
         "overlap_policy": "skip",
         "missed_policy": "run_once",
         "catch_up_window_seconds": "3600",
+        "notify_emails": "",
+        "notify_webhook_url": "",
+        "notify_on_failure": "on",
+        "notify_on_recovery": "on",
+        "auto_disable_after": "0",
     }
     data.update(overrides)
     return data
@@ -365,3 +370,20 @@ def test_no_page_ever_contains_a_stored_secret(editor, secret_endpoint):
         html = client.get(page).content.decode()
         assert SECRET not in html and SIGNATURE not in html, page
         assert "s3cret" not in html, page
+
+
+def test_notification_settings_are_saved_and_validated(client, editor):
+    client.force_login(editor)
+    bad = client.post(
+        reverse("dashboard:endpoint_create"),
+        form_data(notify_emails="ops@example.com, nope", auto_disable_after="5"),
+    )
+    assert "&#x27;nope&#x27; is not an email address." in bad.content.decode()
+    assert not Endpoint.objects.exists()
+    client.post(
+        reverse("dashboard:endpoint_create"),
+        form_data(notify_emails="ops@example.com", auto_disable_after="5"),
+    )
+    endpoint = Endpoint.objects.get()
+    assert endpoint.notification_emails == ["ops@example.com"]
+    assert endpoint.auto_disable_after == 5
