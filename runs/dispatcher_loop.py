@@ -74,13 +74,13 @@ class DispatcherLoop:
         """One pass; returns how long to sleep before the next one."""
         started = time.monotonic()
         now = self.clock()
-        to_run: list[Log] = []
         while True:
             due = dispatcher.dispatch_due(now)
-            to_run += due.to_run
+            # Hand each pass's runs over at once: workers start while the next pass claims.
+            self._hand_over(due.to_run)
             if due.endpoints < 500:  # a full batch means more may be waiting
                 break
-        to_run += dispatcher.dispatch_pending(now).to_run
+        to_run: list[Log] = dispatcher.dispatch_pending(now).to_run
         if now >= self._next_sweep:
             failed, requeued = dispatcher.recover_stuck(now)
             for log in failed:
@@ -88,9 +88,7 @@ class DispatcherLoop:
             to_run += requeued
             notifications.due(now)
             self._next_sweep = now + SWEEP_EVERY
-        if to_run:
-            self.enqueue(to_run)
-            self.dispatched += len(to_run)
+        self._hand_over(to_run)
         self._last_tick_ms = (time.monotonic() - started) * 1000
         if now >= self._next_heartbeat:
             self._beat(now)
@@ -98,6 +96,11 @@ class DispatcherLoop:
         if wake is None:
             return self.max_sleep
         return max(0.0, min(self.max_sleep, (wake - self.clock()).total_seconds()))
+
+    def _hand_over(self, to_run: list[Log]) -> None:
+        if to_run:
+            self.enqueue(to_run)
+            self.dispatched += len(to_run)
 
     def _beat(self, now: datetime) -> None:
         host, _, pid = self.name.rpartition(":")

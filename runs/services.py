@@ -14,6 +14,7 @@ from runs import executor
 from runs.models import Log
 
 TASK = "runs.tasks.run_log"
+BATCH_TASK = "runs.tasks.run_batch"
 
 
 def create_run(
@@ -60,11 +61,23 @@ def enqueue(log: Log) -> None:
 
 
 def enqueue_many(logs: list[Log]) -> None:
-    """Hand already-committed queued Logs to the broker."""
+    """Hand already-committed queued Logs to the broker.
+
+    HTTP runs go in batches, one task each (runs/batch.py: claimed together, called
+    concurrently), spread so that every worker gets one; Python handlers one task per run.
+    """
+    from django.conf import settings
     from django_q.tasks import async_task
 
+    from runs import batch
+
+    calls = [log for log in logs if log.endpoint.kind == Endpoint.Kind.HTTP]
     for log in logs:
-        async_task(TASK, log.pk, task_name=log.run_id)
+        if log.endpoint.kind != Endpoint.Kind.HTTP:
+            async_task(TASK, log.pk, task_name=log.run_id)
+    for chunk in batch.split(calls, settings.Q_CLUSTER["workers"]):
+        name = f"{chunk[0].run_id} (+{len(chunk) - 1})" if len(chunk) > 1 else chunk[0].run_id
+        async_task(BATCH_TASK, [log.pk for log in chunk], task_name=name)
 
 
 def run_in_foreground(

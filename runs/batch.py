@@ -1,0 +1,125 @@
+"""Runs many queued Logs in one cluster task: claimed together, called at once, recorded in bulk.
+
+Why: a django-q2 worker process runs one task at a time, and a run spends nearly all its time
+waiting on the network. One task per run (`runs.tasks.run_log`) costs a broker round trip,
+seven queries and a whole worker for the length of the call, so 1,000 one-second calls on two
+workers take 500 s. A batch costs one task, a handful of statements and one thread per call.
+
+`run_batch(log_ids)`:
+1. Claim: those of the Logs still pending/queued become running in one transaction (on
+   PostgreSQL `FOR UPDATE SKIP LOCKED`, so a second delivery of the batch racing this one claims
+   none of them; arriving later, it finds them running and claims none either).
+2. Call: each HTTP call runs in its own thread of this process's pool (a requests Session per
+   thread, kept between batches) with its own timeout. A batch never has more runs than the
+   pool has threads, so every claimed run starts at once and its lease (timeout + grace) holds.
+3. Record: about every FLUSH_SECONDS what has finished is recorded with
+   `executor.record_many`; a slow call holds back no other run's record. A run whose call raised
+   is failed like any other; it does not fail the batch.
+A worker killed mid-batch leaves its runs `running` with a lease: `recover_stuck` fails and
+retries them like any lost run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from endpoints.models import Endpoint
+from runs import executor, http
+from runs.models import Log
+
+logger = logging.getLogger(__name__)
+# Runs per batch task, and threads per worker process (one per run of the batch in hand).
+MAX_BATCH = 250
+# How often finished runs are written while others are still going.
+FLUSH_SECONDS = 0.1
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def split(logs: list[Log], workers: int) -> list[list[Log]]:
+    """Batches for `workers` worker processes: every worker busy, none above MAX_BATCH."""
+    if not logs:
+        return []
+    count = max(math.ceil(len(logs) / MAX_BATCH), min(len(logs), workers))
+    size = math.ceil(len(logs) / count)
+    return [logs[start : start + size] for start in range(0, len(logs), size)]
+
+
+def run_batch(log_ids: list[int]) -> dict[str, int]:
+    """Execute those of these Logs that are still waiting; return how many ended in each state."""
+    logs = claim(log_ids, timezone.now())
+    calls = [log for log in logs if log.endpoint.kind == Endpoint.Kind.HTTP]
+    futures: dict[Future, Log] = {pool().submit(_perform, log): log for log in calls}
+    finished: list[tuple[Log, http.Outcome, datetime]] = []
+    for log in logs:
+        if log.endpoint.kind != Endpoint.Kind.HTTP:
+            # Python handlers touch the database and may not be thread-safe: run them here.
+            finished.append((log, *_perform(log)))
+    waiting = set(futures)
+    while waiting:
+        done, waiting = wait(waiting, timeout=FLUSH_SECONDS, return_when=FIRST_COMPLETED)
+        if waiting and len(done) < len(waiting):
+            # Let a few more finish: fewer, larger writes (a run is at most FLUSH_SECONDS late).
+            more, waiting = wait(waiting, timeout=FLUSH_SECONDS)
+            done |= more
+        finished += [(futures[future], *future.result()) for future in done]
+        if finished:
+            executor.record_many(finished)
+            finished = []
+    if finished:
+        executor.record_many(finished)
+    counts: dict[str, int] = {}
+    for log in logs:
+        counts[log.state] = counts.get(log.state, 0) + 1
+    return counts
+
+
+def claim(log_ids: list[int], now: datetime) -> list[Log]:
+    """Mark the still-waiting Logs among `log_ids` running, atomically; return them."""
+    with transaction.atomic():
+        logs = list(
+            Log.objects.select_related("endpoint")
+            .filter(pk__in=log_ids, state__in=(Log.State.PENDING, Log.State.QUEUED))
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("pk")
+        )
+        leases: dict[datetime, list[int]] = {}
+        for log in logs:
+            log.state, log.started_at = Log.State.RUNNING, now
+            log.lease_expires_at = log.lease_for(now)
+            leases.setdefault(log.lease_expires_at, []).append(log.pk)
+        # One statement per distinct timeout (usually one); the rows are ours until commit.
+        for lease, ids in leases.items():
+            Log.objects.filter(pk__in=ids).update(
+                state=Log.State.RUNNING, started_at=now, lease_expires_at=lease
+            )
+    return logs
+
+
+def pool() -> ThreadPoolExecutor:
+    """This process's call threads (created after django-q2 forked the worker)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=MAX_BATCH, thread_name_prefix="cronplane-call")
+        return _pool
+
+
+def _perform(log: Log) -> tuple[http.Outcome, datetime]:
+    try:
+        outcome = executor.perform(log)
+    except Exception as exc:  # a bug in our code must still end the run, not the batch
+        logger.exception("run %s crashed", log.run_id)
+        outcome = http.Outcome(ok=False, error_class="handler", error_message=_describe(exc))
+    return outcome, timezone.now()
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
