@@ -67,6 +67,11 @@ class PolicySerializer(StrictSerializer):
     max_runs = StrictIntegerField(required=False, allow_null=True, min_value=1)
     starts_at = InstantField(required=False, allow_null=True)
     ends_at = InstantField(required=False, allow_null=True)
+    auto_disable_after = StrictIntegerField(required=False, min_value=0)
+    notify_emails = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    notify_webhook_url = serializers.CharField(required=False, allow_blank=True, max_length=2048)
+    notify_on_failure = serializers.BooleanField(required=False)
+    notify_on_recovery = serializers.BooleanField(required=False)
 
 
 POLICY_FIELDS = tuple(PolicySerializer().fields)
@@ -84,6 +89,7 @@ def job_json(endpoint: Endpoint) -> dict[str, Any]:
         "last_run_status": endpoint.last_status or None,
         "next_run_at": iso(endpoint.next_run_at),
         "created_at": iso(endpoint.created_at),
+        "disabled_reason": endpoint.disabled_reason or None,
     }
     shown.update(job)
     for field in POLICY_FIELDS:
@@ -175,6 +181,11 @@ class JobRequest(serializers.Serializer):
     max_runs = serializers.IntegerField(required=False, allow_null=True)
     starts_at = serializers.DateTimeField(required=False, allow_null=True)
     ends_at = serializers.DateTimeField(required=False, allow_null=True)
+    auto_disable_after = serializers.IntegerField(required=False)
+    notify_emails = serializers.CharField(required=False, allow_blank=True)
+    notify_webhook_url = serializers.CharField(required=False, allow_blank=True)
+    notify_on_failure = serializers.BooleanField(required=False)
+    notify_on_recovery = serializers.BooleanField(required=False)
 
 
 class Job(serializers.Serializer):
@@ -185,6 +196,9 @@ class Job(serializers.Serializer):
     last_run_status = serializers.CharField(allow_null=True)
     next_run_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
+    disabled_reason = serializers.CharField(
+        allow_null=True, help_text="Why the job is off (paused, auto-disabled, one-time done)."
+    )
     description = serializers.CharField(allow_blank=True)
     interval_seconds = serializers.IntegerField(required=False)
     run_at = serializers.DateTimeField(required=False)

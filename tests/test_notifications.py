@@ -167,3 +167,29 @@ def test_notification_settings_are_validated(db):
     errors = caught.value.message_dict
     assert errors["notify_emails"] == ["'not-an-address' is not an email address."]
     assert "link-local" in errors["notify_webhook_url"][0]
+
+
+def test_the_api_takes_notification_settings_and_shows_why_a_job_is_off(
+    editor, make_endpoint, target
+):
+    from tests.api_support import client_for
+
+    api = client_for(editor)
+    created = api.post(
+        "/api/v1/scheduler/jobs",
+        {
+            "job_name": "api-dying",
+            "cron_expression": "@hourly",
+            "url": target.url("/status/500"),
+            "max_attempts": 1,
+            "auto_disable_after": 1,
+            "notify_emails": "ops@example.com",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    runjob("api-dying")
+    job = api.get("/api/v1/scheduler/jobs").json()["data"][0]
+    assert job["is_active"] is False
+    assert job["disabled_reason"].startswith("Auto-disabled after 1 consecutive failed runs")
+    assert job["notify_emails"] == "ops@example.com" and job["auto_disable_after"] == 1
