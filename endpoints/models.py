@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -15,6 +15,8 @@ from endpoints import schedules
 from endpoints.crypto import EncryptedJSONField
 from endpoints.registry import get_handler
 
+MIN_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
 MAX_HEADERS_BYTES = 8 * 1024
 MAX_BODY_BYTES = 256 * 1024
 # Always secret, whatever the endpoint says (DESIGN §5.5).
@@ -340,7 +342,7 @@ class Endpoint(models.Model):
     # --- validation (shared by forms, API serializers and applyjobs) ---------------------------
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, str] = self._unstorable_values()
         self._clean_schedule(errors)
         if self.kind == self.Kind.HTTP:
             self._clean_http(errors)
@@ -356,6 +358,17 @@ class Endpoint(models.Model):
             errors["ends_at"] = "The end of the window must be after its start."
         if errors:
             raise ValidationError(errors)
+
+    def _unstorable_values(self) -> dict[str, str]:
+        """Text no database can keep (NUL, lone surrogates) and instants out of range."""
+        errors = {}
+        for field in self._meta.concrete_fields:
+            value = getattr(self, field.attname)
+            if isinstance(value, datetime) and not (MIN_INSTANT <= value <= MAX_INSTANT):
+                errors[field.name] = "Choose a date between 1970 and 3000."
+            elif _has_unstorable_text(value):
+                errors[field.name] = "Contains a NUL character or invalid Unicode."
+        return errors
 
     def _clean_schedule(self, errors: dict[str, str]) -> None:
         try:
@@ -412,6 +425,22 @@ class Endpoint(models.Model):
             parse_status_spec(self.expected_status)
         except ValueError as exc:
             errors["expected_status"] = str(exc)
+
+
+def _has_unstorable_text(value: object) -> bool:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_unstorable_text(k) or _has_unstorable_text(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_unstorable_text(item) for item in value)
+    return False
 
 
 def _header_problem(headers: dict) -> str | None:

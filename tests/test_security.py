@@ -105,3 +105,36 @@ def test_a_hostile_response_body_is_stored_capped_and_shown_escaped(
     html = admin_client.get(f"/admin/runs/log/{log.pk}/change/").content.decode()
     assert "<script>alert(" not in html
     assert "&lt;script&gt;alert(" in html
+
+
+@pytest.mark.parametrize(
+    ("job", "field"),
+    [
+        ({"job_name": "nul", "description": "a\x00b"}, "description"),
+        ({"job_name": "surrogate", "description": "\ud800"}, "description"),
+        ({"job_name": "nulbody", "method": "POST", "body": "x\x00"}, "body"),
+        (
+            {"job_name": "farfuture", "cron_expression": None, "run_at": "9999-12-31T23:00:00Z"},
+            "run_at",
+        ),
+    ],
+)
+def test_text_and_dates_no_database_can_keep_are_refused(tmp_path, db, job, field):
+    job = {k: v for k, v in {**BASE, **job}.items() if v is not None}
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps([job]))
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("applyjobs", str(path), stdout=StringIO(), stderr=err)
+    assert f": {field}: " in err.getvalue()
+    assert Endpoint.objects.count() == 0
+
+
+def test_the_api_docs_page_runs_without_inline_scripts(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    assert (
+        "'unsafe-inline'"
+        not in response["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    )
