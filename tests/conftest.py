@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from django.contrib.auth.models import Group, User
 
@@ -20,10 +22,25 @@ def target():
     server.close()
 
 
+def role(name: str) -> Group:
+    """The role's group, as the data migration made it (a transactional test's flush removes it)."""
+    from django.contrib.auth.models import Permission
+
+    roles = importlib.import_module("runs.migrations.0002_roles").ROLES
+    group, created = Group.objects.get_or_create(name=name)
+    if created:
+        for code in roles[name]:
+            app_label, codename = code.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+    return group
+
+
 def _user(username: str, group: str | None) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username + "-123!")
     if group:
-        user.groups.add(Group.objects.get(name=group))
+        user.groups.add(role(group))
     return user
 
 
