@@ -10,6 +10,7 @@ Intervals are absolute (every N seconds from an anchor) and so are unaffected by
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -273,7 +274,9 @@ def describe(schedule: Schedule) -> str:
     return "Manual only"
 
 
+@functools.lru_cache(maxsize=4096)
 def describe_cron(expression: str) -> str:
+    """Cached: cron-descriptor reloads its translations on every call."""
     try:
         text = normalize_cron(expression)
     except ScheduleError as exc:
