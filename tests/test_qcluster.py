@@ -48,3 +48,39 @@ def test_qcluster_fires_each_second_once_and_stops_cleanly(make_endpoint, target
     # Stopped cleanly: nothing left running, the heartbeat removed.
     assert not Log.objects.filter(state="running").exists()
     assert Heartbeat.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_lets_a_running_call_finish_and_queues_nothing_new(make_endpoint, target):
+    endpoint = make_endpoint(
+        name="slow-every-second",
+        url=target.url("/slow/2"),
+        cron_expression="* * * * * *",
+        timeout_seconds=10,
+    )
+    cluster = start_manage("qcluster", WORKERS="1")
+    try:
+        deadline = time.monotonic() + 60
+        while not target.received and time.monotonic() < deadline:
+            assert cluster.poll() is None, cluster.stdout.read()
+            time.sleep(0.05)
+        assert target.received, "the slow call never started"
+    finally:
+        cluster.send_signal(signal.SIGTERM)
+        stopped_at = time.time()
+        output, _ = cluster.communicate(timeout=60)
+    assert cluster.returncode == 0, output
+
+    in_flight = Log.objects.get(endpoint=endpoint, started_at__isnull=False)
+    # The call that was running when SIGTERM came finished normally, not cut off.
+    assert in_flight.state == "success", (in_flight.state, in_flight.error_message)
+    assert in_flight.finished_at.timestamp() >= target.received[0].at + 1.9
+    # Nothing was dispatched after the signal.
+    assert not Log.objects.filter(created_at__gt=_aware(stopped_at + 0.5)).exists()
+    assert not Log.objects.filter(state="running").exists()
+
+
+def _aware(timestamp: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC)
