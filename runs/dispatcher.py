@@ -48,6 +48,8 @@ class Dispatch:
     skipped: int = 0
     waiting: int = 0
     endpoints: int = 0
+    # Endpoints due within `ahead` but left for their slot (a run of theirs is still open).
+    deferred: int = 0
 
     def __iadd__(self, other: Dispatch) -> Dispatch:
         self.to_run += other.to_run
@@ -55,6 +57,7 @@ class Dispatch:
         self.skipped += other.skipped
         self.waiting += other.waiting
         self.endpoints += other.endpoints
+        self.deferred += other.deferred
         return self
 
 
@@ -67,29 +70,44 @@ class _Plan:
     finished: bool = False
 
 
-def dispatch_due(now: datetime, *, limit: int = 500) -> Dispatch:
-    """Claim every slot due at `now` and record it; return the Logs to run.
+def dispatch_due(now: datetime, *, limit: int = 500, ahead: timedelta = timedelta(0)) -> Dispatch:
+    """Claim every slot due at `now` (or within `ahead` of it) and record it; return the Logs.
 
     1. Lock the due endpoints (others' locked rows are skipped, not waited for).
-    2. List each one's slots from next_run_at to now; apply the missed-run policy to late ones.
+    2. List each one's slots from next_run_at to now + ahead; apply the missed-run policy to
+       late ones.
     3. Apply the overlap policy against the endpoint's open runs.
     4. Insert the Logs in one statement and advance next_run_at (one-time schedules disable).
+
+    `ahead` lets the loop hand a slot's runs to workers before the slot, so that they are
+    claimed and called at the instant itself (runs/batch.py holds a run until its due_at).
+    An endpoint whose overlap policy looks at open runs is taken early only when it has none
+    (its decision would be the same at the slot); otherwise it is `deferred` to the slot.
     """
     result = Dispatch()
+    until = now + ahead
     with transaction.atomic():
         due = list(
-            Endpoint.objects.due(now)
+            Endpoint.objects.due(until)
             .order_by("next_run_at")
             .select_for_update(skip_locked=True)[:limit]
         )
         if not due:
             return result
         open_runs = _open_runs([endpoint.pk for endpoint in due])
+        if ahead:
+            taken = [endpoint for endpoint in due if _may_take_early(endpoint, now, open_runs)]
+            result.deferred = len(due) - len(taken)
+            due = taken
         used_runs = _runs_used([endpoint for endpoint in due if endpoint.max_runs is not None])
         logs: list[Log] = []
         for endpoint in due:
             plan = plan_endpoint(
-                endpoint, now, open_runs.get(endpoint.pk, []), used_runs.get(endpoint.pk, 0)
+                endpoint,
+                now,
+                open_runs.get(endpoint.pk, []),
+                used_runs.get(endpoint.pk, 0),
+                until=until,
             )
             logs += plan.logs
             endpoint.next_run_at = plan.next_run_at
@@ -112,15 +130,25 @@ def dispatch_due(now: datetime, *, limit: int = 500) -> Dispatch:
     return result
 
 
-def plan_endpoint(endpoint: Endpoint, now: datetime, open_runs: list[Log], used: int) -> _Plan:
-    """Decide the fate of each slot of `endpoint` from its next_run_at up to `now`."""
+def plan_endpoint(
+    endpoint: Endpoint,
+    now: datetime,
+    open_runs: list[Log],
+    used: int,
+    *,
+    until: datetime | None = None,
+) -> _Plan:
+    """Decide the fate of each slot of `endpoint` from its next_run_at up to `until` (now)."""
     schedule = endpoint.schedule
     first = endpoint.next_run_at
+    # Only a slot not yet due is taken early: a due one runs now, the next one on a later pass
+    # (the missed-run policy must never see an early slot supersede a due one).
+    until = now if until is None or first <= now else until
     following = _following(_shared_key(schedule), first)
-    if following is None or following > now:
+    if following is None or following > until:
         slots = [first]  # the usual case: one slot due, and `following` is the next run
     else:
-        slots = [first, *schedules.runs_between(schedule, first, now, MAX_SLOTS_PER_PASS - 1)]
+        slots = [first, *schedules.runs_between(schedule, first, until, MAX_SLOTS_PER_PASS - 1)]
     truncated = len(slots) == MAX_SLOTS_PER_PASS
     plan = _Plan()
     to_run = _apply_missed_policy(endpoint, slots, now, truncated, plan)
@@ -156,11 +184,17 @@ def plan_endpoint(endpoint: Endpoint, now: datetime, open_runs: list[Log], used:
     elif remaining == 0:
         plan.next_run_at = None
     elif len(slots) == 1:
-        plan.next_run_at = following  # first <= now < following: the next run after now
+        plan.next_run_at = following  # first <= until < following: the next run after until
     else:
-        plan.next_run_at = schedules.next_run(schedule, now)
+        plan.next_run_at = schedules.next_run(schedule, until)
     plan.finished = plan.next_run_at is None
     return plan
+
+
+def _may_take_early(endpoint: Endpoint, now: datetime, open_runs: dict[int, list[Log]]) -> bool:
+    if endpoint.next_run_at <= now or endpoint.overlap_policy == Endpoint.OverlapPolicy.ALLOW:
+        return True
+    return not open_runs.get(endpoint.pk)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -268,14 +302,15 @@ def recover_stuck(now: datetime) -> tuple[list[Log], list[Log]]:
     return failed, requeued
 
 
-def next_wakeup(now: datetime) -> datetime | None:
-    """The earliest instant anything becomes due (a slot or a pending Log)."""
+def next_wakeup(now: datetime, ahead: timedelta = timedelta(0)) -> datetime | None:
+    """The earliest instant anything becomes due (a slot, `ahead` early, or a pending Log)."""
     slot = (
         Endpoint.objects.filter(enabled=True, next_run_at__isnull=False)
         .order_by("next_run_at")
         .values_list("next_run_at", flat=True)
         .first()
     )
+    slot = slot - ahead if slot is not None else None
     pending = (
         Log.objects.filter(state=Log.State.PENDING)
         .order_by("due_at")

@@ -22,6 +22,12 @@ from runs.models import Heartbeat, Log
 
 logger = logging.getLogger("runs.dispatcher")
 SWEEP_EVERY = timedelta(seconds=5)
+# Slots are dispatched this long before they are due, so that their runs are already in a
+# worker's hands at the instant (runs/batch.py holds each until its due_at). At most the
+# shortest schedule period (1 s): one early slot per endpoint at a time.
+DISPATCH_AHEAD = timedelta(seconds=1)
+# How often to look again while an endpoint due within DISPATCH_AHEAD waits on an open run.
+DEFERRED_POLL = 0.05
 HEARTBEAT_EVERY = timedelta(seconds=5)
 
 
@@ -32,7 +38,9 @@ class DispatcherLoop:
         clock: Callable[[], datetime] = timezone.now,
         enqueue: Callable[[list[Log]], None] = services.enqueue_many,
         max_sleep: float = 1.0,
+        ahead: timedelta = DISPATCH_AHEAD,
     ) -> None:
+        self.ahead = ahead
         self.clock = clock
         self.enqueue = enqueue
         self.max_sleep = max_sleep
@@ -74,13 +82,15 @@ class DispatcherLoop:
         """One pass; returns how long to sleep before the next one."""
         started = time.monotonic()
         now = self.clock()
+        to_run: list[Log] = []
+        deferred = 0
         while True:
-            due = dispatcher.dispatch_due(now)
-            # Hand each pass's runs over at once: workers start while the next pass claims.
-            self._hand_over(due.to_run)
-            if due.endpoints < 500:  # a full batch means more may be waiting
+            due = dispatcher.dispatch_due(now, ahead=self.ahead)
+            to_run += due.to_run
+            deferred += due.deferred
+            if due.endpoints + due.deferred < 500:  # a full batch means more may be waiting
                 break
-        to_run: list[Log] = dispatcher.dispatch_pending(now).to_run
+        to_run += dispatcher.dispatch_pending(now).to_run
         if now >= self._next_sweep:
             failed, requeued = dispatcher.recover_stuck(now)
             for log in failed:
@@ -92,10 +102,13 @@ class DispatcherLoop:
         self._last_tick_ms = (time.monotonic() - started) * 1000
         if now >= self._next_heartbeat:
             self._beat(now)
-        wake = dispatcher.next_wakeup(now)
+        wake = dispatcher.next_wakeup(now, self.ahead)
         if wake is None:
             return self.max_sleep
-        return max(0.0, min(self.max_sleep, (wake - self.clock()).total_seconds()))
+        delay = (wake - self.clock()).total_seconds()
+        if delay <= 0 and deferred:
+            return DEFERRED_POLL  # taken at their slot at the latest, or early once free
+        return max(0.0, min(self.max_sleep, delay))
 
     def _hand_over(self, to_run: list[Log]) -> None:
         if to_run:

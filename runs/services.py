@@ -64,18 +64,24 @@ def enqueue_many(logs: list[Log]) -> None:
     """Hand already-committed queued Logs to the broker.
 
     HTTP runs go in batches, one task each (runs/batch.py: claimed together, called
-    concurrently), spread so that every worker gets one; Python handlers one task per run.
+    concurrently) per due instant, spread so that every worker gets one; Python handlers in a
+    batch of their own each (they run in the worker's own thread).
     """
     from django.conf import settings
     from django_q.tasks import async_task
 
     from runs import batch
 
-    calls = [log for log in logs if log.endpoint.kind == Endpoint.Kind.HTTP]
+    chunks: list[list[Log]] = []
+    calls: dict[datetime, list[Log]] = {}
     for log in logs:
-        if log.endpoint.kind != Endpoint.Kind.HTTP:
-            async_task(TASK, log.pk, task_name=log.run_id)
-    for chunk in batch.split(calls, settings.Q_CLUSTER["workers"]):
+        if log.endpoint.kind == Endpoint.Kind.HTTP:
+            calls.setdefault(log.due_at, []).append(log)
+        else:
+            chunks.append([log])
+    for due_at in sorted(calls):
+        chunks += batch.split(calls[due_at], settings.Q_CLUSTER["workers"])
+    for chunk in chunks:
         name = f"{chunk[0].run_id} (+{len(chunk) - 1})" if len(chunk) > 1 else chunk[0].run_id
         async_task(BATCH_TASK, [log.pk for log in chunk], task_name=name)
 

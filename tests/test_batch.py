@@ -212,7 +212,8 @@ def test_enqueue_many_hands_http_runs_over_in_batches(make_endpoint, target, set
 def test_batches_fill_every_worker_and_stay_under_the_cap():
     logs = list(range(1000))
     sizes = [len(chunk) for chunk in batch.split(logs, 2)]
-    assert sum(sizes) == 1000 and max(sizes) <= batch.MAX_BATCH and len(sizes) == 4
+    assert sum(sizes) == 1000 and max(sizes) <= batch.MAX_BATCH and len(sizes) == 2
+    assert len(batch.split(list(range(1200)), 2)) == 3
     assert [len(chunk) for chunk in batch.split(logs[:3], 2)] == [2, 1]
     assert batch.split([], 2) == []
 
@@ -251,3 +252,60 @@ def test_a_worker_killed_mid_batch_leaves_its_runs_to_recover_stuck(make_endpoin
     for log in by_name(logs).values():
         assert log.state == "failed" and log.error_class == "stuck"
         assert Log.objects.filter(retry_of=log, state="pending").exists()
+
+
+def test_a_slot_taken_early_is_called_at_its_instant_not_before(make_endpoint, target):
+    now = timezone.now()
+    slot = (now + timedelta(seconds=1)).replace(microsecond=0)
+    endpoint = make_endpoint(name="early", url=target.url("/ok"), cron_expression="* * * * * *")
+    endpoint.next_run_at = slot
+    endpoint.save(update_fields=["next_run_at"])
+
+    logs = dispatcher.dispatch_due(now, ahead=timedelta(seconds=1)).to_run
+    assert [log.scheduled_for for log in logs] == [slot]
+    assert logs[0].due_at == slot and logs[0].state == "queued"
+    batch.run_batch([logs[0].pk])
+
+    log = Log.objects.get(pk=logs[0].pk)
+    assert log.state == "success" and log.started_at >= slot
+    assert target.received[0].at >= slot.timestamp()
+    endpoint.refresh_from_db()
+    assert endpoint.next_run_at == slot + timedelta(seconds=1)
+
+
+def test_an_endpoint_with_an_open_run_is_not_taken_early(make_endpoint, target):
+    now = timezone.now()
+    busy = make_endpoint(name="busy", url=target.url("/ok"), cron_expression="* * * * * *")
+    services.create_run(busy, state="running", now=now)
+    free = make_endpoint(
+        name="free", url=target.url("/ok"), cron_expression="* * * * * *", overlap_policy="allow"
+    )
+    services.create_run(free, state="running", now=now)
+    from endpoints.models import Endpoint
+
+    Endpoint.objects.update(next_run_at=now + timedelta(seconds=0.5))
+
+    result = dispatcher.dispatch_due(now, ahead=timedelta(seconds=1))
+
+    # skip (the default) would decide against a run that may end before the slot: wait for it.
+    assert result.deferred == 1
+    assert [log.endpoint.name for log in result.to_run] == ["free"]
+    busy.refresh_from_db()
+    assert busy.next_run_at == now + timedelta(seconds=0.5)
+
+
+def test_a_due_slot_is_never_missed_because_the_next_one_is_taken_early(make_endpoint, target):
+    now = timezone.now().replace(microsecond=300_000)
+    due = now.replace(microsecond=0)
+    endpoint = make_endpoint(
+        name="late", url=target.url("/ok"), cron_expression="* * * * * *", overlap_policy="allow"
+    )
+    endpoint.next_run_at = due
+    endpoint.save(update_fields=["next_run_at"])
+
+    first = dispatcher.dispatch_due(now, ahead=timedelta(seconds=1))
+    second = dispatcher.dispatch_due(now, ahead=timedelta(seconds=1))
+
+    assert [log.scheduled_for for log in first.to_run] == [due]
+    assert first.missed == 0
+    assert [log.scheduled_for for log in second.to_run] == [due + timedelta(seconds=1)]
