@@ -12,6 +12,7 @@ the minutes bulk_create would take).
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -96,10 +97,10 @@ def build_ours(endpoints: int, logs: int) -> None:
     series_insert(
         Log, template.pk, logs,
         {
-            "endpoint_id": f"{first} + (g % {endpoints})",
+            "endpoint_id": f"{first} + (g %% {endpoints})",
             "scheduled_for": when, "due_at": when, "created_at": when, "queued_at": when,
             "started_at": when, "finished_at": when,
-            "state": "CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'success' END",
+            "state": "CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'success' END",
         },
     )  # fmt: skip
     template.delete()
@@ -189,7 +190,48 @@ def catalog(args, baseline: bool) -> dict:
             figures["idle_tick_ms"] = percentiles(timed(_q2_scheduler_pass, 30))
         else:
             figures["idle_tick_ms"] = _idle_ticks(12)
+            figures["plans"] = explain_dispatcher()
+            for plan in figures["plans"]:
+                print(f"EXPLAIN {plan['query'][:70]}… → {plan['uses']}", file=sys.stderr)
     return figures
+
+
+def explain_dispatcher() -> list[dict]:
+    """EXPLAIN each read of a dispatcher pass and a sweep: which index (if any) it uses."""
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from runs import dispatcher
+    from runs.models import Log
+
+    now = datetime.now(UTC)
+    some = list(Log.objects.order_by("-id").values_list("endpoint_id", flat=True)[:500])
+    with CaptureQueriesContext(connection) as queries:
+        dispatcher.dispatch_due(now)
+        dispatcher.dispatch_pending(now)
+        dispatcher.recover_stuck(now)
+        dispatcher.next_wakeup(now, timedelta(seconds=1))
+        dispatcher._open_runs(some)
+        dispatcher._without_claimed_slots(
+            [Log(endpoint_id=pk, scheduled_for=now, attempt=1) for pk in some]
+        )
+    plans = []
+    prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+    for query in queries:
+        sql = query["sql"]
+        if not sql.lstrip().upper().startswith("SELECT"):
+            continue
+        with connection.cursor() as cursor:
+            cursor.execute(prefix + sql)
+            text = "\n".join(" ".join(str(cell) for cell in row) for row in cursor.fetchall())
+        uses = sorted(set(re.findall(r"\b(\w+_idx|\w+_pkey|log_one_per_slot_attempt)\b", text)))
+        scan = "Seq Scan" in text or re.search(r"\bSCAN \w+(?! USING)", text) is not None
+        plans.append(
+            {"query": sql, "plan": text, "uses": ", ".join(uses) or "no index", "full_scan": scan}
+        )
+    return plans
 
 
 def _q2_scheduler_pass() -> None:

@@ -82,7 +82,7 @@ class Environment:
         from django.db import connections
 
         connections.close_all()
-        if self.db == "postgres":
+        if self.db == "postgres" and not os.environ.get("BENCH_KEEP_DB"):
             psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
     def manage(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,10 +44,11 @@ def main() -> None:
         from runs import dispatcher, executor, services
         from runs.models import Log
 
-        def due_now(minutes: int) -> datetime:
+        def due_now() -> datetime:
             Log.objects.all().delete()
             Endpoint.objects.all().delete()
-            slot = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=minutes)
+            # A slot that has just come: its runs are due at once (no holding for it).
+            slot = datetime.now(UTC).replace(microsecond=0)
             urls = [target.url(f"/e/{i}") for i in range(n)]
             make_endpoints(urls, "* * * * * *", slot, overlap_policy="allow")
             return slot
@@ -65,13 +66,13 @@ def main() -> None:
             profiles.append((name, profiler))
             return result
 
-        slot = due_now(1)
+        slot = due_now()
         logs = measure("dispatch_due", lambda: dispatcher.dispatch_due(slot, limit=10**6).to_run)
         measure("enqueue_many", lambda: services.enqueue_many(logs))
         measure("execute each", lambda: [executor.execute(log.pk) for log in logs])
         batch = _batch_step()
         if batch:
-            slot = due_now(2)
+            slot = due_now()
             logs = dispatcher.dispatch_due(slot, limit=10**6).to_run
             measure("run_batch", lambda: batch([log.pk for log in logs]))
     target.close()

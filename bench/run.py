@@ -146,6 +146,16 @@ def main() -> None:
     ceiling = figures["ours"].get("target_ceiling_rps")
     note = f" — target ceiling {ceiling:,} req/s" if ceiling else ""
     print_table(f"{args.scenario} ({setup}){note}", rows, headers)
+    plans = figures["ours"].get("plans") or []
+    if plans:
+        print_table(
+            "EXPLAIN: the dispatcher's reads at this size",
+            [
+                (plan["query"][7:60] + "…", plan["uses"], "yes" if plan["full_scan"] else "no")
+                for plan in plans
+            ],
+            ("query", "index", "full scan"),
+        )
     print(f"\nJSON: {RESULTS / (name + '.json')}")
 
 

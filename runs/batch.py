@@ -30,7 +30,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from endpoints.models import Endpoint
@@ -59,8 +58,8 @@ def split(logs: list[Log], workers: int) -> list[list[Log]]:
 
 def run_batch(log_ids: list[int]) -> dict[str, int]:
     """Execute those of these Logs that are still waiting; return how many ended in each state."""
-    _hold_until_due(log_ids)
-    logs = claim(log_ids, timezone.now())
+    loaded = _hold_until_due(log_ids)
+    logs = claim(log_ids, timezone.now(), loaded=loaded)
     calls = [log for log in logs if log.endpoint.kind == Endpoint.Kind.HTTP]
     futures: dict[Future, Log] = {pool().submit(_perform, log): log for log in calls}
     finished: list[tuple[Log, http.Outcome, datetime]] = []
@@ -87,17 +86,24 @@ def run_batch(log_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-def _hold_until_due(log_ids: list[int]) -> None:
-    """Wait for the batch's slot (the dispatcher hands runs over up to DISPATCH_AHEAD early),
-    starting its call threads meanwhile so that the calls leave at the instant itself."""
-    waiting = Log.objects.filter(pk__in=log_ids, state__in=(Log.State.PENDING, Log.State.QUEUED))
-    due = waiting.aggregate(latest=Max("due_at"))["latest"]
+def _hold_until_due(log_ids: list[int]) -> dict[int, Log] | None:
+    """Wait for the batch's slot (the dispatcher hands runs over up to DISPATCH_AHEAD early);
+    meanwhile load its Logs and endpoints and start its call threads, so that at the instant
+    only the claim is left. Returns the Logs loaded, or None when nothing was early."""
+    loaded = {
+        log.pk: log
+        for log in Log.objects.select_related("endpoint").filter(
+            pk__in=log_ids, state__in=(Log.State.PENDING, Log.State.QUEUED)
+        )
+    }
+    due = max((log.due_at for log in loaded.values()), default=None)
     if due is None or due <= timezone.now():
-        return
-    _start_threads(min(len(log_ids), MAX_BATCH), timeout=(due - timezone.now()).total_seconds())
+        return None
+    _start_threads(min(len(loaded), MAX_BATCH), timeout=(due - timezone.now()).total_seconds())
     wait = (due - timezone.now()).total_seconds()
     if wait > 0:
         time.sleep(min(wait, MAX_HOLD_SECONDS))
+    return loaded
 
 
 def _start_threads(count: int, timeout: float) -> None:
@@ -119,15 +125,27 @@ def _start_threads(count: int, timeout: float) -> None:
         pass
 
 
-def claim(log_ids: list[int], now: datetime) -> list[Log]:
-    """Mark the still-waiting Logs among `log_ids` running, atomically; return them."""
+def claim(log_ids: list[int], now: datetime, *, loaded: dict[int, Log] | None = None) -> list[Log]:
+    """Mark the still-waiting Logs among `log_ids` running, atomically; return them.
+
+    `loaded` are these Logs read (without a lock) while the batch waited for its slot: then
+    only their ids are locked and checked here."""
+    waiting = (Log.State.PENDING, Log.State.QUEUED)
     with transaction.atomic():
-        logs = list(
-            Log.objects.select_related("endpoint")
-            .filter(pk__in=log_ids, state__in=(Log.State.PENDING, Log.State.QUEUED))
-            .select_for_update(skip_locked=True, of=("self",))
-            .order_by("pk")
-        )
+        if loaded is None:
+            logs = list(
+                Log.objects.select_related("endpoint")
+                .filter(pk__in=log_ids, state__in=waiting)
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("pk")
+            )
+        else:
+            ids = (
+                Log.objects.filter(pk__in=list(loaded), state__in=waiting)
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)
+            )
+            logs = [loaded[pk] for pk in sorted(ids)]
         leases: dict[datetime, list[int]] = {}
         for log in logs:
             log.state, log.started_at = Log.State.RUNNING, now

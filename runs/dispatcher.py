@@ -304,21 +304,35 @@ def recover_stuck(now: datetime) -> tuple[list[Log], list[Log]]:
 
 def next_wakeup(now: datetime, ahead: timedelta = timedelta(0)) -> datetime | None:
     """The earliest instant anything becomes due (a slot, `ahead` early, or a pending Log)."""
+    slot, pending = next_due()
+    slot = slot - ahead if slot is not None else None
+    candidates = [when for when in (slot, pending) if when is not None]
+    return min(candidates) if candidates else None
+
+
+def next_due() -> tuple[datetime | None, datetime | None]:
+    """(The earliest next_run_at of an enabled endpoint, the earliest due_at of a pending Log):
+    two index-only reads (endpoint_due_idx, log_pending_due_idx)."""
     slot = (
         Endpoint.objects.filter(enabled=True, next_run_at__isnull=False)
         .order_by("next_run_at")
         .values_list("next_run_at", flat=True)
         .first()
     )
-    slot = slot - ahead if slot is not None else None
     pending = (
         Log.objects.filter(state=Log.State.PENDING)
         .order_by("due_at")
         .values_list("due_at", flat=True)
         .first()
     )
-    candidates = [when for when in (slot, pending) if when is not None]
-    return min(candidates) if candidates else None
+    return slot, pending
+
+
+def has_expired_leases(now: datetime) -> bool:
+    """Whether recover_stuck has anything to do (one read of log_open_lease_idx)."""
+    return Log.objects.filter(
+        state__in=(Log.State.QUEUED, Log.State.RUNNING), lease_expires_at__lt=now
+    ).exists()
 
 
 def _advance(endpoints: list[Endpoint]) -> None:

@@ -48,7 +48,8 @@ class DispatcherLoop:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.started_at = clock()
         self.dispatched = 0
-        self._next_sweep = self.started_at
+        # Sweeps fall between heartbeats, so that no one tick carries both.
+        self._next_sweep = self.started_at + SWEEP_EVERY / 2
         self._next_heartbeat = self.started_at
         self._last_tick_ms = 0.0
 
@@ -84,28 +85,35 @@ class DispatcherLoop:
         now = self.clock()
         to_run: list[Log] = []
         deferred = 0
-        while True:
-            due = dispatcher.dispatch_due(now, ahead=self.ahead)
-            to_run += due.to_run
-            deferred += due.deferred
-            if due.endpoints + due.deferred < 500:  # a full batch means more may be waiting
-                break
-        to_run += dispatcher.dispatch_pending(now).to_run
+        # Two index-only reads say whether anything is due; an idle tick stops there.
+        slot, pending = dispatcher.next_due()
+        if slot is not None and slot <= now + self.ahead:
+            while True:
+                due = dispatcher.dispatch_due(now, ahead=self.ahead)
+                to_run += due.to_run
+                deferred += due.deferred
+                if due.endpoints + due.deferred < 500:  # a full batch: more may be waiting
+                    break
+        if pending is not None and pending <= now:
+            to_run += dispatcher.dispatch_pending(now).to_run
         if now >= self._next_sweep:
-            failed, requeued = dispatcher.recover_stuck(now)
-            for log in failed:
-                logger.warning("%s was stuck (worker lost); marked failed", log.run_id)
-            to_run += requeued
+            if dispatcher.has_expired_leases(now):
+                failed, requeued = dispatcher.recover_stuck(now)
+                for log in failed:
+                    logger.warning("%s was stuck (worker lost); marked failed", log.run_id)
+                to_run += requeued
             notifications.due(now)
             self._next_sweep = now + SWEEP_EVERY
         self._hand_over(to_run)
         self._last_tick_ms = (time.monotonic() - started) * 1000
         if now >= self._next_heartbeat:
             self._beat(now)
-        wake = dispatcher.next_wakeup(now, self.ahead)
-        if wake is None:
+        if to_run or deferred:
+            slot, pending = dispatcher.next_due()
+        wakes = [when for when in (slot and slot - self.ahead, pending) if when is not None]
+        if not wakes:
             return self.max_sleep
-        delay = (wake - self.clock()).total_seconds()
+        delay = (min(wakes) - self.clock()).total_seconds()
         if delay <= 0 and deferred:
             return DEFERRED_POLL  # taken at their slot at the latest, or early once free
         return max(0.0, min(self.max_sleep, delay))
