@@ -181,7 +181,7 @@ def throughput(args, baseline: bool) -> dict:
     """N endpoints every second for --seconds: runs finished per second once warmed up."""
     seconds = args.seconds or 60
     warmup = 5
-    rate = args.endpoints or (600 if args.db == "postgres" else 300)
+    rate = args.endpoints or (500 if args.db == "postgres" else 300)
     target = Target(0)
     figures: dict = {"offered_per_s": rate, "seconds": seconds}
     figures["target_ceiling_rps"] = target.ceiling()

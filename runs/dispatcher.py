@@ -39,6 +39,14 @@ MAX_SLOTS_PER_PASS = 1000
 QUEUED_LEASE = timedelta(seconds=settings.SCHEDULER_QUEUED_LEASE_SECONDS)
 
 
+# What a call sends, not when or whether: left in the database (headers are decrypted per row,
+# the profiled bulk of loading due endpoints). Workers load the endpoint afresh to call it.
+_NOT_FOR_DISPATCH = (
+    "description", "headers", "secret_headers", "body", "payload", "response_must_contain",
+    "notify_emails", "notify_webhook_url",
+)  # fmt: skip
+
+
 @dataclass
 class Dispatch:
     """What one pass did. `to_run` are the Logs now in state queued, to hand to workers."""
@@ -89,6 +97,7 @@ def dispatch_due(now: datetime, *, limit: int = 500, ahead: timedelta = timedelt
     with transaction.atomic():
         due = list(
             Endpoint.objects.due(until)
+            .defer(*_NOT_FOR_DISPATCH)
             .order_by("next_run_at")
             .select_for_update(skip_locked=True)[:limit]
         )
