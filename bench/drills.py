@@ -58,6 +58,8 @@ class Environment:
         self.clusters: list[subprocess.Popen] = []
 
     def __enter__(self) -> Environment:
+        # A drill stopped from outside must still take its clusters down with it.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         if self.db == "postgres":
             _psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             _psql(f'CREATE DATABASE "{self.name}"')
