@@ -215,7 +215,7 @@ def drill_kill9(args) -> dict:
         from runs.models import Log
 
         make_endpoints(
-            20, target.url("/slow/4"), cron_expression="*/20 * * * * *", timeout_seconds=6,
+            20, target.url("/slow/4"), cron_expression="* * * * * */20", timeout_seconds=6,
             max_attempts=2, retry_backoff_seconds=1, overlap_policy="allow",
         )  # fmt: skip
         clusters = [env.start_cluster() for _ in range(3)]

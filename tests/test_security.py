@@ -138,3 +138,20 @@ def test_the_api_docs_page_runs_without_inline_scripts(client, viewer):
         "'unsafe-inline'"
         not in response["Content-Security-Policy"].split("script-src")[1].split(";")[0]
     )
+
+
+def test_a_hostile_response_is_escaped_on_the_dashboard_and_in_the_api(
+    client, viewer, make_endpoint, target
+):
+    from tests.api_support import client_for
+
+    make_endpoint(name="xss-dash", url=target.url("/html"), description="<b>bold</b>")
+    call_command("runjob", "xss-dash", stdout=StringIO())
+    log = Log.objects.get()
+    client.force_login(viewer)
+    for page in ("/", f"/endpoints/{log.endpoint_id}/", f"/runs/{log.pk}/"):
+        html = client.get(page).content.decode()
+        assert "<script>alert(" not in html and "<b>bold</b>" not in html, page
+    assert "&lt;script&gt;alert(" in client.get(f"/runs/{log.pk}/").content.decode()
+    api = client_for(viewer).get("/api/v1/scheduler/jobs/xss-dash/last-result")
+    assert api["Content-Type"] == "application/json"
