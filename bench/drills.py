@@ -218,13 +218,14 @@ def drill_kill9(args) -> dict:
             20, target.url("/slow/4"), cron_expression="* * * * * */20", timeout_seconds=6,
             max_attempts=2, retry_backoff_seconds=1, overlap_policy="allow",
         )  # fmt: skip
-        clusters = [env.start_cluster() for _ in range(3)]
+        # One cluster holds every run in flight; it is killed, two others carry on.
+        victim = env.start_cluster()
         while not Log.objects.filter(state="running").exists():
             time.sleep(0.2)
         time.sleep(1)
-        victim_pid = clusters[0].pid
         running_before = Log.objects.filter(state="running").count()
-        os.killpg(victim_pid, signal.SIGKILL)
+        os.killpg(victim.pid, signal.SIGKILL)
+        clusters = [victim, env.start_cluster(), env.start_cluster()]
         killed_at = time.monotonic()
         # Timeout (6 s) + grace (30 s) + a sweep (5 s), then the retries' own 4 s calls.
         deadline = killed_at + 90
