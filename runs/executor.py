@@ -111,26 +111,10 @@ def record(log: Log, outcome: http.Outcome, *, now: datetime | None = None) -> b
     sweeper already failed it, and a verdict arriving that late must not overwrite that.
     """
     now = now or timezone.now()
-    log.state = Log.State.SUCCESS if outcome.ok else Log.State.FAILED
-    log.finished_at = now
-    log.duration_ms = outcome.duration_ms
-    log.status_code = outcome.status_code
-    log.response_headers = outcome.response_headers
-    log.response_excerpt = outcome.excerpt
-    log.response_bytes = outcome.response_bytes
-    log.error_class = outcome.error_class
-    log.error_message = outcome.error_message
-    log.result_summary = outcome.result_summary
-    log.request = outcome.request
-    log.lease_expires_at = None
-    fields = [
-        "state", "finished_at", "duration_ms", "status_code", "response_headers",
-        "response_excerpt", "response_bytes", "error_class", "error_message",
-        "result_summary", "request", "lease_expires_at",
-    ]  # fmt: skip
+    _apply_outcome(log, outcome, now)
     with transaction.atomic():
         applied = Log.objects.filter(pk=log.pk, state=Log.State.RUNNING).update(
-            **{name: getattr(log, name) for name in fields}
+            **{name: getattr(log, name) for name in OUTCOME_FIELDS}
         )
         if not applied:
             logger.warning("%s finished after it was given up on; result dropped", log.run_id)
