@@ -15,7 +15,7 @@ def public_only(settings):
 
 @pytest.fixture
 def dns(monkeypatch):
-    """Play the DNS server: map names to answers (a list, or a list of lists for successive calls)."""
+    """Play the DNS server: name → answers (a list, or a list of lists for successive calls)."""
     answers: dict[str, list] = {}
     real = ssrf.resolve
 
