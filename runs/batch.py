@@ -103,7 +103,9 @@ def _hold_until_due(log_ids: list[int]) -> dict[int, Log] | None:
     wait = (due - timezone.now()).total_seconds()
     if wait > 0:
         time.sleep(min(wait, MAX_HOLD_SECONDS))
-    return loaded
+    # Never before its time: a run still not due stays queued (handed out again after its lease).
+    now = timezone.now()
+    return {pk: log for pk, log in loaded.items() if log.due_at <= now}
 
 
 def _start_threads(count: int, timeout: float) -> None:

@@ -309,3 +309,15 @@ def test_a_due_slot_is_never_missed_because_the_next_one_is_taken_early(make_end
     assert [log.scheduled_for for log in first.to_run] == [due]
     assert first.missed == 0
     assert [log.scheduled_for for log in second.to_run] == [due + timedelta(seconds=1)]
+
+
+def test_a_batch_never_runs_a_log_before_its_due_at(make_endpoint, target, monkeypatch):
+    monkeypatch.setattr(batch, "MAX_HOLD_SECONDS", 0.1)
+    endpoint = make_endpoint(name="not-yet", url=target.url("/ok"))
+    log = services.create_run(endpoint, state="queued", now=timezone.now())
+    Log.objects.filter(pk=log.pk).update(due_at=timezone.now() + timedelta(seconds=30))
+
+    assert batch.run_batch([log.pk]) == {}
+
+    log.refresh_from_db()
+    assert log.state == "queued" and target.received == []
