@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -28,88 +27,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
-REDIS = "redis://127.0.0.1:6379/15"
 sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
 
-class Environment:
-    """A throwaway database (and Redis db), migrated, shared by the drill and its clusters."""
+
+class Environment(harness.Environment):
+    """The benchmarks' throwaway database and clusters, named drill_*, with a short queued lease."""
 
     def __init__(self, name: str, db: str, redis: bool) -> None:
+        super().__init__(name, db, redis)
         self.name = f"drill_{name}"
         if db == "postgres":
-            self.url = PG_ADMIN.rsplit("/", 1)[0] + "/" + self.name
+            self.url = harness.PG_ADMIN.rsplit("/", 1)[0] + "/" + self.name
         else:
             self.url = f"sqlite:////tmp/{self.name}.sqlite3"
-        self.env = dict(
-            os.environ,
-            DATABASE_URL=self.url,
-            SECRET_KEY=secrets.token_urlsafe(40),
-            SCHEDULER_ALLOWED_NETWORKS="127.0.0.0/8",
-            SCHEDULER_QUEUED_LEASE_SECONDS="20",
-            LOG_LEVEL="WARNING",
-            PYTHONUNBUFFERED="1",
-        )
-        self.env.pop("REDIS_URL", None)
-        if redis:
-            self.env["REDIS_URL"] = REDIS
-        self.db = db
-        self.clusters: list[subprocess.Popen] = []
+        self.env.update(DATABASE_URL=self.url, SCHEDULER_QUEUED_LEASE_SECONDS="20")
 
     def __enter__(self) -> Environment:
         # A drill stopped from outside must still take its clusters down with it.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        if self.db == "postgres":
-            _psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-            _psql(f'CREATE DATABASE "{self.name}"')
-        else:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"/tmp/{self.name}.sqlite3{suffix}").unlink(missing_ok=True)
-        if "REDIS_URL" in self.env:
-            subprocess.run(["redis-cli", "-n", "15", "FLUSHDB"], check=True, capture_output=True)
-        self.manage("migrate", "--noinput", "-v0", check=True)
-        os.environ.update(DATABASE_URL=self.url, SECRET_KEY=self.env["SECRET_KEY"])
-        os.environ["SCHEDULER_ALLOWED_NETWORKS"] = "127.0.0.0/8"
-        if "REDIS_URL" in self.env:
-            os.environ["REDIS_URL"] = self.env["REDIS_URL"]
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_site.settings")
-        import django
-
-        django.setup()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for cluster in self.clusters:
-            if cluster.poll() is None:
-                os.killpg(cluster.pid, signal.SIGKILL)
-        from django.db import connections
-
-        connections.close_all()
-
-    def manage(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=check,
-            capture_output=True, text=True,
-        )  # fmt: skip
-
-    def start_cluster(self, workers: int = 2) -> subprocess.Popen:
-        log = open(RESULTS / f"{self.name}_cluster{len(self.clusters)}.log", "w")  # noqa: SIM115
-        cluster = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT,
-            env={**self.env, "WORKERS": str(workers), "LOG_LEVEL": "INFO"},
-            start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.clusters.append(cluster)
-        return cluster
-
-    def stop_cluster(self, cluster: subprocess.Popen) -> int:
-        cluster.send_signal(signal.SIGTERM)
-        return cluster.wait(timeout=120)
-
-
-def _psql(sql: str) -> None:
-    subprocess.run(["psql", PG_ADMIN, "-qc", sql], check=True, capture_output=True)
+        return super().__enter__()
 
 
 def make_endpoints(count: int, url: str, **fields) -> list:
