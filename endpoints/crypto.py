@@ -1,4 +1,4 @@
-"""Secrets at rest: Fernet encryption for header values, with key rotation.
+"""Secrets at rest: Fernet encryption for header values and signing keys, with key rotation.
 
 FIELD_ENCRYPTION_KEY holds one or more Fernet keys, comma-separated: the first encrypts, all
 decrypt. To rotate: put the new key first (`NEW,OLD`), run `manage.py rotatekeys`, then drop OLD.
@@ -93,3 +93,24 @@ class EncryptedJSONField(models.TextField):
 
     def formfield(self, **kwargs):
         return super().formfield(**{"form_class": forms.JSONField, **kwargs})
+
+
+class EncryptedTextField(models.TextField):
+    """A secret string stored as one Fernet token (the empty string stays empty)."""
+
+    def from_db_value(self, value: str | None, expression, connection) -> str:
+        return decrypt(value) if value else ""
+
+    def to_python(self, value: Any) -> str:
+        return decrypt(value) if isinstance(value, str) and value else (value or "")
+
+    def get_prep_value(self, value: Any) -> str:
+        return encrypt(str(value)) if value else ""
+
+
+def encrypted_fields(model) -> list[models.Field]:
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if isinstance(field, EncryptedJSONField | EncryptedTextField)
+    ]

@@ -12,7 +12,7 @@ from django.db import models
 from django.utils import timezone as django_timezone
 
 from endpoints import schedules
-from endpoints.crypto import EncryptedJSONField
+from endpoints.crypto import EncryptedJSONField, EncryptedTextField
 from endpoints.registry import get_handler
 
 MIN_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,8 +34,11 @@ DERIVED_FIELDS = frozenset(
         "success_count",
         "failure_count",
         "consecutive_failures",
+        "tls_expires_at",
+        "tls_warned_expiry",
     }
 )
+MAX_JITTER_SECONDS = 3600
 
 
 def default_time_zone() -> str:
@@ -142,6 +145,14 @@ class Endpoint(models.Model):
         help_text="Codes or ranges that count as success, e.g. 200-299,304",
     )
     response_must_contain = models.CharField(max_length=500, blank=True)
+    signing_secret = EncryptedTextField(
+        blank=True,
+        help_text="Signs every request (HMAC-SHA256, X-Cronplane-Signature). Encrypted at rest.",
+    )
+    signing_secret_next = EncryptedTextField(
+        blank=True,
+        help_text="The key to rotate to: requests are signed with both while it is set.",
+    )
 
     # kind = handler
     handler = models.CharField(max_length=200, blank=True)
@@ -158,7 +169,17 @@ class Endpoint(models.Model):
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True)
     max_runs = models.PositiveIntegerField(null=True, blank=True)
+    jitter_seconds = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_JITTER_SECONDS)],
+        help_text="Start each run up to this many seconds after its slot (the same delay for "
+        "a slot every time), to spread many endpoints due at one instant.",
+    )
     enabled = models.BooleanField(default=True)
+    paused_until = models.DateTimeField(
+        null=True, blank=True, help_text="A paused endpoint resumes by itself at this time."
+    )
+    paused_by = models.CharField(max_length=150, blank=True)
 
     # policies
     max_attempts = models.PositiveSmallIntegerField(
@@ -209,6 +230,11 @@ class Endpoint(models.Model):
     failure_count = models.PositiveIntegerField(default=0, editable=False)
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     disabled_reason = models.CharField(max_length=300, blank=True)
+    tls_expires_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the target's TLS certificate expires."
+    )
+    # The certificate expiry a warning was sent for (one warning per certificate).
+    tls_warned_expiry = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
@@ -226,6 +252,11 @@ class Endpoint(models.Model):
                 fields=["next_run_at"],
                 name="endpoint_due_idx",
                 condition=models.Q(enabled=True),
+            ),
+            models.Index(
+                fields=["paused_until"],
+                name="endpoint_paused_until_idx",
+                condition=models.Q(enabled=False, paused_until__isnull=False),
             ),
         ]
         permissions = [

@@ -35,6 +35,7 @@ class Log(models.Model):
         RETRY = "retry"
         CATCH_UP = "catch_up", "Catch-up"
         CRON_ENDPOINT = "cron_endpoint", "Cron endpoint"
+        BACKFILL = "backfill"
 
     class State(models.TextChoices):
         PENDING = "pending"
@@ -77,6 +78,12 @@ class Log(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_attempt"
     )
     dry_run = models.BooleanField(default=False)
+    idempotency_key = models.CharField(
+        max_length=64, blank=True, help_text="Sent as Idempotency-Key; shared by a slot's retries."
+    )
+    as_of = models.DateTimeField(
+        null=True, blank=True, help_text="The instant a manual run acts as of (templates, handlers)."
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -93,6 +100,10 @@ class Log(models.Model):
     error_class = models.CharField(max_length=16, choices=ErrorClass.choices, blank=True)
     error_message = models.TextField(blank=True)
     result_summary = models.JSONField(null=True, blank=True)
+    timing = models.JSONField(
+        null=True, blank=True, help_text="Phases of the call in ms: dns, connect, tls, ttfb, total."
+    )
+    tls_expires_at = models.DateTimeField(null=True, blank=True)
 
     objects = LogQuerySet.as_manager()
 
@@ -168,6 +179,7 @@ class Notification(models.Model):
         FAILURE = "failure"
         RECOVERY = "recovery"
         AUTO_DISABLED = "auto_disabled", "Auto-disabled"
+        TLS_EXPIRING = "tls_expiring", "TLS certificate expiring"
 
     class Channel(models.TextChoices):
         EMAIL = "email"

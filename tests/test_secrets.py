@@ -50,7 +50,7 @@ def test_keys_rotate_without_losing_secrets(settings, secretive):
     settings.FIELD_ENCRYPTION_KEY = f"{new},{old}"
     out = StringIO()
     call_command("rotatekeys", stdout=out)
-    assert "Re-encrypted the headers of 1 endpoint(s)" in out.getvalue()
+    assert "Re-encrypted the secrets of 1 endpoint(s)" in out.getvalue()
     settings.FIELD_ENCRYPTION_KEY = new  # the old key is gone
     assert Endpoint.objects.get().headers["Authorization"] == SECRET
 

@@ -10,14 +10,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         table = Endpoint._meta.db_table
-        column = Endpoint._meta.get_field("headers").column
+        columns = [field.column for field in crypto.encrypted_fields(Endpoint)]
         count = 0
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SELECT id, {column} FROM {table}")  # noqa: S608 — our own names
-            for pk, stored in cursor.fetchall():
+            cursor.execute(f"SELECT id, {', '.join(columns)} FROM {table}")  # noqa: S608
+            for pk, *stored in cursor.fetchall():
+                values = [crypto.rotate(value) if value else value for value in stored]
+                assignments = ", ".join(f"{column} = %s" for column in columns)
                 cursor.execute(
-                    f"UPDATE {table} SET {column} = %s WHERE id = %s",  # noqa: S608
-                    [crypto.rotate(stored), pk],
+                    f"UPDATE {table} SET {assignments} WHERE id = %s",  # noqa: S608
+                    [*values, pk],
                 )
                 count += 1
-        self.stdout.write(f"Re-encrypted the headers of {count} endpoint(s) with the first key.")
+        self.stdout.write(f"Re-encrypted the secrets of {count} endpoint(s) with the first key.")
