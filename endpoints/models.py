@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -231,7 +232,7 @@ class Endpoint(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     disabled_reason = models.CharField(max_length=300, blank=True)
     tls_expires_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="When the target's TLS certificate expires."
+        null=True, blank=True, editable=False, help_text="Expiry of the TLS certificate."
     )
     # The certificate expiry a warning was sent for (one warning per certificate).
     tls_warned_expiry = models.DateTimeField(null=True, blank=True, editable=False)
@@ -303,20 +304,68 @@ class Endpoint(models.Model):
     def set_enabled(self, enabled: bool, *, now: datetime, reason: str = "") -> None:
         """Enable (next slot counted from now: a pause is not downtime) or disable."""
         self.enabled = enabled
-        self.disabled_reason = "" if enabled else reason
+        self.disabled_reason = "" if enabled else reason[:300]
         if enabled:
             self.consecutive_failures = 0
+            self.paused_until, self.paused_by = None, ""
         self.next_run_at = self.compute_next_run_at(now)
         self.save(
             update_fields=[
                 "enabled",
                 "disabled_reason",
+                "paused_until",
+                "paused_by",
                 "consecutive_failures",
                 "next_run_at",
                 "updated_at",
             ]
         )
         self._saved_fingerprint = self._schedule_fingerprint()
+
+    def pause(
+        self, *, now: datetime, by: str = "", reason: str = "", until: datetime | None = None
+    ) -> None:
+        """Stop scheduling, saying who and why; with `until`, the dispatcher resumes it then."""
+        if until is not None and until <= now:
+            raise ValidationError({"paused_until": "Choose a time in the future to resume at."})
+        if until is not None and until > MAX_INSTANT:
+            raise ValidationError({"paused_until": "Choose a date before 3000."})
+        if _has_unstorable_text(reason) or _has_unstorable_text(by):
+            raise ValidationError({"reason": "Contains a NUL character or invalid Unicode."})
+        self.paused_until, self.paused_by = until, by[:150]
+        self.set_enabled(False, now=now, reason=reason)
+
+    @property
+    def pause_description(self) -> str:
+        """'Paused until 2026-12-01 09:00 EST by alice: vendor maintenance', or why it is
+        disabled; empty while enabled."""
+        if self.enabled:
+            return ""
+        if not (self.paused_until or self.paused_by):
+            return self.disabled_reason or "Paused"
+        text = "Paused"
+        if self.paused_until:
+            local = self.paused_until.astimezone(self.zone)
+            text += f" until {local:%Y-%m-%d %H:%M} {local.tzname()}"
+        if self.paused_by:
+            text += f" by {self.paused_by}"
+        return f"{text}: {self.disabled_reason}" if self.disabled_reason else text
+
+    @property
+    def zone(self):
+        try:
+            return schedules.validate_timezone(self.timezone)
+        except schedules.ScheduleError:
+            return UTC
+
+    def jitter_for(self, slot: datetime) -> timedelta:
+        """This slot's start delay within the jitter window: the same every time it is asked,
+        so a re-dispatch or a retry keeps it, and spread evenly over the slots."""
+        if not self.jitter_seconds:
+            return timedelta(0)
+        basis = f"{self.pk}:{slot.astimezone(UTC).isoformat()}".encode()
+        fraction = int.from_bytes(hashlib.sha256(basis).digest()[:8], "big") / 2**64
+        return timedelta(milliseconds=int(fraction * self.jitter_seconds * 1000))
 
     # --- what it is ---------------------------------------------------------------------------
 
@@ -385,6 +434,7 @@ class Endpoint(models.Model):
             if not isinstance(self.payload, dict):
                 errors["payload"] = "The payload must be a JSON object."
         self._clean_notifications(errors)
+        self._clean_jitter(errors)
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = "The end of the window must be after its start."
         if errors:
@@ -419,6 +469,22 @@ class Endpoint(models.Model):
         elif self.schedule_type == self.ScheduleType.ONCE and not self.run_at:
             errors["run_at"] = "Choose when the one-time run happens."
 
+    def _clean_jitter(self, errors: dict[str, str]) -> None:
+        if not self.jitter_seconds or errors.get("cron_expression") or errors.get("timezone"):
+            return
+        if self.schedule_type not in (self.ScheduleType.CRON, self.ScheduleType.INTERVAL):
+            errors["jitter_seconds"] = "Jitter applies to cron and interval schedules only."
+            return
+        try:
+            slots = schedules.next_runs(self.schedule, django_timezone.now(), 50)
+        except (schedules.ScheduleError, ValueError, TypeError):
+            return
+        gaps = [(b - a).total_seconds() for a, b in zip(slots, slots[1:], strict=False)]
+        if gaps and self.jitter_seconds >= min(gaps):
+            errors["jitter_seconds"] = (
+                f"The jitter window must be shorter than the time between runs ({min(gaps):g} s)."
+            )
+
     @property
     def notification_emails(self) -> list[str]:
         return [a.strip() for a in re.split(r"[,\s;]+", self.notify_emails or "") if a.strip()]
@@ -438,16 +504,25 @@ class Endpoint(models.Model):
             errors["notify_webhook_url"] = problem
 
     def _clean_http(self, errors: dict[str, str]) -> None:
+        from runs import templating
         from runs.ssrf import url_problem
 
         if len(self.url or "") > 2048:
             errors["url"] = "The URL is longer than 2048 characters."
-        elif problem := url_problem(self.url):
+        elif problem := templating.problem(self.url):
             errors["url"] = problem
+        elif problem := url_problem(
+            templating.render(self.url, templating.sample_context(self.name), where="url")
+        ):
+            errors["url"] = problem
+        if problem := templating.problem(self.body):
+            errors["body"] = problem
         if not isinstance(self.headers, dict):
             errors["headers"] = "Headers must be a JSON object of name → value."
         else:
-            problem = _header_problem(self.headers)
+            problem = _header_problem(self.headers) or next(
+                (p for value in self.headers.values() if (p := templating.problem(value))), None
+            )
             if problem:
                 errors["headers"] = problem
         if len((self.body or "").encode()) > MAX_BODY_BYTES:

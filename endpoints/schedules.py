@@ -250,6 +250,22 @@ def wall_to_instant(wall: datetime, tz: ZoneInfo) -> datetime:
     return high
 
 
+def parse_local_instant(text: str, tz_name: str) -> datetime:
+    """'2026-11-01T01:30' (wall time in `tz_name`, DST rules as above) or an ISO 8601 instant
+    with its offset → an aware UTC datetime. Raises ValueError with a readable message."""
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        moment = parse_datetime(text.strip())
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise ValueError(f"'{text}' is not a date and time like 2026-11-01T01:30")
+    if moment.tzinfo is None:
+        return wall_to_instant(moment, validate_timezone(tz_name))
+    return moment.astimezone(UTC)
+
+
 def _interval_runs(schedule: Schedule, after: datetime, n: int) -> list[datetime]:
     step = schedule.interval_seconds or 0
     if step <= 0 or schedule.anchor is None:

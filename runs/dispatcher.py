@@ -28,7 +28,7 @@ from django.db.models import Q
 from endpoints import schedules
 from endpoints.models import Endpoint
 from runs import executor, http
-from runs.models import Log
+from runs.models import Log, idempotency_key_for_slot
 
 # The newest due slot dispatched within this of its time runs as scheduled; later than this, or
 # superseded by a newer slot, it was missed (downtime) and the missed-run policy decides.
@@ -43,7 +43,7 @@ QUEUED_LEASE = timedelta(seconds=settings.SCHEDULER_QUEUED_LEASE_SECONDS)
 # the profiled bulk of loading due endpoints). Workers load the endpoint afresh to call it.
 _NOT_FOR_DISPATCH = (
     "description", "headers", "secret_headers", "body", "payload", "response_must_contain",
-    "notify_emails", "notify_webhook_url",
+    "notify_emails", "notify_webhook_url", "signing_secret", "signing_secret_next",
 )  # fmt: skip
 
 
@@ -94,6 +94,7 @@ def dispatch_due(now: datetime, *, limit: int = 500, ahead: timedelta = timedelt
     """
     result = Dispatch()
     until = now + ahead
+    resume_paused(now)
     with transaction.atomic():
         due = list(
             Endpoint.objects.due(until)
@@ -180,6 +181,9 @@ def plan_endpoint(
             else:
                 log.state = Log.State.PENDING  # started by dispatch_pending when the other ends
                 waiting = True
+        elif log.due_at > until:
+            log.state = Log.State.PENDING  # a jittered start: dispatch_pending queues it then
+            active.append(log)
         else:
             log.state = Log.State.QUEUED
             log.queued_at = now
@@ -248,14 +252,29 @@ def _apply_missed_policy(
     return [(slot, Log.Trigger.CATCH_UP) for slot in catch_up] + on_time
 
 
+def resume_paused(now: datetime) -> list[Endpoint]:
+    """Resume endpoints whose pause ended (one read of endpoint_paused_until_idx when none)."""
+    resumed = []
+    for endpoint in Endpoint.objects.filter(enabled=False, paused_until__lte=now):
+        with transaction.atomic():
+            # Conditional: a user who resumed or re-paused it meanwhile wins.
+            if Endpoint.objects.filter(
+                pk=endpoint.pk, enabled=False, paused_until=endpoint.paused_until
+            ).update(enabled=True):
+                endpoint.set_enabled(True, now=now)
+                resumed.append(endpoint)
+    return resumed
+
+
 def dispatch_pending(now: datetime, *, limit: int = 500) -> Dispatch:
-    """Queue pending Logs whose due_at has come (retries, queue_one) unless they would overlap."""
+    """Queue pending Logs whose due_at has come (retries, queue_one, jittered starts, backfills)
+    unless they would overlap; in slot order, so a backfill runs its slots oldest first."""
     result = Dispatch()
     with transaction.atomic():
         pending = list(
             Log.objects.filter(state=Log.State.PENDING, due_at__lte=now)
             .select_related("endpoint")
-            .order_by("due_at")
+            .order_by("due_at", "id")
             .select_for_update(skip_locked=True, of=("self",))[:limit]
         )
         if not pending:
@@ -268,6 +287,9 @@ def dispatch_pending(now: datetime, *, limit: int = 500) -> Dispatch:
             endpoint = log.endpoint
             if not endpoint.enabled and log.trigger == Log.Trigger.RETRY:
                 _mark(log, Log.State.CANCELLED, "The endpoint was disabled before this retry.")
+                log.finished_at = now
+            elif not endpoint.enabled and log.trigger in _SCHEDULED_TRIGGERS:
+                _mark(log, Log.State.CANCELLED, "The endpoint was paused before this run began.")
                 log.finished_at = now
             elif (
                 running.get(endpoint.pk) and endpoint.overlap_policy != Endpoint.OverlapPolicy.ALLOW
@@ -357,16 +379,21 @@ def _advance(endpoints: list[Endpoint]) -> None:
         )
 
 
+_SCHEDULED_TRIGGERS = (Log.Trigger.SCHEDULE, Log.Trigger.CATCH_UP, Log.Trigger.BACKFILL)
+
+
 def _slot_log(
     endpoint: Endpoint, slot: datetime, now: datetime, *, trigger: str = Log.Trigger.SCHEDULE
 ) -> Log:
+    on_time = trigger == Log.Trigger.SCHEDULE
     return Log(
         endpoint=endpoint,
         trigger=trigger,
         triggered_by="scheduler",
         scheduled_for=slot,
-        due_at=max(slot, now) if trigger == Log.Trigger.SCHEDULE else now,
+        due_at=max(slot + endpoint.jitter_for(slot), now) if on_time else now,
         created_at=now,
+        idempotency_key=idempotency_key_for_slot(endpoint.pk, slot),
     )
 
 

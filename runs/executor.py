@@ -10,15 +10,17 @@ import json
 import logging
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from endpoints.models import Endpoint
+from endpoints.models import Endpoint, mask_headers
 from endpoints.registry import get_handler
-from runs import http, notifications
+from runs import http, notifications, signing, templating
 from runs.models import Log, Notification
 
 logger = logging.getLogger(__name__)
@@ -51,7 +53,10 @@ def perform(log: Log) -> http.Outcome:
     endpoint = log.endpoint
     if endpoint.kind == Endpoint.Kind.HANDLER:
         return run_handler(endpoint, log)
-    spec = build_call(endpoint)
+    try:
+        spec = build_call(endpoint, log)
+    except templating.TemplateError as exc:
+        return http.Outcome(ok=False, error_class="invalid", error_message=f"Template: {exc}")
     if log.dry_run:
         return http.Outcome(
             ok=True,
@@ -61,27 +66,101 @@ def perform(log: Log) -> http.Outcome:
     return http.call(spec)
 
 
-def build_call(endpoint: Endpoint) -> http.CallSpec:
-    headers = dict(endpoint.headers or {})
-    body = endpoint.body or None
+@dataclass
+class RenderedCall(http.CallSpec):
+    """A call whose shown form differs from what is sent (templated environment values)."""
+
+    shown: dict | None = None
+
+    def snapshot(self) -> dict:
+        snapshot = super().snapshot()
+        if self.shown is not None:
+            snapshot.update(
+                url=self.shown["url"],
+                headers=mask_headers(self.shown["headers"], self.secret_headers),
+                body=self.shown["body"][: settings.SCHEDULER_RESPONSE_EXCERPT_BYTES],
+            )
+        return snapshot
+
+
+def build_call(endpoint: Endpoint, log: Log | None = None) -> http.CallSpec:
+    """The request a run of `endpoint` sends: templates rendered for `log` (a sample run when
+    None, for previews), then the Idempotency-Key and, with a signing secret, the signature."""
+    context = _template_context(endpoint, log)
+    url, headers, body = _render(endpoint, context, display=False)
+    shown = None
+    if context is not None:
+        shown_url, shown_headers, shown_body = _render(endpoint, context, display=True)
+        shown = {"url": shown_url, "headers": shown_headers, "body": shown_body}
+    extra = {}
+    if not any(name.lower() == "idempotency-key" for name in headers):
+        extra["Idempotency-Key"] = (
+            log.idempotency_key or log.derive_idempotency_key()
+            if log is not None
+            else templating.sample_context().idempotency_key
+        )
     if body and not any(name.lower() == "content-type" for name in headers):
         if _is_json(body):
-            headers["Content-Type"] = "application/json"
-    return http.CallSpec(
+            extra["Content-Type"] = "application/json"
+    encoded = body.encode() if body else None
+    extra |= signing.headers(
+        [endpoint.signing_secret, endpoint.signing_secret_next], endpoint.method, url, encoded
+    )
+    headers |= extra
+    if shown is not None:
+        shown["headers"] |= extra
+    return RenderedCall(
         method=endpoint.method,
-        url=endpoint.url,
+        url=url,
         headers=headers,
-        body=body.encode() if body else None,
+        body=encoded,
         timeout=endpoint.timeout_seconds,
         success_ranges=endpoint.success_ranges(),
         must_contain=endpoint.response_must_contain,
         secret_headers=list(endpoint.secret_headers or []),
+        shown=shown,
     )
+
+
+def _template_context(endpoint: Endpoint, log: Log | None) -> templating.Context | None:
+    """The values for the endpoint's templates, or None when it has none (the common case)."""
+    texts = [endpoint.url, endpoint.body, *(endpoint.headers or {}).values()]
+    if not any(templating.has_tags(text) for text in texts):
+        return None
+    if log is None:
+        return templating.sample_context(endpoint.name)
+    return templating.Context(
+        scheduled_at=log.scheduled_at,
+        run_id=log.run_id,
+        attempt=log.attempt,
+        idempotency_key=log.idempotency_key or log.derive_idempotency_key(),
+        endpoint_name=endpoint.name,
+    )
+
+
+def _render(
+    endpoint: Endpoint, context: templating.Context | None, *, display: bool
+) -> tuple[str, dict[str, str], str]:
+    headers = dict(endpoint.headers or {})
+    body = endpoint.body or ""
+    if context is None:
+        return endpoint.url, headers, body
+    url = templating.render(endpoint.url, context, where="url", display=display)
+    headers = {
+        name: templating.render(value, context, where="header", display=display)
+        for name, value in headers.items()
+    }
+    where = templating.body_kind(body, headers)
+    return url, headers, templating.render(body, context, where=where, display=display)
 
 
 def run_handler(endpoint: Endpoint, log: Log) -> http.Outcome:
     fn = get_handler(endpoint.handler)
-    request = {"handler": endpoint.handler, "payload": endpoint.payload}
+    request = {
+        "handler": endpoint.handler,
+        "payload": endpoint.payload,
+        "scheduled_at": log.scheduled_at.isoformat(),
+    }
     if fn is None:
         return http.Outcome(
             ok=False,
@@ -124,6 +203,8 @@ def record(log: Log, outcome: http.Outcome, *, now: datetime | None = None) -> b
             retry = plan_retry(log, outcome.retry_after, now=now)
         if not log.dry_run:
             events = update_endpoint_stats(log, chain_finished=retry is None)
+            if log.tls_expires_at and notifications.track_certificates([log]):
+                events.append(Notification.Event.TLS_EXPIRING)
             if events:
                 log.endpoint.refresh_from_db()
                 notifications.queue(log, events, now=now)
@@ -135,10 +216,11 @@ def record_many(finished: list[tuple[Log, http.Outcome, datetime]]) -> None:
 
     Keep in step with record() and update_endpoint_stats(): this is their bulk form for the
     common case only — a successful, real (not dry) run of an endpoint with no failing streak
-    and no other run in this call, which causes no retry and no notification. Those are written
-    in a few statements: their Logs in one bulk UPDATE (only rows still `running`, as record()
-    checks), their endpoints' counters in one UPDATE per start time. Every other run (failures,
-    dry runs, recoveries) goes through record() itself.
+    and no other run in this call, which causes no retry and no notification (other than a
+    certificate about to expire). Those are written in a few statements: their Logs in one bulk
+    UPDATE (only rows still `running`, as record() checks), their endpoints' counters in one
+    UPDATE per start time, a changed certificate expiry in one UPDATE per expiry. Every other
+    run (failures, dry runs, recoveries) goes through record() itself.
     """
     per_endpoint: dict[int, int] = {}
     for log, _, _ in finished:
@@ -197,6 +279,8 @@ def _record_successes(
                 run_count=F("run_count") + 1,
                 success_count=F("success_count") + 1,
             )
+        for log in notifications.track_certificates(written):
+            notifications.queue(log, [Notification.Event.TLS_EXPIRING], now=log.finished_at)
     return recovering
 
 
@@ -204,7 +288,7 @@ def _record_successes(
 OUTCOME_FIELDS = [
     "state", "finished_at", "duration_ms", "status_code", "response_headers",
     "response_excerpt", "response_bytes", "error_class", "error_message",
-    "result_summary", "request", "lease_expires_at",
+    "result_summary", "request", "lease_expires_at", "timing", "tls_expires_at",
 ]  # fmt: skip
 
 
@@ -244,6 +328,8 @@ def _apply_outcome(log: Log, outcome: http.Outcome, finished_at: datetime) -> No
     log.result_summary = outcome.result_summary
     log.request = outcome.request
     log.lease_expires_at = None
+    log.timing = outcome.timing
+    log.tls_expires_at = outcome.tls_expires_at
 
 
 def plan_retry(log: Log, retry_after: float | None, *, now: datetime) -> Log | None:
@@ -264,6 +350,8 @@ def plan_retry(log: Log, retry_after: float | None, *, now: datetime) -> Log | N
         due_at=now + timedelta(seconds=delay),
         attempt=log.attempt + 1,
         retry_of=log,
+        as_of=log.as_of,
+        idempotency_key=log.idempotency_key or log.derive_idempotency_key(),
         state=Log.State.PENDING,
     )
 
@@ -302,7 +390,11 @@ def update_endpoint_stats(log: Log, *, chain_finished: bool) -> list[str]:
         reason = f"Auto-disabled after {failures} consecutive failed runs (last: {log.run_id}"
         reason += f", {log.error_message[:120]})" if log.error_message else ")"
         if endpoint.filter(enabled=True).update(
-            enabled=False, next_run_at=None, disabled_reason=reason[:300]
+            enabled=False,
+            next_run_at=None,
+            disabled_reason=reason[:300],
+            paused_until=None,
+            paused_by="",
         ):
             events.append(Notification.Event.AUTO_DISABLED)
     return events

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import hashlib
+import uuid
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -82,7 +84,7 @@ class Log(models.Model):
         max_length=64, blank=True, help_text="Sent as Idempotency-Key; shared by a slot's retries."
     )
     as_of = models.DateTimeField(
-        null=True, blank=True, help_text="The instant a manual run acts as of (templates, handlers)."
+        null=True, blank=True, help_text="The instant a manual run acts as of."
     )
 
     created_at = models.DateTimeField(default=timezone.now)
@@ -141,6 +143,21 @@ class Log(models.Model):
         return f"run-{self.pk:04d}" if self.pk else ""
 
     @property
+    def scheduled_at(self) -> datetime:
+        """The instant this run is for: its as-of instant, its slot, or when it was asked for.
+        Templates ({{ scheduled_at }}) and handlers (log.scheduled_at) see this."""
+        return self.as_of or self.scheduled_for or self.created_at
+
+    def derive_idempotency_key(self) -> str:
+        """A slot's key (the same for each of its retries); a manual run's, from its chain."""
+        if self.scheduled_for is not None:
+            return idempotency_key_for_slot(self.endpoint_id, self.scheduled_for)
+        root = self
+        while root.retry_of_id is not None and root.retry_of is not None:
+            root = root.retry_of
+        return _key(f"{self.endpoint_id}:run:{root.pk}")
+
+    @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
 
@@ -155,6 +172,21 @@ class Log(models.Model):
     def lease_for(self, now: datetime) -> datetime:
         timeout = min(self.endpoint.timeout_seconds, settings.SCHEDULER_MAX_TIMEOUT_SECONDS)
         return now + timedelta(seconds=timeout) + LEASE_GRACE
+
+
+def idempotency_key_for_slot(endpoint_id: int, slot: datetime) -> str:
+    return _key(f"{endpoint_id}:slot:{slot.astimezone(UTC).isoformat()}")
+
+
+def new_idempotency_key() -> str:
+    """A manual run's: random (there is no slot); its retries copy it."""
+    return str(uuid.uuid4())
+
+
+def _key(basis: str) -> str:
+    # Salted with this install's SECRET_KEY, so two installs calling one target cannot collide.
+    digest = hashlib.sha256(f"cronplane idempotency\0{settings.SECRET_KEY}\0{basis}".encode())
+    return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
 
 
 class Heartbeat(models.Model):

@@ -6,12 +6,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from endpoints.models import Endpoint
+from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
 from runs import executor
-from runs.models import Log
+from runs.models import Log, new_idempotency_key
 
 TASK = "runs.tasks.run_log"
 BATCH_TASK = "runs.tasks.run_batch"
@@ -25,7 +26,9 @@ def create_run(
     dry_run: bool = False,
     state: str = Log.State.PENDING,
     now: datetime | None = None,
+    as_of: datetime | None = None,
 ) -> Log:
+    """A run outside the schedule. `as_of`: the instant it acts as of (templates, handlers)."""
     now = now or timezone.now()
     return Log.objects.create(
         endpoint=endpoint,
@@ -36,6 +39,8 @@ def create_run(
         due_at=now,
         created_at=now,
         queued_at=now if state == Log.State.QUEUED else None,
+        as_of=as_of,
+        idempotency_key=new_idempotency_key(),
     )
 
 
@@ -45,10 +50,13 @@ def trigger(
     by: str = "",
     trigger: str = Log.Trigger.MANUAL,
     dry_run: bool = False,
+    as_of: datetime | None = None,
 ) -> Log:
     """Run now, on the cluster: the Log is queued and handed to the broker once committed."""
     with transaction.atomic():
-        log = create_run(endpoint, trigger=trigger, by=by, dry_run=dry_run, state=Log.State.QUEUED)
+        log = create_run(
+            endpoint, trigger=trigger, by=by, dry_run=dry_run, state=Log.State.QUEUED, as_of=as_of
+        )
         enqueue(log)
     return log
 
@@ -91,10 +99,11 @@ def run_in_foreground(
     *,
     by: str = "",
     dry_run: bool = False,
+    as_of: datetime | None = None,
     on_attempt: Callable[[Log, Log | None], None] | None = None,
 ) -> Log:
     """Run now in this process, following retries (waiting out their backoff); return the last."""
-    log = create_run(endpoint, by=by, dry_run=dry_run)
+    log = create_run(endpoint, by=by, dry_run=dry_run, as_of=as_of)
     while True:
         finished = executor.execute(log.pk)
         if finished is None:
@@ -141,10 +150,35 @@ def retry(log: Log, *, by: str = "") -> Log:
             attempt=latest.attempt + 1,
             retry_of=latest,
             dry_run=latest.dry_run,
+            as_of=latest.as_of,
+            idempotency_key=latest.idempotency_key or latest.derive_idempotency_key(),
             state=Log.State.QUEUED,
         )
         enqueue(attempt)
     return attempt
+
+
+def pause(
+    endpoint: Endpoint,
+    *,
+    by: str = "",
+    reason: str = "",
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Stop scheduling `endpoint` (until `until`, when given, then it resumes by itself)."""
+    endpoint.pause(now=now or timezone.now(), by=by, reason=reason, until=until)
+
+
+def resume(endpoint: Endpoint, *, now: datetime | None = None) -> None:
+    """Schedule again; the next slot counts from now (a pause is not downtime)."""
+    endpoint.set_enabled(True, now=now or timezone.now())
+
+
+def check_as_of(as_of: datetime | None) -> None:
+    """A run may act as of any instant a schedule could have (1970-3000)."""
+    if as_of is not None and not (MIN_INSTANT <= as_of <= MAX_INSTANT):
+        raise ValidationError({"as_of": "Choose an instant between 1970 and 3000."})
 
 
 def cancel(log: Log, *, reason: str = "Cancelled by a user.") -> bool:

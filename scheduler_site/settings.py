@@ -183,11 +183,21 @@ FIELD_ENCRYPTION_KEY = env_secret("FIELD_ENCRYPTION_KEY")
 LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=30)
 # Bytes of a response body kept on the Log; the rest is counted, not stored.
 SCHEDULER_RESPONSE_EXCERPT_BYTES = env.int("SCHEDULER_RESPONSE_EXCERPT_BYTES", default=16 * 1024)
+# CA certificates (a PEM file or a c_rehash'd directory) that targets' TLS certificates are
+# verified against; empty: requests' default (certifi). Set it for targets behind a private CA.
+SCHEDULER_CA_BUNDLE = env.str("SCHEDULER_CA_BUNDLE", default="")
+# A run that sees its target's certificate expire within this many days warns (once per
+# certificate) everyone notified about the endpoint.
+SCHEDULER_TLS_WARNING_DAYS = env.int("SCHEDULER_TLS_WARNING_DAYS", default=14)
 # Longest a single run may take; the per-endpoint timeout is capped by it.
 SCHEDULER_MAX_TIMEOUT_SECONDS = 300
 # A queued run whose task has not started after this long is handed to the broker again
 # (a broker that lost it, a worker that died holding it); running it twice is impossible.
 SCHEDULER_QUEUED_LEASE_SECONDS = env.int("SCHEDULER_QUEUED_LEASE_SECONDS", default=300)
+# Environment variables request templates may read as {{ env.NAME }} (none unless listed).
+SCHEDULER_TEMPLATE_ENV = env.list("SCHEDULER_TEMPLATE_ENV", default=[])
+# Slots one backfill may cover.
+SCHEDULER_MAX_BACKFILL_SLOTS = env.int("SCHEDULER_MAX_BACKFILL_SLOTS", default=1000)
 
 Q_CLUSTER = {
     "name": "cronplane",

@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='endpoint',
             name='tls_expires_at',
-            field=models.DateTimeField(blank=True, editable=False, help_text="When the target's TLS certificate expires.", null=True),
+            field=models.DateTimeField(blank=True, editable=False, help_text="Expiry of the TLS certificate.", null=True),
         ),
         migrations.AddField(
             model_name='endpoint',

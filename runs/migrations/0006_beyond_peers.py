@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='log',
             name='as_of',
-            field=models.DateTimeField(blank=True, help_text='The instant a manual run acts as of (templates, handlers).', null=True),
+            field=models.DateTimeField(blank=True, help_text='The instant a manual run acts as of.', null=True),
         ),
         migrations.AddField(
             model_name='log',

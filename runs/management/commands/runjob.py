@@ -1,5 +1,7 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from endpoints import schedules
 from endpoints.models import Endpoint
 from runs import services
 from runs.models import Log
@@ -16,19 +18,35 @@ class Command(BaseCommand):
         parser.add_argument(
             "--queue", action="store_true", help="Hand the run to the cluster and print its run_id"
         )
+        parser.add_argument(
+            "--as-of",
+            metavar="INSTANT",
+            help="Run as of this instant (templates and handlers see it), e.g. 2026-11-01T01:30 "
+            "in the job's time zone, or with an offset",
+        )
 
-    def handle(self, *args, name: str, dry_run: bool, queue: bool, **options) -> None:
+    def handle(
+        self, *args, name: str, dry_run: bool, queue: bool, as_of: str | None, **options
+    ) -> None:
         endpoint = Endpoint.objects.filter(name=name).first()
         if endpoint is None:
             raise CommandError(
                 f"No job named '{name}' (see the dashboard or `manage.py exportjobs`)."
             )
+        instant = None
+        if as_of:
+            try:
+                instant = schedules.parse_local_instant(as_of, endpoint.timezone)
+                services.check_as_of(instant)
+            except (ValueError, ValidationError) as exc:
+                message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+                raise CommandError(f"--as-of: {message}") from None
         if queue:
-            log = services.trigger(endpoint, by="runjob", dry_run=dry_run)
+            log = services.trigger(endpoint, by="runjob", dry_run=dry_run, as_of=instant)
             self.stdout.write(log.run_id)
             return
         last = services.run_in_foreground(
-            endpoint, by="runjob", dry_run=dry_run, on_attempt=self.print_attempt
+            endpoint, by="runjob", dry_run=dry_run, as_of=instant, on_attempt=self.print_attempt
         )
         if last.state != Log.State.SUCCESS:
             raise CommandError(f"{name} failed after {last.attempt} attempt(s).", returncode=1)
@@ -36,6 +54,8 @@ class Command(BaseCommand):
     def print_attempt(self, log: Log, retry: Log | None) -> None:
         attempts = log.endpoint.max_attempts
         parts = [f"{log.run_id} attempt {log.attempt}/{attempts}", log.state]
+        if log.as_of:
+            parts.append(f"as of {log.as_of.isoformat()}")
         if log.dry_run:
             parts.append("dry run, nothing sent")
         if log.status_code is not None:

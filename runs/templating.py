@@ -1,0 +1,124 @@
+"""Templated requests: `{{ variable }}` in an endpoint's URL, header values and body.
+
+Substitution only — no expressions, filters, loops or attribute access — so a template cannot
+run code or reach anything but the values listed in VARIABLES and the environment variables
+an operator allowed in SCHEDULER_TEMPLATE_ENV. Where a value lands decides how it is escaped:
+
+- URL: percent-encoded, so a value can never change the host, path structure or query;
+- header: refused when it would contain a line break (no header injection);
+- JSON body: escaped as JSON string content; any other body: as is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from django.conf import settings
+
+from endpoints.models import MASK
+
+TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+VARIABLES = {
+    "scheduled_at": "The run's slot (or its as-of instant), ISO 8601 in UTC",
+    "scheduled_at_unix": "The same instant in Unix seconds",
+    "run_id": "The run's id, e.g. run-0042",
+    "attempt": "1 for the first attempt, 2 for the first retry, …",
+    "idempotency_key": "The run's Idempotency-Key (the same for a slot's retries)",
+    "endpoint.name": "The endpoint's name",
+    "env.NAME": "The environment variable NAME, if listed in SCHEDULER_TEMPLATE_ENV",
+}
+# A made-up run, to check a template renders (and what it renders to) before saving it.
+SAMPLE_INSTANT = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Context:
+    """The values a template sees for one run."""
+
+    scheduled_at: datetime
+    run_id: str
+    attempt: int
+    idempotency_key: str
+    endpoint_name: str
+
+    def value(self, name: str, *, display: bool) -> str:
+        if name.startswith("env."):
+            variable = name.removeprefix("env.")
+            # Allowed environment values may well be secrets: never shown, only sent.
+            return MASK if display else os.environ.get(variable, "")
+        return {
+            "scheduled_at": self.scheduled_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "scheduled_at_unix": str(int(self.scheduled_at.timestamp())),
+            "run_id": self.run_id,
+            "attempt": str(self.attempt),
+            "idempotency_key": self.idempotency_key,
+            "endpoint.name": self.endpoint_name,
+        }[name]
+
+
+def sample_context(endpoint_name: str = "my-endpoint") -> Context:
+    return Context(
+        SAMPLE_INSTANT, "run-0042", 1, "00000000-0000-5000-8000-000000000000", endpoint_name
+    )
+
+
+def has_tags(text: str) -> bool:
+    return "{{" in (text or "")
+
+
+def problem(text: str) -> str | None:
+    """Why `text` is not a valid template (an unknown or disallowed variable), or None."""
+    for match in TAG.finditer(text or ""):
+        name = match.group(1).strip()
+        if name.startswith("env."):
+            variable = name.removeprefix("env.")
+            if variable not in settings.SCHEDULER_TEMPLATE_ENV:
+                allowed = ", ".join(settings.SCHEDULER_TEMPLATE_ENV) or "none are"
+                return (
+                    f"{{{{ {name} }}}}: {variable} is not in SCHEDULER_TEMPLATE_ENV "
+                    f"(allowed: {allowed})."
+                )
+        elif name not in VARIABLES:
+            known = ", ".join(f"{{{{ {v} }}}}" for v in VARIABLES if v != "env.NAME")
+            return f"Unknown variable {{{{ {name} }}}}; use {known} or {{{{ env.NAME }}}}."
+    if text and "{{" in TAG.sub("", text):
+        return "A '{{' is not closed with '}}'."
+    return None
+
+
+def render(text: str, context: Context, *, where: str = "body", display: bool = False) -> str:
+    """`text` with every tag replaced, escaped for where it goes ('url', 'header', 'body' or
+    'json'). `display=True` masks environment values (for logs, previews and dry runs)."""
+    if not has_tags(text):
+        return text
+    if (reason := problem(text)) is not None:
+        raise TemplateError(reason)
+
+    def substitute(match: re.Match) -> str:
+        value = context.value(match.group(1).strip(), display=display)
+        if where == "url":
+            return quote(value, safe="")
+        if where == "json":
+            return json.dumps(value, ensure_ascii=False)[1:-1]
+        if where == "header" and ("\r" in value or "\n" in value or "\0" in value):
+            raise TemplateError(f"{match.group(0)} would put a line break in a header.")
+        return value
+
+    return TAG.sub(substitute, text)
+
+
+def body_kind(body: str, headers: dict[str, str]) -> str:
+    """'json' when the body is (or will render to) JSON, else 'body'."""
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if "json" in content_type.lower():
+        return "json"
+    return "json" if body.lstrip()[:1] in ("{", "[") else "body"
