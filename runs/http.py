@@ -82,6 +82,9 @@ class Outcome:
     result_summary: dict[str, Any] | None = None
     retry_after: float | None = None
     request: dict[str, Any] = field(default_factory=dict)
+    # Phases in ms (see timing()) and the certificate's expiry, for calls made over the network.
+    timing: dict[str, Any] | None = None
+    tls_expires_at: datetime | None = None
 
     @property
     def retryable(self) -> bool:
@@ -111,13 +114,45 @@ def session() -> requests.Session:
 
 def call(spec: CallSpec) -> Outcome:
     """Perform the request within `spec.timeout` seconds overall and judge the response."""
-    started = time.monotonic()
+    started = time.perf_counter()
     deadline = started + spec.timeout
     request = spec.snapshot()
+    phases = ssrf.new_phases()
+    ssrf.time_phases(phases)
+    try:
+        outcome = _exchange(spec, request, deadline)
+    finally:
+        ssrf.time_phases(None)
+    total = time.perf_counter() - started
+    outcome.duration_ms = int(total * 1000)
+    outcome.timing = timing(phases, total)
+    if phases["tls_expires"] is not None:
+        outcome.tls_expires_at = datetime.fromtimestamp(phases["tls_expires"], UTC)
+    if outcome.result_summary is not None:
+        outcome.result_summary["duration_ms"] = outcome.duration_ms
+    return outcome
 
-    def elapsed_ms() -> int:
-        return int((time.monotonic() - started) * 1000)
 
+def timing(phases: dict, total: float) -> dict[str, Any]:
+    """Log.timing from the connections' phases: milliseconds, None for a phase that did not
+    happen (a reused connection has no dns/connect/tls) or did not complete (an error)."""
+    return {
+        "dns_ms": _ms(phases["dns"]),
+        "connect_ms": _ms(phases["connect"]),
+        "tls_ms": _ms(phases["tls"]),
+        "ttfb_ms": _ms(phases["ttfb"]),
+        "total_ms": _ms(total),
+        "reused": phases["opened"] == 0 and phases["requests"] > 0,
+        "requests": phases["requests"],
+        "connections": phases["opened"],
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _exchange(spec: CallSpec, request: dict[str, Any], deadline: float) -> Outcome:
     try:
         response = session().request(
             spec.method,
@@ -127,16 +162,11 @@ def call(spec: CallSpec) -> Outcome:
             timeout=spec.timeout,
             stream=True,
             allow_redirects=True,
+            verify=settings.SCHEDULER_CA_BUNDLE or True,
         )
     except requests.RequestException as exc:
         error_class, message = classify_exception(exc, spec.timeout)
-        return Outcome(
-            ok=False,
-            duration_ms=elapsed_ms(),
-            error_class=error_class,
-            error_message=message,
-            request=request,
-        )
+        return Outcome(ok=False, error_class=error_class, error_message=message, request=request)
 
     try:
         kept, total = _read_capped(response, deadline)
@@ -144,7 +174,6 @@ def call(spec: CallSpec) -> Outcome:
         response.close()
         return Outcome(
             ok=False,
-            duration_ms=elapsed_ms(),
             status_code=response.status_code,
             response_headers=_kept_headers(response),
             error_class="timeout",
@@ -156,7 +185,6 @@ def call(spec: CallSpec) -> Outcome:
         error_class, message = classify_exception(exc, spec.timeout)
         return Outcome(
             ok=False,
-            duration_ms=elapsed_ms(),
             status_code=response.status_code,
             error_class=error_class,
             error_message=message,
@@ -166,7 +194,6 @@ def call(spec: CallSpec) -> Outcome:
     excerpt = kept.decode(response.encoding or "utf-8", errors="replace")
     outcome = Outcome(
         ok=True,
-        duration_ms=elapsed_ms(),
         status_code=response.status_code,
         response_headers=_kept_headers(response),
         excerpt=excerpt,
@@ -177,7 +204,7 @@ def call(spec: CallSpec) -> Outcome:
     _judge(outcome, spec, kept)
     outcome.result_summary = {
         "status_code": outcome.status_code,
-        "duration_ms": outcome.duration_ms,
+        "duration_ms": 0,  # set by call() once the whole call is timed
         "response_bytes": total,
     }
     return outcome
@@ -209,7 +236,7 @@ def _read_capped(response: requests.Response, deadline: float) -> tuple[bytes, i
             total += len(chunk)
             if len(kept) < cap:
                 kept.extend(chunk[: cap - len(kept)])
-            if time.monotonic() > deadline:
+            if time.perf_counter() > deadline:
                 raise TimeoutError
     finally:
         response.close()
@@ -248,7 +275,7 @@ def classify_exception(exc: Exception, timeout: float) -> tuple[str, str]:
 def _blocked_message(exc: BaseException) -> str:
     current: BaseException | None = exc
     while current is not None and not isinstance(current, ssrf.BlockedAddress):
-        current = getattr(current, "reason", None) or current.__cause__ or current.__context__
+        current = _inner(current) or current.__cause__ or current.__context__
     return str(current) if current else str(exc)
 
 
@@ -262,10 +289,14 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
         nested = (
             current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
         )
-        current = (
-            getattr(current, "reason", None) or nested or current.__cause__ or current.__context__
-        )
+        current = _inner(current) or nested or current.__cause__ or current.__context__
     return False
+
+
+def _inner(exc: BaseException) -> BaseException | None:
+    """urllib3's wrapped exception: `reason`, when that is one (ssl errors keep a string there)."""
+    reason = getattr(exc, "reason", None)
+    return reason if isinstance(reason, BaseException) else None
 
 
 def _root_message(exc: BaseException) -> str:

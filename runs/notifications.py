@@ -1,15 +1,19 @@
 """Telling someone: email and webhook notifications on failure, recovery and auto-disable.
 
 A failing run gets one notification per failing streak (not one per failed run), a recovery
-notice when it succeeds again, and one when it is auto-disabled. Each message to each recipient
-is a Notification row, delivered by a cluster task, retried with backoff, and kept with its
-outcome. Nothing here can fail a run: a notification that cannot be sent is recorded `failed`.
+notice when it succeeds again, and one when it is auto-disabled. A run that sees its target's
+TLS certificate expire within SCHEDULER_TLS_WARNING_DAYS warns once per certificate. Each
+message to each recipient is a Notification row, delivered by a cluster task, retried with
+backoff, and kept with its outcome. Nothing here can fail a run: a notification that cannot
+be sent is recorded `failed`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -46,7 +50,7 @@ def queue(log: Log, events: list[str], *, now: datetime | None = None) -> list[N
         for event in events
         if (event == Notification.Event.FAILURE and endpoint.notify_on_failure)
         or (event == Notification.Event.RECOVERY and endpoint.notify_on_recovery)
-        or event == Notification.Event.AUTO_DISABLED
+        or event in (Notification.Event.AUTO_DISABLED, Notification.Event.TLS_EXPIRING)
     ]
     now = now or timezone.now()
     rows = Notification.objects.bulk_create(
@@ -66,6 +70,42 @@ def queue(log: Log, events: list[str], *, now: datetime | None = None) -> list[N
         ids = [row.pk for row in rows]
         transaction.on_commit(lambda: _enqueue(ids))
     return rows
+
+
+def track_certificates(logs: Iterable[Log]) -> list[Log]:
+    """Keep Endpoint.tls_expires_at current from these finished runs; return the runs whose
+    certificate must be warned about (queue TLS_EXPIRING for them in the same transaction).
+
+    1. A run whose certificate expires at another time than its endpoint (as loaded with the
+       run) records moves it: one UPDATE per distinct expiry, none in the common case.
+    2. A certificate expiring within SCHEDULER_TLS_WARNING_DAYS of the run that the endpoint
+       has not warned about is claimed with a conditional UPDATE of tls_warned_expiry: of two
+       runs seeing it at once exactly one warns, and a renewed certificate warns again.
+    """
+    window = timedelta(days=settings.SCHEDULER_TLS_WARNING_DAYS)
+    moved: dict[datetime, list[int]] = {}
+    warn: list[Log] = []
+    for log in logs:
+        expires, endpoint = log.tls_expires_at, log.endpoint
+        if expires is None:
+            continue
+        if endpoint.tls_expires_at != expires:
+            moved.setdefault(expires, []).append(endpoint.pk)
+            endpoint.tls_expires_at = expires
+        if endpoint.tls_warned_expiry == expires:
+            continue
+        if expires - (log.finished_at or timezone.now()) <= window:
+            claimed = (
+                Endpoint.objects.filter(pk=endpoint.pk)
+                .exclude(tls_warned_expiry=expires)
+                .update(tls_warned_expiry=expires)
+            )
+            endpoint.tls_warned_expiry = expires
+            if claimed:
+                warn.append(log)
+    for expires, ids in moved.items():
+        Endpoint.objects.filter(pk__in=ids).update(tls_expires_at=expires)
+    return warn
 
 
 def _enqueue(ids: list[int]) -> None:
@@ -158,6 +198,14 @@ def compose(notification: Notification) -> tuple[str, str]:
     elif notification.event == Notification.Event.RECOVERY:
         subject = f"[cronplane] {name} recovered"
         text = f"{name} succeeded again ({endpoint.target})."
+    elif notification.event == Notification.Event.TLS_EXPIRING:
+        host, expires, days = certificate_facts(notification)
+        when = f"{expires:%Y-%m-%d %H:%M} UTC" if expires else "soon"
+        subject = f"[cronplane] {name}: the TLS certificate of {host} expires in {days} days"
+        text = (
+            f"The TLS certificate of {host}, which {name} calls ({endpoint.target}), "
+            f"expires on {when}: {days} days left. Renew it before then, or runs will fail."
+        )
     else:
         subject = f"[cronplane] {name} was disabled"
         text = f"{name} was disabled: {endpoint.disabled_reason}"
@@ -165,6 +213,15 @@ def compose(notification: Notification) -> tuple[str, str]:
         link = settings.SITE_URL + reverse("dashboard:log", args=[log.pk])
         text += f"\nRun {log.run_id}: {link}"
     return subject, text
+
+
+def certificate_facts(notification: Notification) -> tuple[str, datetime | None, int]:
+    """(host, expiry, whole days left when noticed) for a TLS_EXPIRING notification."""
+    endpoint, log = notification.endpoint, notification.log
+    expires = (log.tls_expires_at if log is not None else None) or endpoint.tls_expires_at
+    host = urlsplit(endpoint.url or "").hostname or endpoint.target
+    days = max(0, (expires - notification.created_at).days) if expires else 0
+    return host, expires, days
 
 
 def webhook_body(notification: Notification, text: str) -> dict:
@@ -183,5 +240,12 @@ def webhook_body(notification: Notification, text: str) -> dict:
             "error_message": log.error_message,
             "scheduled_for": log.scheduled_for.isoformat() if log.scheduled_for else None,
             "finished_at": log.finished_at.isoformat() if log.finished_at else None,
+        }
+    if notification.event == Notification.Event.TLS_EXPIRING:
+        host, expires, days = certificate_facts(notification)
+        body["certificate"] = {
+            "host": host,
+            "expires_at": expires.isoformat() if expires else None,
+            "days_left": days,
         }
     return body

@@ -8,6 +8,11 @@ SCHEDULER_ALLOWED_NETWORKS. The check happens twice:
 - at connect time (`GuardedAdapter`), which resolves once, checks every address and connects to
   the address it checked: no second lookup for a rebinding DNS server to answer differently.
   Every redirect hop opens its connection through the same check.
+
+The guarded connections also time the phases of a call (`Phases`): name lookup, TCP connect,
+TLS handshake, and the wait from sending the request to the response headers, and read the
+certificate's expiry once per new TLS connection. A reused keep-alive connection has no lookup,
+connect or handshake to time.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from __future__ import annotations
 import functools
 import ipaddress
 import socket
+import ssl
+import threading
 from collections.abc import Callable
+from time import perf_counter
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -27,6 +35,7 @@ from urllib3.exceptions import NameResolutionError, NewConnectionError
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 LOCALHOST_NAMES = ("localhost",)
+_calls = threading.local()
 
 
 class BlockedAddress(OSError):
@@ -128,21 +137,81 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def time_phases(phases: dict | None) -> None:
+    """Have this thread's connections add their phases to `phases` (None: stop timing).
+
+    `phases` holds seconds under the keys dns, connect, tls, ttfb (None until one completes;
+    summed over the hops of a redirect), counts of the connections `opened` and `requests`
+    sent, and `tls_expires` (the certificate's notAfter, epoch seconds, of the connection the
+    last request went over: read when the connection was opened, not again on reuse).
+    runs.http turns it into Log.timing.
+    """
+    _calls.phases = phases
+
+
+def new_phases() -> dict:
+    return {
+        "dns": None,
+        "connect": None,
+        "tls": None,
+        "ttfb": None,
+        "opened": 0,
+        "requests": 0,
+        "tls_expires": None,
+    }
+
+
+def _add(phases: dict, key: str, seconds: float) -> None:
+    phases[key] = (phases[key] or 0.0) + seconds
+
+
 class _GuardedConnectionMixin:
+    _connected_at = 0.0
+    _sending_at = 0.0
+    _tls_expires: float | None = None  # read once per connection, repeated on every request
+
     def _new_conn(self) -> socket.socket:
+        phases = getattr(_calls, "phases", None)
+        if phases is not None:
+            phases["opened"] += 1
         name = self._dns_host
+        started = perf_counter()
         try:
             address = checked_address(name, self.port)
         except BlockedAddress as exc:
             raise NewConnectionError(self, str(exc)) from exc
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
+        resolved = perf_counter()
+        if phases is not None:
+            _add(phases, "dns", resolved - started)
         # Connect to the checked address; Host, SNI and certificate checks still use the name.
         self._dns_host = address
         try:
-            return super()._new_conn()
+            sock = super()._new_conn()
         finally:
             self._dns_host = name
+        self._connected_at = perf_counter()
+        if phases is not None:
+            _add(phases, "connect", self._connected_at - resolved)
+        return sock
+
+    def request(self, *args, **kwargs) -> None:
+        self._sending_at = perf_counter()
+        phases = getattr(_calls, "phases", None)
+        if phases is not None:
+            phases["requests"] += 1
+            if self._tls_expires is not None:
+                phases["tls_expires"] = self._tls_expires
+        super().request(*args, **kwargs)
+
+    def getresponse(self):
+        response = super().getresponse()
+        phases = getattr(_calls, "phases", None)
+        if phases is not None and self._sending_at:
+            # Plain HTTP connects inside request(): the wait starts once connected.
+            _add(phases, "ttfb", perf_counter() - max(self._sending_at, self._connected_at))
+        return response
 
 
 class GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
@@ -150,7 +219,20 @@ class GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
 
 
 class GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
-    pass
+    def connect(self) -> None:
+        self._tls_expires = None
+        super().connect()  # _new_conn, then the handshake: only ever for a new connection
+        phases = getattr(_calls, "phases", None)
+        if phases is not None:
+            _add(phases, "tls", perf_counter() - self._connected_at)
+        # Once per connection (a verified one; unverified reports no certificate); request()
+        # hands it to every call made over this connection.
+        cert = self.sock.getpeercert() if hasattr(self.sock, "getpeercert") else None
+        if cert and cert.get("notAfter"):
+            try:
+                self._tls_expires = ssl.cert_time_to_seconds(cert["notAfter"])
+            except ValueError:
+                pass
 
 
 class GuardedHTTPConnectionPool(HTTPConnectionPool):
