@@ -212,7 +212,9 @@ def test_templates_render_in_url_headers_and_body_and_env_values_are_never_shown
     assert log.request["headers"]["X-Attempt"] == "1"
 
 
-def test_a_variable_cannot_change_where_the_request_goes(settings, monkeypatch, make_endpoint, target):
+def test_a_variable_cannot_change_where_the_request_goes(
+    settings, monkeypatch, make_endpoint, target
+):
     settings.SCHEDULER_TEMPLATE_ENV = ["SUFFIX"]
     monkeypatch.setenv("SUFFIX", "@evil.example/x?y=1#")
     endpoint = make_endpoint(url=target.url("/ok?q={{ env.SUFFIX }}"))
@@ -293,7 +295,9 @@ def test_handlers_see_the_as_of_instant(make_endpoint):
 
 
 def test_runjob_as_of_takes_wall_time_in_the_jobs_zone(make_endpoint, target, capsys):
-    make_endpoint(name="ny", url=target.url("/ok?at={{ scheduled_at }}"), timezone="America/New_York")
+    make_endpoint(
+        name="ny", url=target.url("/ok?at={{ scheduled_at }}"), timezone="America/New_York"
+    )
     # 01:30 on 2026-11-01 happens twice in New York; the first (EDT, UTC-4) is meant.
     call_command("runjob", "ny", "--as-of", "2026-11-01T01:30")
     assert parse_qs(urlsplit(target.received[0].path).query) == {"at": ["2026-11-01T05:30:00Z"]}
