@@ -31,7 +31,7 @@ from api.fields import (
     parse_instant,
     query_int,
 )
-from endpoints.jobs import JOB_FIELDS, apply_job, endpoint_to_job, save_job
+from endpoints.jobs import JOB_FIELDS, SECRET_FIELDS, apply_job, endpoint_to_job, save_job
 from endpoints.models import Endpoint
 from runs import services
 from runs.models import Log
@@ -92,6 +92,16 @@ def job_json(endpoint: Endpoint) -> dict[str, Any]:
         "disabled_reason": endpoint.disabled_reason or None,
     }
     shown.update(job)
+    for field in SECRET_FIELDS:  # write-only: shown as whether they are set
+        shown.pop(field, None)
+    shown.update(
+        jitter_seconds=endpoint.jitter_seconds,
+        signing_enabled=bool(endpoint.signing_secret),
+        signing_next_key_set=bool(endpoint.signing_secret_next),
+        paused_until=iso(endpoint.paused_until),
+        paused_by=endpoint.paused_by or None,
+        pause_description=endpoint.pause_description or None,
+    )
     for field in POLICY_FIELDS:
         value = getattr(endpoint, field)
         shown[field] = iso(value) if field in ("starts_at", "ends_at") else value
@@ -173,6 +183,18 @@ class JobRequest(serializers.Serializer):
     response_must_contain = serializers.CharField(required=False)
     timeout_seconds = serializers.FloatField(required=False)
     max_attempts = serializers.IntegerField(required=False)
+    jitter_seconds = serializers.IntegerField(
+        required=False, help_text="Start each run up to this many seconds after its slot."
+    )
+    signing_secret = serializers.CharField(
+        required=False,
+        write_only=True,
+        help_text="Signs every request (X-Cronplane-Signature). Write-only; the mask keeps "
+        "the stored one.",
+    )
+    signing_secret_next = serializers.CharField(
+        required=False, write_only=True, help_text="The key to rotate to (write-only)."
+    )
     retry_backoff_seconds = serializers.FloatField(required=False)
     retry_backoff_max_seconds = serializers.FloatField(required=False)
     overlap_policy = serializers.ChoiceField(Endpoint.OverlapPolicy.choices, required=False)
@@ -216,6 +238,18 @@ class Job(serializers.Serializer):
     response_must_contain = serializers.CharField(required=False)
     timeout_seconds = serializers.FloatField()
     max_attempts = serializers.IntegerField()
+    jitter_seconds = serializers.IntegerField()
+    signing_enabled = serializers.BooleanField(help_text="Requests are signed.")
+    signing_next_key_set = serializers.BooleanField(
+        help_text="A next signing key is set: requests are signed with both."
+    )
+    paused_until = serializers.DateTimeField(
+        allow_null=True, help_text="A paused job resumes by itself at this time."
+    )
+    paused_by = serializers.CharField(allow_null=True)
+    pause_description = serializers.CharField(
+        allow_null=True, help_text="'Paused until … by alice: vendor maintenance'"
+    )
     retry_backoff_seconds = serializers.FloatField()
     retry_backoff_max_seconds = serializers.FloatField()
     overlap_policy = serializers.CharField()
@@ -240,6 +274,11 @@ class JobList(serializers.Serializer):
 class TriggerRequest(StrictSerializer):
     triggered_by = StrictCharField(required=False, max_length=150, allow_blank=True)
     dry_run = StrictBooleanField(required=False, default=False)
+    as_of = InstantField(
+        required=False,
+        allow_null=True,
+        help_text="Run as of this instant (templates and handlers see it as the slot).",
+    )
 
 
 class Triggered(serializers.Serializer):
@@ -247,6 +286,8 @@ class Triggered(serializers.Serializer):
     triggered_at = serializers.DateTimeField()
     run_id = serializers.CharField()
     status = serializers.ChoiceField(["running"])
+    as_of = serializers.DateTimeField(allow_null=True)
+    idempotency_key = serializers.CharField()
 
 
 class LastResult(serializers.Serializer):
@@ -259,6 +300,9 @@ class LastResult(serializers.Serializer):
     dry_run = serializers.BooleanField()
     duration_ms = serializers.IntegerField(allow_null=True)
     error = serializers.CharField(allow_null=True)
+    trigger = serializers.CharField(required=False)
+    as_of = serializers.DateTimeField(allow_null=True, required=False)
+    idempotency_key = serializers.CharField(required=False)
 
 
 class Deleted(serializers.Serializer):
@@ -347,7 +391,9 @@ class TriggerView(ApiView):
         operation_id="triggerJob",
         summary="Manually trigger a registered job immediately",
         description="Queues a run on the workers now. `status` is `running` once accepted; "
-        "follow it with last-result. `triggered_by` defaults to the caller's username.",
+        "follow it with last-result. `triggered_by` defaults to the caller's username. "
+        "`as_of` (an instant with its offset) runs it as of that instant: templates see it as "
+        "`scheduled_at` and handlers as their slot.",
         request=TriggerRequest,
         responses={200: Triggered, 404: ErrorSerializer, **ERRORS},
     )
@@ -357,13 +403,18 @@ class TriggerView(ApiView):
         given.is_valid(raise_exception=True)
         by = given.validated_data.get("triggered_by") or request.user.get_username()
         dry_run = given.validated_data["dry_run"]
-        log = services.trigger(endpoint, by=by, trigger=Log.Trigger.API, dry_run=dry_run)
+        as_of = given.validated_data.get("as_of")
+        log = services.trigger(
+            endpoint, by=by, trigger=Log.Trigger.API, dry_run=dry_run, as_of=as_of
+        )
         return Response(
             {
                 "job_name": endpoint.name,
                 "triggered_at": iso(log.created_at),
                 "run_id": log.run_id,
                 "status": "running",
+                "as_of": iso(log.as_of),
+                "idempotency_key": log.idempotency_key,
             }
         )
 
@@ -393,5 +444,8 @@ class LastResultView(ApiView):
                 "dry_run": log.dry_run,
                 "duration_ms": log.duration_ms,
                 "error": log.error_message or None,
+                "trigger": log.trigger,
+                "as_of": iso(log.as_of),
+                "idempotency_key": log.idempotency_key,
             }
         )

@@ -23,6 +23,7 @@ from api import permissions as perms
 from api.base import ApiView
 from api.errors import Conflict, ErrorSerializer, InvalidInput, django_details
 from api.fields import (
+    InstantField,
     JSONObjectField,
     StrictBooleanField,
     StrictCharField,
@@ -33,14 +34,30 @@ from api.fields import (
     query_int,
     whole_number,
 )
+from api.scheduler_jobs import StrictIntegerField
 from endpoints.jobs import save_job
 from endpoints.models import Endpoint
+from runs import services
 
 TAG = "Schedules (seed 002)"
 PREFIX = "sched-"
 HISTORY_SIZE, MAX_HISTORY_SIZE = 20, 100
 # Endpoint field → seed 002 field, for validation errors.
-NAMES = {"cron_expression": "cronExpression", "payload": "inputData", "enabled": "enabled"}
+NAMES = {
+    "cron_expression": "cronExpression",
+    "payload": "inputData",
+    "enabled": "enabled",
+    "jitter_seconds": "jitterSeconds",
+    "signing_secret": "signingSecret",
+    "signing_secret_next": "signingSecretNext",
+    "paused_until": "until",
+}
+# Seed 002 field → Endpoint field, for the fields it takes as they are.
+PLAIN_FIELDS = {
+    "jitterSeconds": "jitter_seconds",
+    "signingSecret": "signing_secret",
+    "signingSecretNext": "signing_secret_next",
+}
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
 NOT_FOUND = {404: ErrorSerializer}
 
@@ -66,6 +83,20 @@ def schedule_json(endpoint: Endpoint) -> dict[str, Any]:
         "updatedAt": iso(endpoint.updated_at),
         "scheduleType": endpoint.schedule_type,
         "description": endpoint.schedule_description,
+        "jitterSeconds": endpoint.jitter_seconds,
+        "signingEnabled": bool(endpoint.signing_secret),
+        "signingNextKeySet": bool(endpoint.signing_secret_next),
+        **pause_json(endpoint, zone),
+    }
+
+
+def pause_json(endpoint: Endpoint, zone: ZoneInfo) -> dict[str, Any]:
+    paused = not endpoint.enabled
+    return {
+        "pausedUntil": iso(endpoint.paused_until, zone),
+        "pausedBy": endpoint.paused_by or None,
+        "pauseReason": (endpoint.disabled_reason or None) if paused else None,
+        "pauseDescription": endpoint.pause_description or None,
     }
 
 
@@ -98,6 +129,9 @@ def apply_schedule(endpoint: Endpoint, values: dict[str, Any]) -> None:
         endpoint.enabled = values["enabled"]
     if "inputData" in values:
         endpoint.payload = _payload(endpoint, values["inputData"])
+    for name, field in PLAIN_FIELDS.items():
+        if name in values:
+            setattr(endpoint, field, values[name])
     try:
         endpoint.full_clean()
     except ValidationError as exc:
@@ -147,6 +181,26 @@ class ScheduleRequest(StrictSerializer):
     timezone = StrictCharField(required=False, max_length=64, help_text="IANA time zone")
     enabled = StrictBooleanField(required=False)
     inputData = InputItem(many=True, required=False)
+    jitterSeconds = StrictIntegerField(
+        required=False,
+        min_value=0,
+        help_text="Start each run up to this many seconds after its slot (0: on the slot).",
+    )
+    signingSecret = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        write_only=True,
+        help_text="Signs every request of the workflow (X-Cronplane-Signature); write-only, "
+        "empty turns signing off.",
+    )
+    signingSecretNext = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        write_only=True,
+        help_text="The key to rotate to: requests are signed with both while it is set.",
+    )
 
 
 class Schedule(serializers.Serializer):
@@ -167,6 +221,17 @@ class Schedule(serializers.Serializer):
     updatedAt = serializers.DateTimeField()
     scheduleType = serializers.ChoiceField(Endpoint.ScheduleType.choices)
     description = serializers.CharField(help_text="The schedule in words")
+    jitterSeconds = serializers.IntegerField()
+    signingEnabled = serializers.BooleanField(help_text="Requests are signed.")
+    signingNextKeySet = serializers.BooleanField(help_text="A next signing key is set.")
+    pausedUntil = serializers.DateTimeField(
+        allow_null=True, help_text="A paused schedule resumes by itself at this time."
+    )
+    pausedBy = serializers.CharField(allow_null=True)
+    pauseReason = serializers.CharField(allow_null=True)
+    pauseDescription = serializers.CharField(
+        allow_null=True, help_text="'Paused until 2026-12-01 09:00 EST by alice: maintenance'"
+    )
 
 
 class ScheduleList(serializers.Serializer):
@@ -178,6 +243,17 @@ class Toggled(serializers.Serializer):
     id = serializers.CharField()
     enabled = serializers.BooleanField()
     nextRun = serializers.DateTimeField(allow_null=True)
+    pausedUntil = serializers.DateTimeField(allow_null=True)
+    pausedBy = serializers.CharField(allow_null=True)
+    pauseReason = serializers.CharField(allow_null=True)
+    pauseDescription = serializers.CharField(allow_null=True)
+
+
+class DisableRequest(StrictSerializer):
+    reason = StrictCharField(required=False, allow_blank=True, max_length=300)
+    until = InstantField(
+        required=False, allow_null=True, help_text="Resume by itself at this instant."
+    )
 
 
 class Execution(serializers.Serializer):
@@ -190,6 +266,10 @@ class Execution(serializers.Serializer):
     error = serializers.CharField(required=False)
     trigger = serializers.CharField()
     attempt = serializers.IntegerField()
+    idempotencyKey = serializers.CharField(required=False)
+    asOf = serializers.DateTimeField(
+        required=False, help_text="For a run started as of a chosen instant: that instant."
+    )
 
 
 class History(serializers.Serializer):
@@ -299,10 +379,27 @@ class ToggleView(ApiView):
 
     def toggle(self, request, schedule_id: str, enable: bool) -> Response:
         endpoint = get_schedule(schedule_id)
-        reason = "" if enable else f"Disabled by {request.user.get_username()}."
-        endpoint.set_enabled(enable, now=timezone.now(), reason=reason)
-        next_run = iso(endpoint.next_run_at, _zone(endpoint.timezone))
-        return Response({"id": schedule_id, "enabled": endpoint.enabled, "nextRun": next_run})
+        if enable:
+            endpoint.set_enabled(True, now=timezone.now())
+        else:
+            given = DisableRequest(data=body_of(request))
+            given.is_valid(raise_exception=True)
+            by = request.user.get_username()
+            reason = given.validated_data.get("reason") or f"Disabled by {by}."
+            until = given.validated_data.get("until")
+            try:
+                services.pause(endpoint, by=by, reason=reason, until=until)
+            except ValidationError as exc:
+                raise InvalidInput(django_details(exc, NAMES)) from None
+        zone = _zone(endpoint.timezone)
+        return Response(
+            {
+                "id": schedule_id,
+                "enabled": endpoint.enabled,
+                "nextRun": iso(endpoint.next_run_at, zone),
+                **pause_json(endpoint, zone),
+            }
+        )
 
 
 class EnableView(ToggleView):
@@ -322,7 +419,9 @@ class DisableView(ToggleView):
         operation_id="disableSchedule",
         tags=[TAG],
         summary="Disable a schedule",
-        request=None,
+        description="Optionally with a `reason` (shown wherever the schedule is) and `until`, "
+        "an instant in the future at which it resumes by itself.",
+        request=DisableRequest,
         responses={200: Toggled, **NOT_FOUND, **ERRORS},
     )
     def post(self, request, schedule_id: str):
@@ -361,4 +460,8 @@ def execution_json(log, zone: ZoneInfo) -> dict[str, Any]:
     if log.error_message or log.reason:
         entry["error"] = log.error_message or log.reason
     entry.update(trigger=log.trigger, attempt=log.attempt)
+    if log.idempotency_key:
+        entry["idempotencyKey"] = log.idempotency_key
+    if log.as_of:
+        entry["asOf"] = iso(log.as_of, zone)
     return entry

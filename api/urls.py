@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from api import cron, scheduled_actions, scheduler_jobs, schedules
+from api import backfill, cron, scheduled_actions, scheduler_jobs, schedules
 
 JOBS = "api/v1/scheduler/jobs"
 SCHEDULES = "api/v1/schedules"
@@ -28,6 +28,7 @@ urlpatterns = [
     path(f"{SCHEDULES}/<str:schedule_id>/enable", schedules.EnableView.as_view()),
     path(f"{SCHEDULES}/<str:schedule_id>/disable", schedules.DisableView.as_view()),
     path(f"{SCHEDULES}/<str:schedule_id>/history", schedules.HistoryView.as_view()),
+    path(f"{SCHEDULES}/<str:schedule_id>/backfill", backfill.BackfillView.as_view()),
     # seed 003
     path("api/v1/cron/process", cron.CronProcessView.as_view(), name="cron-process"),
     path(ACTIONS, scheduled_actions.ActionsView.as_view(), name="actions"),

@@ -45,7 +45,12 @@ JOB_FIELDS = {
     "payload": "payload",
     "timeout_seconds": "timeout_seconds",
     "max_attempts": "max_attempts",
+    "jitter_seconds": "jitter_seconds",
+    "signing_secret": "signing_secret",
+    "signing_secret_next": "signing_secret_next",
 }
+# Written as the mask on export; the mask on apply keeps the stored value.
+SECRET_FIELDS = ("signing_secret", "signing_secret_next")
 MODEL_TO_JOB = {model: job for job, model in JOB_FIELDS.items()}
 HTTP_ONLY = (
     "url",
@@ -55,6 +60,7 @@ HTTP_ONLY = (
     "body",
     "expected_status",
     "response_must_contain",
+    *SECRET_FIELDS,
 )
 HANDLER_ONLY = ("payload",)
 SCHEDULE_FIELDS = {
@@ -69,6 +75,7 @@ COMMON_FIELDS = (
     "is_active",
     "timeout_seconds",
     "max_attempts",
+    "jitter_seconds",
 )
 
 
@@ -96,9 +103,14 @@ def endpoint_to_job(endpoint: Endpoint) -> dict[str, Any]:
         job["expected_status"] = endpoint.expected_status
         if endpoint.response_must_contain:
             job["response_must_contain"] = endpoint.response_must_contain
+        for field in SECRET_FIELDS:
+            if getattr(endpoint, field):
+                job[field] = MASK
     timeout = endpoint.timeout_seconds
     job["timeout_seconds"] = int(timeout) if float(timeout).is_integer() else timeout
     job["max_attempts"] = endpoint.max_attempts
+    if endpoint.jitter_seconds:
+        job["jitter_seconds"] = endpoint.jitter_seconds
     return job
 
 
@@ -124,6 +136,14 @@ def apply_job(
             endpoint.headers = keep_masked_secrets(endpoint.headers, stored)
         except ValueError as exc:
             errors.setdefault("headers", []).append(str(exc))
+    for field in SECRET_FIELDS:
+        if getattr(endpoint, field) == MASK:
+            stored = getattr(existing, field, "") if existing is not None else ""
+            if not stored:
+                errors.setdefault(field, []).append(
+                    f"'{field}' is masked ({MASK}) but has no stored value to keep; give it."
+                )
+            setattr(endpoint, field, stored)
     try:
         endpoint.full_clean()
     except ValidationError as exc:
@@ -224,6 +244,8 @@ def _changes(
 
 
 def _shown(field: str, value: Any, endpoint: Endpoint | None) -> Any:
+    if field in SECRET_FIELDS:
+        return MASK if value else ""
     if field == "headers" and isinstance(value, dict) and endpoint is not None:
         return mask_headers(value, endpoint.secret_headers)
     return value
@@ -311,4 +333,5 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "payload": _object,
     "timeout_seconds": _number,
     "max_attempts": _integer,
+    "jitter_seconds": _integer,
 }

@@ -272,6 +272,8 @@ def test_triggering_queues_a_run_and_answers_as_the_seed_does(
         "triggered_at": "2026-03-26T09:00:00Z",
         "run_id": log.run_id,
         "status": "running",
+        "as_of": None,  # our additions after the seed's fields
+        "idempotency_key": log.idempotency_key,
     }
     assert log.run_id.startswith("run-") and len(handed_to_broker) == 1
     assert (log.trigger, log.triggered_by, log.dry_run, log.state) == (
@@ -326,6 +328,9 @@ def test_the_last_result_is_the_latest_executed_run_with_its_summary(
         "dry_run": True,
         "duration_ms": log.duration_ms,
         "error": None,
+        "trigger": "api",
+        "as_of": None,
+        "idempotency_key": log.idempotency_key,
     }
     assert report_handler == [({}, True)]
 

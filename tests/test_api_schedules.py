@@ -313,12 +313,18 @@ def test_disabling_and_enabling_answer_as_the_seed_does(as_operator, daily_repor
     enabled = as_operator.post(f"{SCHEDULES}/sched-{daily_report.pk}/enable")
 
     assert disabled.status_code == 200 and enabled.status_code == 200
-    assert disabled.json() == {"id": f"sched-{daily_report.pk}", "enabled": False, "nextRun": None}
-    assert enabled.json() == {
+    seed = ("id", "enabled", "nextRun")  # then our optional pause fields
+    assert {key: disabled.json()[key] for key in seed} == {
+        "id": f"sched-{daily_report.pk}",
+        "enabled": False,
+        "nextRun": None,
+    }
+    assert {key: enabled.json()[key] for key in seed} == {
         "id": f"sched-{daily_report.pk}",
         "enabled": True,
         "nextRun": "2024-01-29T09:00:00-05:00",
     }
+    assert enabled.json()["pausedBy"] is None and disabled.json()["pausedBy"] == "otto-operator"
 
 
 def test_the_history_lists_executions_newest_first_with_a_total(as_viewer, daily_report):

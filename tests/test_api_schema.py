@@ -24,6 +24,7 @@ OPERATIONS = {
     ("/api/v1/schedules/{schedule_id}/enable", "post"),
     ("/api/v1/schedules/{schedule_id}/disable", "post"),
     ("/api/v1/schedules/{schedule_id}/history", "get"),
+    ("/api/v1/schedules/{schedule_id}/backfill", "post"),  # ours, beyond the seed
     ("/api/v1/cron/process", "get"),
     ("/api/v1/devtools/scheduled-actions", "get"),
     ("/api/v1/devtools/scheduled-actions", "post"),
