@@ -78,7 +78,13 @@ class _Plan:
     finished: bool = False
 
 
-def dispatch_due(now: datetime, *, limit: int = 500, ahead: timedelta = timedelta(0)) -> Dispatch:
+def dispatch_due(
+    now: datetime,
+    *,
+    limit: int = 500,
+    ahead: timedelta = timedelta(0),
+    trigger: str = Log.Trigger.SCHEDULE,
+) -> Dispatch:
     """Claim every slot due at `now` (or within `ahead` of it) and record it; return the Logs.
 
     1. Lock the due endpoints (others' locked rows are skipped, not waited for).
@@ -91,6 +97,7 @@ def dispatch_due(now: datetime, *, limit: int = 500, ahead: timedelta = timedelt
     claimed and called at the instant itself (runs/batch.py holds a run until its due_at).
     An endpoint whose overlap policy looks at open runs is taken early only when it has none
     (its decision would be the same at the slot); otherwise it is `deferred` to the slot.
+    `trigger` records who fired on-time slots: the loop (`schedule`) or /api/v1/cron/process.
     """
     result = Dispatch()
     until = now + ahead
@@ -118,6 +125,7 @@ def dispatch_due(now: datetime, *, limit: int = 500, ahead: timedelta = timedelt
                 open_runs.get(endpoint.pk, []),
                 used_runs.get(endpoint.pk, 0),
                 until=until,
+                trigger=trigger,
             )
             logs += plan.logs
             endpoint.next_run_at = plan.next_run_at
@@ -147,6 +155,7 @@ def plan_endpoint(
     used: int,
     *,
     until: datetime | None = None,
+    trigger: str = Log.Trigger.SCHEDULE,
 ) -> _Plan:
     """Decide the fate of each slot of `endpoint` from its next_run_at up to `until` (now)."""
     schedule = endpoint.schedule
@@ -161,7 +170,7 @@ def plan_endpoint(
         slots = [first, *schedules.runs_between(schedule, first, until, MAX_SLOTS_PER_PASS - 1)]
     truncated = len(slots) == MAX_SLOTS_PER_PASS
     plan = _Plan()
-    to_run = _apply_missed_policy(endpoint, slots, now, truncated, plan)
+    to_run = _apply_missed_policy(endpoint, slots, now, truncated, plan, trigger)
     remaining = None if endpoint.max_runs is None else max(0, endpoint.max_runs - used)
     # Runs in flight block new slots; a pending retry waiting out its backoff does not.
     active = [run for run in open_runs if run.state != Log.State.PENDING]
@@ -225,13 +234,18 @@ def _shared_key(schedule: schedules.Schedule) -> schedules.Schedule:
 
 
 def _apply_missed_policy(
-    endpoint: Endpoint, slots: list[datetime], now: datetime, truncated: bool, plan: _Plan
+    endpoint: Endpoint,
+    slots: list[datetime],
+    now: datetime,
+    truncated: bool,
+    plan: _Plan,
+    trigger: str = Log.Trigger.SCHEDULE,
 ) -> list[tuple[datetime, str]]:
     """Record late slots as missed per policy; return the (slot, trigger) pairs to run."""
     # Only the newest slot can be on time; any older one was superseded while we were away.
     newest_on_time = not truncated and now - slots[-1] <= MISFIRE_GRACE
     late = slots[:-1] if newest_on_time else slots
-    on_time = [(slots[-1], Log.Trigger.SCHEDULE)] if newest_on_time else []
+    on_time = [(slots[-1], trigger)] if newest_on_time else []
     policy = endpoint.missed_policy
     catch_up: list[datetime] = []
     if policy == Endpoint.MissedPolicy.RUN_ALL:
@@ -385,7 +399,7 @@ _SCHEDULED_TRIGGERS = (Log.Trigger.SCHEDULE, Log.Trigger.CATCH_UP, Log.Trigger.B
 def _slot_log(
     endpoint: Endpoint, slot: datetime, now: datetime, *, trigger: str = Log.Trigger.SCHEDULE
 ) -> Log:
-    on_time = trigger == Log.Trigger.SCHEDULE
+    on_time = trigger in (Log.Trigger.SCHEDULE, Log.Trigger.CRON_ENDPOINT)
     return Log(
         endpoint=endpoint,
         trigger=trigger,

@@ -204,7 +204,7 @@ def run_due_inline(now: datetime, *, budget_seconds: float, batch_size: int) -> 
 
     started = time.monotonic()
     dispatcher.recover_stuck(now)
-    dispatcher.dispatch_due(now)
+    dispatcher.dispatch_due(now, trigger=Log.Trigger.CRON_ENDPOINT)
     dispatcher.dispatch_pending(now)
     due = Log.objects.filter(state=Log.State.QUEUED, due_at__lte=now).order_by("due_at", "id")
     finished = []

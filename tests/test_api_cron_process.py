@@ -102,7 +102,9 @@ def test_it_also_runs_due_cron_jobs_and_queued_runs(anonymous, clock, make_endpo
         "http",
         True,
     )
-    assert Log.objects.get().state == "success" and len(target.received) == 1
+    log = Log.objects.get()
+    assert (log.state, log.trigger) == ("success", "cron_endpoint")
+    assert len(target.received) == 1
 
 
 def test_a_slot_is_run_once_however_often_cron_calls(anonymous, clock, renewals_handler):
