@@ -270,6 +270,12 @@ class Execution(serializers.Serializer):
     asOf = serializers.DateTimeField(
         required=False, help_text="For a run started as of a chosen instant: that instant."
     )
+    timing = serializers.JSONField(
+        required=False,
+        help_text="The call's phases in ms (dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; null "
+        "when not taken, e.g. over a reused connection), reused, requests, connections. Only "
+        "for runs that made an HTTP call.",
+    )
 
 
 class History(serializers.Serializer):
@@ -464,4 +470,6 @@ def execution_json(log, zone: ZoneInfo) -> dict[str, Any]:
         entry["idempotencyKey"] = log.idempotency_key
     if log.as_of:
         entry["asOf"] = iso(log.as_of, zone)
+    if log.timing:
+        entry["timing"] = log.timing
     return entry

@@ -203,3 +203,108 @@ def _ms(duration_ms: int | None) -> str:
     if duration_ms < 1000:
         return f"{duration_ms} ms"
     return f"{duration_ms / 1000:.1f} s"
+
+
+# The phases of a call as Log.timing records them, in order; "rest" is the total less the others
+# (reading the body, redirects' own overhead, our client's work).
+PHASES = (
+    ("dns", "DNS"),
+    ("connect", "Connect"),
+    ("tls", "TLS"),
+    ("ttfb", "Waiting (TTFB)"),
+    ("rest", "Body and rest"),
+)
+
+
+@dataclass
+class Phase:
+    key: str
+    label: str
+    ms: float | None
+    start: float = 0.0  # as a share of the total, 0–100
+    share: float = 0.0
+
+
+def phases(timing: dict | None) -> list[Phase]:
+    """The phases of one call, each with its place on a 0–100 bar; [] without timing."""
+    if not timing or not timing.get("total_ms"):
+        return []
+    total = float(timing["total_ms"])
+    measured = {key: timing.get(f"{key}_ms") for key, _ in PHASES[:-1]}
+    known = sum(value for value in measured.values() if value)
+    measured["rest"] = round(max(0.0, total - known), 1)
+    result, start = [], 0.0
+    for key, label in PHASES:
+        value = measured[key]
+        share = round(min(100.0 - start, 100 * (value or 0) / total), 2)
+        result.append(Phase(key, label, value, round(start, 2), share))
+        start += share
+    return result
+
+
+@dataclass
+class PhaseColumn:
+    x: float
+    width: float
+    log_id: int
+    title: str
+    segments: list[tuple[str, float, float]]  # (phase key, y, height)
+
+
+@dataclass
+class PhaseChart:
+    columns: list[PhaseColumn]
+    max_ms: float
+    medians: list[tuple[str, str, str]]  # (phase key, label, median as text)
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
+    gridlines: list[tuple[float, str]] = field(default_factory=list)
+
+
+def phase_chart(logs: Iterable[Log]) -> PhaseChart | None:
+    """Stacked phases (DNS at the bottom) of the given runs' calls, oldest left; None when none
+    of them has timing (handlers, dry runs, runs from before timing was recorded)."""
+    logs = [log for log in logs if log.timing and log.timing.get("total_ms")]
+    if not logs:
+        return None
+    peak = max(float(log.timing["total_ms"]) for log in logs) or 1.0
+    slot = CHART_WIDTH / CHART_RUNS
+    offset = CHART_WIDTH - slot * len(logs)
+    split = [phases(log.timing) for log in logs]
+    columns = []
+    for i, (log, parts) in enumerate(zip(logs, split, strict=True)):
+        segments, bottom = [], float(CHART_HEIGHT)
+        for phase in parts:
+            height = (phase.ms or 0) / peak * (CHART_HEIGHT - 1)
+            if height <= 0:
+                continue
+            bottom -= height
+            segments.append((phase.key, round(bottom, 2), round(height, 2)))
+        numbers = " · ".join(f"{p.label} {phase_ms(p.ms)}" for p in parts)
+        reused = " · reused connection" if log.timing.get("reused") else ""
+        columns.append(
+            PhaseColumn(
+                x=round(offset + i * slot + 1, 2),
+                width=round(slot - 2, 2),
+                log_id=log.pk,
+                title=f"{log.run_id} · {numbers}{reused}",
+                segments=segments,
+            )
+        )
+    medians = []
+    for index, (key, label) in enumerate(PHASES):
+        values = [parts[index].ms for parts in split if parts[index].ms]
+        medians.append((key, label, phase_ms(statistics.median(values)) if values else "–"))
+    gridlines = [
+        (round(CHART_HEIGHT * (1 - f), 2), phase_ms(round(peak * f, 1))) for f in (0.5, 1.0)
+    ]
+    return PhaseChart(columns=columns, max_ms=peak, medians=medians, gridlines=gridlines)
+
+
+def phase_ms(value: float | None) -> str:
+    """A phase's milliseconds: tenths below 10 ms (loopback and LAN phases take less than 1)."""
+    if value is None:
+        return "–"
+    if value < 10:
+        return f"{value:.1f} ms"
+    return _ms(int(value))

@@ -53,6 +53,8 @@ class LogAdmin(admin.ModelAdmin):
                     ("created_at", "queued_at"),
                     ("started_at", "finished_at"),
                     ("duration_ms", "lag_ms"),
+                    "call_phases",
+                    "tls_expires_at",
                     "lease_expires_at",
                 )
             },
@@ -67,6 +69,7 @@ class LogAdmin(admin.ModelAdmin):
     readonly_fields = (
         "run",
         "lag_ms",
+        "call_phases",
         "request_sent",
         "response_headers_shown",
         "excerpt",
@@ -83,6 +86,21 @@ class LogAdmin(admin.ModelAdmin):
     @admin.display(description="Lag (ms)")
     def lag_ms(self, log: Log) -> int | None:
         return log.lag_ms
+
+    @admin.display(description="Phases of the call")
+    def call_phases(self, log: Log) -> str:
+        """Log.timing in words: DNS, connect, TLS, waiting for the first byte, total (ms)."""
+        timing = log.timing or {}
+        if not timing:
+            return "—"
+        names = (("dns_ms", "DNS"), ("connect_ms", "connect"), ("tls_ms", "TLS"))
+        names += (("ttfb_ms", "TTFB"), ("total_ms", "total"))
+        parts = [f"{label} {_phase(timing.get(key))}" for key, label in names]
+        if timing.get("reused"):
+            parts.append("reused connection")
+        if (timing.get("requests") or 0) > 1:
+            parts.append(f"{timing['requests']} requests (redirects), phases summed")
+        return " · ".join(parts)
 
     @admin.display(description="Request (secrets masked)")
     def request_sent(self, log: Log) -> str:
@@ -115,6 +133,10 @@ class LogAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Log | None = None) -> bool:
         # Retention (prunelogs) deletes runs; deleting an endpoint deletes its own.
         return False
+
+
+def _phase(ms: float | None) -> str:
+    return "–" if ms is None else f"{ms:g} ms"
 
 
 def _pretty(value: Any) -> str:

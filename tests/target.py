@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ class Received:
 
 
 class Target:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: a server context to speak HTTPS with (the handshake runs in the handler)."""
         self.received: list[Received] = []
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -60,12 +62,17 @@ class Target:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(
+                self.server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        self.scheme = "https" if tls is not None else "http"
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, path: str = "/ok") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def respond(self, request: BaseHTTPRequestHandler, count: int) -> None:
         parts = request.path.split("?")[0].strip("/").split("/")

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django import template
 from django.utils import timezone
 
+from dashboard import charts
 from endpoints import schedules
 from endpoints.models import mask_headers
 
@@ -131,3 +132,9 @@ def _describe(
             kind=kind, cron=cron, interval_seconds=interval, run_at=run_at, timezone=zone
         )
     )
+
+
+@register.filter(name="phase_ms")
+def phase_ms_filter(value: float | None) -> str:
+    """A call phase's milliseconds (tenths below 10 ms)."""
+    return charts.phase_ms(value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import Count, Q
@@ -13,6 +16,8 @@ from django.views.decorators.http import require_POST
 
 from dashboard import charts
 from dashboard.forms import EndpointFilterForm, LogFilterForm
+from dashboard.run_forms import RunNowForm
+from dashboard.templatetags.dashboard import in_zone
 from dashboard.views.common import _get_endpoint_for_user, paginate, redirect_back, vary_on_htmx
 from endpoints.models import Endpoint
 from runs import services
@@ -59,13 +64,18 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return vary_on_htmx(render(request, "dashboard/partials/log_table.html", context))
     recent = (
         Log.objects.filter(endpoint=endpoint, state__in=Log.FINAL_STATES)
-        .only("id", "state", "duration_ms", "started_at")
+        .only("id", "state", "duration_ms", "started_at", "timing")
         .order_by("-id")
     )
+    recent = list(reversed(recent[: charts.CHART_RUNS]))
+    now = timezone.now()
+    warn_from = now + timedelta(days=settings.SCHEDULER_TLS_WARNING_DAYS)
     context.update(
-        next_runs=endpoint.next_runs(timezone.now(), NEXT_RUNS) if endpoint.enabled else [],
-        chart=charts.run_chart(reversed(recent[: charts.CHART_RUNS])),
+        next_runs=endpoint.next_runs(now, NEXT_RUNS) if endpoint.enabled else [],
+        chart=charts.run_chart(recent),
+        phase_chart=charts.phase_chart(recent),
         open_runs=Log.objects.filter(endpoint=endpoint, state__in=Log.OPEN_STATES).count(),
+        tls_expiring=bool(endpoint.tls_expires_at and endpoint.tls_expires_at <= warn_from),
     )
     return vary_on_htmx(render(request, "dashboard/endpoint_detail.html", context))
 
@@ -75,38 +85,29 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("endpoints.trigger_endpoint", raise_exception=True)
 def endpoint_run(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _get_endpoint_for_user(request, pk)
+    back = reverse("dashboard:endpoint", args=[endpoint.pk])
     dry_run = request.POST.get("dry_run") == "1"
-    log = services.trigger(endpoint, by=request.user.get_username(), dry_run=dry_run)
+    form = RunNowForm(request.POST, endpoint=endpoint)
+    if not form.is_valid():
+        messages.error(request, f"Not run: as of: {' '.join(form.errors.get('as_of', []))}")
+        return redirect_back(request, back)
+    as_of = form.cleaned_data["as_of"]
+    log = services.trigger(endpoint, by=request.user.get_username(), dry_run=dry_run, as_of=as_of)
     what = "Dry run" if dry_run else "Run"
-    messages.success(request, f"{what} {log.run_id} of {endpoint.name} queued.")
-    return redirect_back(request, reverse("dashboard:endpoint", args=[endpoint.pk]))
-
-
-@require_POST
-@login_required
-@permission_required("endpoints.toggle_endpoint", raise_exception=True)
-def endpoint_pause(request: HttpRequest, pk: int) -> HttpResponse:
-    return _set_enabled(request, pk, enabled=False)
+    when = f" as of {in_zone(as_of, endpoint.timezone)}" if as_of else ""
+    messages.success(request, f"{what} {log.run_id} of {endpoint.name}{when} queued.")
+    return redirect_back(request, back)
 
 
 @require_POST
 @login_required
 @permission_required("endpoints.toggle_endpoint", raise_exception=True)
 def endpoint_resume(request: HttpRequest, pk: int) -> HttpResponse:
-    return _set_enabled(request, pk, enabled=True)
-
-
-def _set_enabled(request: HttpRequest, pk: int, *, enabled: bool) -> HttpResponse:
     endpoint = _get_endpoint_for_user(request, pk)
-    if endpoint.enabled != enabled:
+    if not endpoint.enabled:
         # Only on a change: resuming an active endpoint would move its next slot.
-        endpoint.set_enabled(
-            enabled, now=timezone.now(), reason=f"paused by {request.user.get_username()}"
-        )
-    if enabled:
-        messages.success(request, f"Resumed {endpoint.name}.")
-    else:
-        messages.success(request, f"Paused {endpoint.name}: no scheduled runs until resumed.")
+        services.resume(endpoint)
+    messages.success(request, f"Resumed {endpoint.name}.")
     return redirect_back(request, reverse("dashboard:endpoint", args=[endpoint.pk]))
 
 

@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from dashboard import charts
 from dashboard.views.common import _get_log_for_user, redirect_back
 from runs import services
 from runs.models import Log
@@ -28,6 +29,7 @@ def log_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "chain": chain if len(chain) > 1 else [],
         "can_retry": log.state == Log.State.FAILED and chain[-1].pk == log.pk,
         "can_cancel": log.state in (Log.State.PENDING, Log.State.QUEUED),
+        "phases": charts.phases(log.timing),
     }
     return render(request, "dashboard/log_detail.html", context)
 
