@@ -303,6 +303,12 @@ class LastResult(serializers.Serializer):
     trigger = serializers.CharField(required=False)
     as_of = serializers.DateTimeField(allow_null=True, required=False)
     idempotency_key = serializers.CharField(required=False)
+    timing = serializers.JSONField(
+        required=False,
+        help_text="The call's phases in ms (dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; null "
+        "when not taken, e.g. over a reused connection), reused, requests, connections. Only "
+        "for runs that made an HTTP call.",
+    )
 
 
 class Deleted(serializers.Serializer):
@@ -433,19 +439,20 @@ class LastResultView(ApiView):
         log = Log.objects.latest_for(endpoint).filter(state__in=EXECUTED).first()
         if log is None:
             raise exceptions.NotFound("This job has not run yet")
-        return Response(
-            {
-                "job_name": endpoint.name,
-                "run_id": log.run_id,
-                "started_at": iso(log.started_at),
-                "completed_at": iso(log.finished_at),
-                "status": log.state,
-                "result_summary": log.result_summary,
-                "dry_run": log.dry_run,
-                "duration_ms": log.duration_ms,
-                "error": log.error_message or None,
-                "trigger": log.trigger,
-                "as_of": iso(log.as_of),
-                "idempotency_key": log.idempotency_key,
-            }
-        )
+        result = {
+            "job_name": endpoint.name,
+            "run_id": log.run_id,
+            "started_at": iso(log.started_at),
+            "completed_at": iso(log.finished_at),
+            "status": log.state,
+            "result_summary": log.result_summary,
+            "dry_run": log.dry_run,
+            "duration_ms": log.duration_ms,
+            "error": log.error_message or None,
+            "trigger": log.trigger,
+            "as_of": iso(log.as_of),
+            "idempotency_key": log.idempotency_key,
+        }
+        if log.timing:
+            result["timing"] = log.timing
+        return Response(result)
