@@ -23,6 +23,7 @@ from django.utils import timezone
 from endpoints.models import Endpoint
 from runs import batch, executor, notifications, services
 from runs.models import Log, Notification
+from tests.api_support import client_for
 from tests.target import Target, free_port
 
 PHASE_KEYS = ("dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "total_ms")
@@ -457,3 +458,19 @@ def test_the_endpoint_page_charts_the_phases_and_warns_of_an_expiring_certificat
     Endpoint.objects.filter(pk=endpoint.pk).update(tls_expires_at=expiring_in(60))
     html = client.get(reverse("dashboard:endpoint", args=[endpoint.pk])).content.decode()
     assert "TLS certificate" in html and "tls-expiring" not in html
+
+
+def test_the_apis_show_the_timing_of_a_call_and_none_for_a_dry_run(viewer, make_endpoint, target):
+    endpoint = make_endpoint(name="api-timed", url=target.url("/ok"))
+    dry = executor.execute(services.create_run(endpoint, dry_run=True).pk)
+    called = run(endpoint)
+    client = client_for(viewer)
+
+    last = client.get(f"/api/v1/scheduler/jobs/{endpoint.name}/last-result").json()
+    history = client.get(f"/api/v1/schedules/sched-{endpoint.pk}/history").json()["data"]
+
+    assert last["run_id"] == called.run_id and last["timing"] == called.timing
+    assert last["timing"]["total_ms"] is not None
+    shown = {entry["executionId"]: entry for entry in history}
+    assert shown[called.run_id]["timing"] == called.timing
+    assert "timing" not in shown[dry.run_id]
