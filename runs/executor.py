@@ -158,7 +158,7 @@ def run_handler(endpoint: Endpoint, log: Log) -> http.Outcome:
     fn = get_handler(endpoint.handler)
     request = {
         "handler": endpoint.handler,
-        "payload": endpoint.payload,
+        "payload": _masked_payload(endpoint.payload),
         "scheduled_at": log.scheduled_at.isoformat(),
     }
     if fn is None:
@@ -398,6 +398,13 @@ def update_endpoint_stats(log: Log, *, chain_finished: bool) -> list[str]:
         ):
             events.append(Notification.Event.AUTO_DISABLED)
     return events
+
+
+def _masked_payload(payload: object) -> object:
+    """A payload as it may be shown: secret values of a `headers` object (webhook:send) masked."""
+    if isinstance(payload, dict) and isinstance(payload.get("headers"), dict):
+        return {**payload, "headers": mask_headers(payload["headers"])}
+    return payload
 
 
 def _is_json(body: str) -> bool:

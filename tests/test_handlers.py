@@ -1,3 +1,4 @@
+import json
 from io import StringIO
 
 import pytest
@@ -5,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from endpoints import registry
-from endpoints.models import Endpoint
+from endpoints.models import MASK, Endpoint
 from runs.models import Log
 
 
@@ -120,3 +121,18 @@ def test_webhook_send_failures_are_retried_like_http_jobs(make_endpoint, target)
         (2, "http_status", 503),
     ]
     assert len(target.received) == 2
+
+
+def test_secret_headers_of_a_webhook_payload_are_sent_but_not_recorded(make_endpoint, target):
+    make_endpoint(
+        name="notify",
+        kind="handler",
+        url="",
+        handler="webhook:send",
+        payload={"url": target.url("/ok"), "headers": {"Authorization": "Bearer s3cret-value"}},
+    )
+    call_command("runjob", "notify", stdout=StringIO())
+    assert target.received[0].headers["Authorization"] == "Bearer s3cret-value"
+    log = Log.objects.get()
+    assert "s3cret-value" not in json.dumps(log.request)
+    assert log.request["payload"]["headers"]["Authorization"] == MASK

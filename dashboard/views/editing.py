@@ -16,7 +16,7 @@ from dashboard.forms import EndpointForm
 from dashboard.preview import anchor_of, preview_schedule
 from dashboard.views.common import _get_endpoint_for_user
 from endpoints.models import Endpoint
-from runs import executor
+from runs import executor, templating
 
 
 @login_required
@@ -82,7 +82,10 @@ def dry_run(form: EndpointForm) -> dict[str, Any]:
     endpoint = form.instance
     if endpoint.kind == Endpoint.Kind.HANDLER:
         return {"handler": endpoint.handler, "payload": endpoint.payload}
-    return {"request": executor.build_call(endpoint).snapshot()}
+    try:
+        return {"request": executor.build_call(endpoint).snapshot()}
+    except templating.TemplateError as exc:
+        return {"errors": {"headers": [str(exc)]}}
 
 
 @login_required
