@@ -269,7 +269,7 @@ def _apply_missed_policy(
 def resume_paused(now: datetime) -> list[Endpoint]:
     """Resume endpoints whose pause ended (one read of endpoint_paused_until_idx when none)."""
     resumed = []
-    for endpoint in Endpoint.objects.filter(enabled=False, paused_until__lte=now):
+    for endpoint in Endpoint.objects.filter(enabled=False, paused_until__lte=now).order_by():
         with transaction.atomic():
             # Conditional: a user who resumed or re-paused it meanwhile wins.
             if Endpoint.objects.filter(
