@@ -12,9 +12,11 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.db.models import Q, QuerySet
 
+from dashboard import signing_fields
 from endpoints import schedules
 from endpoints.models import ALWAYS_SECRET_HEADERS, MASK, Endpoint
 from endpoints.registry import registered_names
+from runs import templating
 from runs.models import Log
 
 # Field groups of the endpoint form, in order: (title, fields).
@@ -44,8 +46,10 @@ GROUPS: list[tuple[str, list[str]]] = [
             "starts_at",
             "ends_at",
             "max_runs",
+            "jitter_seconds",
         ],
     ),
+    ("Signing", signing_fields.FIELDS),
     (
         "Success and retries",
         [
@@ -75,6 +79,7 @@ FIELD_CLASSES = {
         ["method", "url", "headers", "secret_headers", "body", "expected_status"], "only-http"
     ),
     "response_must_contain": "only-http",
+    **dict.fromkeys(signing_fields.FIELDS, "only-http"),
     **dict.fromkeys(["handler", "payload"], "only-handler"),
     "cron_expression": "only-cron",
     "interval_seconds": "only-interval",
@@ -125,7 +130,7 @@ def parse_header_lines(text: str) -> list[tuple[str, str]]:
     return headers
 
 
-class EndpointForm(forms.ModelForm):
+class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
     headers = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
@@ -149,7 +154,9 @@ class EndpointForm(forms.ModelForm):
 
     class Meta:
         model = Endpoint
-        fields = [name for _, names in GROUPS for name in names]
+        fields = [
+            name for _, names in GROUPS for name in names if name not in signing_fields.EXTRA_FIELDS
+        ]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "kind": forms.RadioSelect,
@@ -177,6 +184,7 @@ class EndpointForm(forms.ModelForm):
             "retry_backoff_max_seconds": "Longest backoff (seconds)",
             "catch_up_window_seconds": "Catch-up window (seconds)",
             "max_runs": "Stop after runs",
+            "jitter_seconds": "Jitter (seconds)",
         }
         help_texts = {
             "cron_expression": "5 fields (minute hour day month weekday), an optional 6th for "
@@ -202,6 +210,7 @@ class EndpointForm(forms.ModelForm):
             choices.append((current, f"{current} (not registered)"))
         self.fields["handler"].choices = choices
         self.fields["payload"].required = False
+        self.fields["jitter_seconds"].required = False  # blank: no jitter
         self.fields["method"].choices = [(m, m) for m in Endpoint.Method.values]
         for name in ("timeout_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
             value = getattr(self.instance, name)
@@ -213,6 +222,9 @@ class EndpointForm(forms.ModelForm):
         )
         self.initial["secret_headers"] = ", ".join(instance.secret_headers or [])
         self.initial["interval_seconds"] = format_interval(instance.interval_seconds)
+        for key in signing_fields.KEYS:
+            self.initial[key] = ""  # never rendered back (password inputs), never compared
+        self.describe_stored_keys()
         zone = _zone(instance.timezone)
         for name in LOCAL_DATETIME_FIELDS:
             value = getattr(instance, name)
@@ -239,12 +251,16 @@ class EndpointForm(forms.ModelForm):
                 return None  # inert: the schedule is not an interval
             raise forms.ValidationError(exc.message) from None
 
+    def clean_jitter_seconds(self) -> int:
+        return self.cleaned_data.get("jitter_seconds") or 0
+
     def clean_payload(self) -> Any:
         payload = self.cleaned_data.get("payload")
         return {} if payload is None else payload
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        self.clean_signing_keys(cleaned)
         if "headers" in cleaned:
             cleaned["headers"] = self._headers_keeping_secrets(
                 cleaned["headers"], cleaned.get("secret_headers") or []
@@ -314,6 +330,11 @@ class EndpointForm(forms.ModelForm):
                 field.css_class = FIELD_CLASSES.get(field.name, "")
             groups.append((title, fields))
         return groups
+
+    @property
+    def template_variables(self) -> dict[str, str]:
+        """What URL, header values and body may use, for the help next to them."""
+        return templating.VARIABLES
 
     def schedule_values(self) -> dict[str, Any]:
         """The schedule as currently typed (bound) or stored (unbound), for the preview."""

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import editing, endpoints, runs, status, tokens
+from dashboard.views import editing, endpoints, runs, scheduling, status, tokens
 
 app_name = "dashboard"
 urlpatterns = [
@@ -11,8 +11,13 @@ urlpatterns = [
     path("endpoints/<int:pk>/edit/", editing.endpoint_edit, name="endpoint_edit"),
     path("endpoints/<int:pk>/delete/", endpoints.endpoint_delete, name="endpoint_delete"),
     path("endpoints/<int:pk>/run/", endpoints.endpoint_run, name="endpoint_run"),
-    path("endpoints/<int:pk>/pause/", endpoints.endpoint_pause, name="endpoint_pause"),
+    path("endpoints/<int:pk>/pause/", scheduling.endpoint_pause, name="endpoint_pause"),
     path("endpoints/<int:pk>/resume/", endpoints.endpoint_resume, name="endpoint_resume"),
+    path("endpoints/<int:pk>/backfill/", scheduling.endpoint_backfill, name="endpoint_backfill"),
+    path(
+        "endpoints/<int:pk>/signing/promote/", scheduling.signing_promote, name="signing_promote"
+    ),
+    path("endpoints/<int:pk>/signing/reveal/", scheduling.signing_reveal, name="signing_reveal"),
     path("runs/<int:pk>/", runs.log_detail, name="log"),
     path("runs/<int:pk>/retry/", runs.log_retry, name="log_retry"),
     path("runs/<int:pk>/cancel/", runs.log_cancel, name="log_cancel"),

@@ -76,7 +76,7 @@ def test_anonymous_actions_go_to_the_login_page(client, make_endpoint, action):
     assert not Log.objects.exists()
 
 
-@pytest.mark.parametrize("action", ["endpoint_run", "endpoint_pause", "endpoint_resume"])
+@pytest.mark.parametrize("action", ["endpoint_run", "endpoint_resume"])
 def test_actions_refuse_get(operator, make_endpoint, action):
     endpoint = make_endpoint()
     assert login(operator).get(url(action, endpoint)).status_code == 405
@@ -100,7 +100,7 @@ def test_an_operator_pauses_and_resumes(operator, make_endpoint):
     assert "Paused ping" in response.content.decode()
     endpoint.refresh_from_db()
     assert not endpoint.enabled and endpoint.next_run_at is None
-    assert endpoint.disabled_reason == "paused by otto-operator"
+    assert endpoint.pause_description == "Paused by otto-operator"
     client.post(url("endpoint_resume", endpoint))
     endpoint.refresh_from_db()
     assert endpoint.enabled and endpoint.next_run_at is not None

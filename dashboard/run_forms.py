@@ -1,0 +1,79 @@
+"""Forms of the actions on an endpoint that take more than a click: pause (with a reason and an
+end), backfill a past range, run now as of an instant. Dates are typed on the endpoint's wall
+clock (datetime-local) and read DST-safely by endpoints.schedules.parse_local_instant."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import forms
+
+from endpoints import schedules
+from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
+
+
+class LocalInstantField(forms.CharField):
+    """A datetime-local input read on `zone_name`'s wall clock (or an ISO instant with offset)."""
+
+    widget = forms.DateTimeInput(attrs={"type": "datetime-local", "step": 1})
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("max_length", 64)
+        super().__init__(*args, **kwargs)
+        self.zone_name = "UTC"
+
+    def clean(self, value: str) -> datetime | None:
+        text = super().clean(value)
+        if not text:
+            return None
+        try:
+            moment = schedules.parse_local_instant(text, self.zone_name)
+        except (ValueError, OverflowError) as exc:
+            raise forms.ValidationError(str(getattr(exc, "message", exc))) from None
+        if not (MIN_INSTANT <= moment <= MAX_INSTANT):
+            raise forms.ValidationError("Choose a date between 1970 and 3000.")
+        return moment
+
+
+class EndpointActionForm(forms.Form):
+    """A form whose dates are on `endpoint`'s clock."""
+
+    def __init__(self, *args, endpoint: Endpoint, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.endpoint = endpoint
+        for field in self.fields.values():
+            if isinstance(field, LocalInstantField):
+                field.zone_name = endpoint.timezone
+                field.help_text = f"On the {endpoint.timezone} clock."
+
+    def add_model_errors(self, error: Exception, names: dict[str, str] | None = None) -> None:
+        """A services ValidationError ({model field: messages}) as this form's field errors."""
+        names = names or {}
+        for field, messages in getattr(error, "message_dict", {"__all__": [str(error)]}).items():
+            name = names.get(field, field)
+            self.add_error(name if name in self.fields else None, messages)
+
+
+class PauseForm(EndpointActionForm):
+    reason = forms.CharField(
+        required=False,
+        max_length=300,
+        widget=forms.TextInput(attrs={"placeholder": "vendor maintenance"}),
+        help_text="Shown wherever the endpoint is.",
+    )
+    until = LocalInstantField(required=False, label="Resume at")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields[
+            "until"
+        ].help_text = f"Optional, on the {self.endpoint.timezone} clock: it resumes by itself then."
+
+
+class BackfillForm(EndpointActionForm):
+    start = LocalInstantField(label="From")
+    end = LocalInstantField(label="Until (not included)")
+
+
+class RunNowForm(EndpointActionForm):
+    as_of = LocalInstantField(required=False, label="As of")
