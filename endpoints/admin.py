@@ -1,7 +1,8 @@
 """Django admin for endpoints: filters, search, run now / enable / disable, the latest runs inline.
 
-Secret header values are never rendered: the form shows them masked and keeps the stored value
-for a header left as the mask; a view-only user sees the masked headers.
+Secret header values and signing keys are never rendered: the form shows them masked and keeps
+the stored value for one left as the mask; a view-only user sees the masked headers and whether
+the keys are set.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from endpoints.jobs import keep_masked_secrets
-from endpoints.models import Endpoint
+from endpoints.jobs import SECRET_FIELDS, keep_masked_secrets
+from endpoints.models import MASK, Endpoint
 from runs import services
 from runs.models import Log
 
@@ -50,6 +51,26 @@ class EndpointForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and "headers" in self.fields:
             self.initial["headers"] = self.instance.masked_headers
+        for name in SECRET_FIELDS:
+            if name in self.fields:
+                self.fields[name].widget = forms.TextInput(attrs={"autocomplete": "off"})
+                self.fields[name].help_text += f" Leave {MASK} to keep it, empty to remove it."
+                self.initial[name] = MASK if getattr(self.instance, name) else ""
+
+    def _clean_signing_key(self, name: str) -> str:
+        value = self.cleaned_data.get(name) or ""
+        if value == MASK:
+            stored = getattr(self.instance, name) if self.instance.pk else ""
+            if not stored:
+                raise forms.ValidationError("There is no stored key to keep; give one.")
+            return stored
+        return value
+
+    def clean_signing_secret(self) -> str:
+        return self._clean_signing_key("signing_secret")
+
+    def clean_signing_secret_next(self) -> str:
+        return self._clean_signing_key("signing_secret_next")
 
     def clean_headers(self) -> Any:
         headers = self.cleaned_data.get("headers")
@@ -115,6 +136,7 @@ class EndpointAdmin(admin.ModelAdmin):
         "next_run_at",
         "last_status_badge",
         "enabled",
+        "pause_state",
     )
     list_filter = ("enabled", "kind", "schedule_type", "last_status", "timezone")
     search_fields = ("name", "description", "url", "handler")
@@ -124,6 +146,9 @@ class EndpointAdmin(admin.ModelAdmin):
         "schedule_in_words",
         "upcoming_runs",
         "headers_masked",
+        "signing_secret_state",
+        "signing_secret_next_state",
+        "pause_state",
         "next_run_at",
         "last_run_at",
         "last_status",
@@ -137,7 +162,19 @@ class EndpointAdmin(admin.ModelAdmin):
         "updated_at",
     )
     fieldsets = (
-        (None, {"fields": ("name", "description", "enabled", "disabled_reason")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "description",
+                    "enabled",
+                    "disabled_reason",
+                    ("paused_until", "paused_by"),
+                    "pause_state",
+                )
+            },
+        ),
         (
             "Target",
             {
@@ -149,6 +186,7 @@ class EndpointAdmin(admin.ModelAdmin):
                     "body",
                     ("timeout_seconds", "expected_status"),
                     "response_must_contain",
+                    ("signing_secret", "signing_secret_next"),
                     "handler",
                     "payload",
                 )
@@ -165,6 +203,7 @@ class EndpointAdmin(admin.ModelAdmin):
                     "timezone",
                     ("starts_at", "ends_at"),
                     "max_runs",
+                    "jitter_seconds",
                     "schedule_in_words",
                     "upcoming_runs",
                 )
@@ -188,11 +227,15 @@ class EndpointAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Endpoint | None = None) -> Any:
         if obj is None or self.has_change_permission(request, obj):
             return self.fieldsets
-        # A view-only page renders every field as stored: swap in the masked headers.
-        return [
-            (title, {**options, "fields": _swap(options["fields"], "headers", "headers_masked")})
-            for title, options in self.fieldsets
-        ]
+        # A view-only page renders every field as stored: swap in the masked ones.
+        swaps = {"headers": "headers_masked"} | {name: f"{name}_state" for name in SECRET_FIELDS}
+        fieldsets = []
+        for title, options in self.fieldsets:
+            fields = options["fields"]
+            for old, new in swaps.items():
+                fields = _swap(fields, old, new)
+            fieldsets.append((title, {**options, "fields": fields}))
+        return fieldsets
 
     # --- columns and read-only fields ---------------------------------------------------------
 
@@ -226,6 +269,18 @@ class EndpointAdmin(admin.ModelAdmin):
             format_html_join(mark_safe("<br>"), "{}: {}", sorted(endpoint.masked_headers.items()))
             or "—"
         )
+
+    @admin.display(description="Paused")
+    def pause_state(self, endpoint: Endpoint) -> str:
+        return endpoint.pause_description or "—"
+
+    @admin.display(description="Signing key")
+    def signing_secret_state(self, endpoint: Endpoint) -> str:
+        return "set (never shown)" if endpoint.signing_secret else "—"
+
+    @admin.display(description="Next signing key")
+    def signing_secret_next_state(self, endpoint: Endpoint) -> str:
+        return "set (never shown)" if endpoint.signing_secret_next else "—"
 
     @admin.display(description="Runs")
     def all_logs(self, endpoint: Endpoint) -> str:

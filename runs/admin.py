@@ -42,6 +42,7 @@ class LogAdmin(admin.ModelAdmin):
                     "reason",
                     ("attempt", "retry_of"),
                     "dry_run",
+                    ("as_of", "idempotency_key"),
                 )
             },
         ),
@@ -68,6 +69,8 @@ class LogAdmin(admin.ModelAdmin):
     )
     readonly_fields = (
         "run",
+        "as_of",
+        "idempotency_key",
         "lag_ms",
         "call_phases",
         "request_sent",
