@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
@@ -160,12 +161,22 @@ def test_sign_in_create_run_inspect_pause_and_sign_out(page, live_server, target
     expect(page.locator("pre.body")).to_contain_text('"ok": true')
     expect(page.locator(".request-preview")).to_contain_text(f"GET {target.url('/ok')}")
 
+    # Pause with a reason, until a time on the endpoint's clock (Tokyo): the banner says so.
     page.click("nav.crumbs >> text=browser-ping")
-    page.click("button:has-text('Pause')")
+    page.click("summary:has-text('Pause…')")
+    expect(page.locator("#pause-menu")).to_contain_text("On the Asia/Tokyo clock")
+    until = (timezone.now() + timedelta(days=2)).astimezone(ZoneInfo("Asia/Tokyo"))
+    page.fill("#pause-menu input[name=reason]", "vendor maintenance")
+    page.fill("#pause-menu input[name=until]", f"{until:%Y-%m-%dT%H:%M}")
+    page.click("#pause-menu button:has-text('Pause')")
     expect(page.locator(".messages")).to_contain_text("Paused browser-ping")
     expect(page.locator("h1 .badge-paused")).to_be_visible()
+    expect(page.locator("#pause-banner")).to_contain_text(
+        f"Paused until {until:%Y-%m-%d %H:%M} JST by edith-browser: vendor maintenance"
+    )
     endpoint.refresh_from_db()
-    assert not endpoint.enabled
+    assert not endpoint.enabled and endpoint.disabled_reason == "vendor maintenance"
+    assert endpoint.paused_until == until.replace(second=0, microsecond=0)
 
     page.click("button:has-text('Log out')")
     expect(page.get_by_text("You are signed out")).to_be_visible()
