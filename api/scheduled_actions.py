@@ -65,6 +65,7 @@ def action_json(endpoint, latest: Log | None) -> dict[str, Any]:
         "nextRunAt": iso(endpoint.next_run_at),
         "createdAt": iso(endpoint.created_at),
         "updatedAt": iso(max(moment for moment in moments if moment is not None)),
+        "idempotencyKey": (latest.idempotency_key or None) if latest else None,
     }
 
 
@@ -142,6 +143,9 @@ class Action(serializers.Serializer):
     nextRunAt = serializers.DateTimeField(allow_null=True)
     createdAt = serializers.DateTimeField()
     updatedAt = serializers.DateTimeField()
+    idempotencyKey = serializers.CharField(
+        allow_null=True, help_text="The Idempotency-Key of the latest run (ours, beyond the seed)"
+    )
 
 
 class ActionPagination(serializers.Serializer):
