@@ -14,9 +14,7 @@ urlpatterns = [
     path("endpoints/<int:pk>/pause/", scheduling.endpoint_pause, name="endpoint_pause"),
     path("endpoints/<int:pk>/resume/", endpoints.endpoint_resume, name="endpoint_resume"),
     path("endpoints/<int:pk>/backfill/", scheduling.endpoint_backfill, name="endpoint_backfill"),
-    path(
-        "endpoints/<int:pk>/signing/promote/", scheduling.signing_promote, name="signing_promote"
-    ),
+    path("endpoints/<int:pk>/signing/promote/", scheduling.signing_promote, name="signing_promote"),
     path("endpoints/<int:pk>/signing/reveal/", scheduling.signing_reveal, name="signing_reveal"),
     path("runs/<int:pk>/", runs.log_detail, name="log"),
     path("runs/<int:pk>/retry/", runs.log_retry, name="log_retry"),
