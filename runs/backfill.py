@@ -97,13 +97,14 @@ def backfill(
         ):
             was = f"was {log.state}" + (f": {log.reason}" if log.reason else "")
             log.reason = f"Backfilled by {by or 'a user'} ({was})"[:300]
-            log.state, log.trigger, log.due_at, log.finished_at = (
-                Log.State.PENDING, Log.Trigger.BACKFILL, now, None,
+            log.state, log.trigger, log.triggered_by, log.due_at, log.finished_at = (
+                Log.State.PENDING, Log.Trigger.BACKFILL, by[:150], now, None,
             )  # fmt: skip
             log.idempotency_key = idempotency_key_for_slot(endpoint.pk, log.scheduled_for)
             log.save(
                 update_fields=[
-                    "reason", "state", "trigger", "due_at", "finished_at", "idempotency_key",
+                    "reason", "state", "trigger", "triggered_by", "due_at", "finished_at",
+                    "idempotency_key",
                 ]
             )  # fmt: skip
     return result

@@ -94,7 +94,7 @@ def test_a_missed_slot_is_run_by_a_backfill_and_its_record_says_so(hourly_in_new
     work_off(NOW)
     assert plan.reopened == [slot]
     log = Log.objects.get(scheduled_for=slot)
-    assert (log.state, log.trigger) == ("success", "backfill")
+    assert (log.state, log.trigger, log.triggered_by) == ("success", "backfill", "bob")
     assert log.reason.startswith("Backfilled by bob (was missed: Missed while")
 
 
