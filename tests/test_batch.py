@@ -321,3 +321,72 @@ def test_a_batch_never_runs_a_log_before_its_due_at(make_endpoint, target, monke
 
     log.refresh_from_db()
     assert log.state == "queued" and target.received == []
+
+
+def _fake_calls(monkeypatch, behave) -> list[int]:
+    """Replace the HTTP call of every run with `behave(log)`; return the threads that made them."""
+    from runs import executor, http
+
+    threads: list[int] = []
+
+    def perform(log):
+        threads.append(threading.get_ident())
+        behave(log)
+        return http.Outcome(ok=True, status_code=200, duration_ms=1)
+
+    monkeypatch.setattr(executor, "perform", perform)
+    return threads
+
+
+def test_instant_calls_go_out_on_a_few_threads(make_endpoint, target, monkeypatch):
+    logs = queued(make_endpoint, {f"instant-{i}": target.url(f"/ok?i={i}") for i in range(60)})
+    threads = _fake_calls(monkeypatch, lambda log: None)
+
+    assert batch.run_batch([log.pk for log in logs]) == {"success": 60}
+
+    assert len(threads) == 60
+    # Not a thread per call: RUNNERS take them in turn (one doubling allowed for a slow tick).
+    assert len(set(threads)) <= 2 * batch.RUNNERS
+
+
+def test_calls_waiting_on_their_targets_all_run_side_by_side(make_endpoint, target, monkeypatch):
+    count = 4 * batch.RUNNERS + 3
+    logs = queued(make_endpoint, {f"waiting-{i}": target.url(f"/ok?i={i}") for i in range(count)})
+    # Each call waits until every one of them is in progress: they must all be, at once.
+    together = threading.Barrier(count, timeout=20)
+    _fake_calls(monkeypatch, lambda log: together.wait())
+
+    assert batch.run_batch([log.pk for log in logs]) == {"success": count}
+
+
+def test_nothing_is_written_while_calls_are_still_going_out(make_endpoint, target, monkeypatch):
+    from runs import executor
+
+    logs = queued(make_endpoint, {f"quiet-{i}": target.url(f"/ok?i={i}") for i in range(8)})
+    slow = logs[0].endpoint.name
+    release = threading.Event()
+    order = {log.pk: index for index, log in enumerate(logs)}
+
+    def behave(log) -> None:
+        if log.endpoint.name == slow:
+            release.wait(20)
+        else:
+            time.sleep(0.02 * order[log.pk])  # ending one after the other, within 0.15 s
+
+    _fake_calls(monkeypatch, behave)
+    written: list[list[str]] = []
+    record_many = executor.record_many
+
+    def spy(finished):
+        written.append(sorted(log.endpoint.name for log, _, _ in finished))
+        release.set()
+        return record_many(finished)
+
+    monkeypatch.setattr(executor, "record_many", spy)
+    monkeypatch.setattr(batch, "QUIET_SECONDS", 1.0)
+
+    assert batch.run_batch([log.pk for log in logs]) == {"success": 8}
+
+    # The quick ones in one write once QUIET_SECONDS had passed (not as they ended, while the
+    # others were going out), the slow one when it ended.
+    assert written == [sorted(log.endpoint.name for log in logs[1:]), [slow]]
