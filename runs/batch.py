@@ -51,6 +51,8 @@ MAX_BATCH = 500
 RUNNERS = 4
 # A call in progress this long is waiting on its target: its thread is replaced.
 WAITING_SECONDS = 0.02
+# Below this share of a core used by the process, queued calls get more threads (doubling).
+BUSY = 0.6
 # How often a batch looks at its call threads.
 TICK_SECONDS = 0.01
 # How often finished runs are written while others are still going.
@@ -108,19 +110,19 @@ class _Calls:
     One thread per call (500 at once) spent most of a worker's CPU on the GIL: every thread
     waiting for it wakes each switch interval (5 ms) to ask, and 500 instant calls went out in
     1–2 s instead of the 0.5 s they take one after the other. Here RUNNERS threads take the calls
-    in turn. A call in progress for WAITING_SECONDS is waiting on its target, and a new thread
-    takes the next call in its place; when no call has finished for a tick while every thread is
-    in one, the threads double. So instant calls go out one after the other on a few threads,
-    and 500 one-second calls are all in flight within a few ticks; no call waits for a thread
-    longer than that, and each keeps its own timeout (its lease, from the claim, has 30 s of
-    grace beyond it)."""
+    in turn, and every TICK_SECONDS, while calls are queued: if the process used less than BUSY
+    of a core, the threads are waiting on their targets and their number doubles; otherwise
+    each thread whose call has been in progress for WAITING_SECONDS gets a new one beside it.
+    So instant calls go out one after the other on a few threads, calls to a target 10 ms away
+    on as many as keep the process busy, and 500 one-second calls are all in flight within a
+    few ticks. No call waits for a thread longer than that, and each keeps its own timeout (its
+    lease, from the claim, has 30 s of grace beyond it)."""
 
     def __init__(self, logs: list[Log]) -> None:
         self._queue = deque(logs)
         self._lock = threading.Lock()
         self._calling: dict[int, float | None] = {}  # thread number -> its call's start
         self._threads = 0
-        self._finished = 0
         self._results: SimpleQueue = SimpleQueue()
         self.pending = len(logs)  # calls whose result has not been taken yet
 
@@ -162,24 +164,27 @@ class _Calls:
             result = (log, *_perform(log))
             with self._lock:
                 self._calling[number] = None
-                self._finished += 1
             self._results.put(result)
 
     def _supervise(self) -> None:
-        finished = -1
+        cpu, at = time.process_time(), time.monotonic()
         while True:
             time.sleep(TICK_SECONDS)
             with self._lock:
                 if not self._queue:
                     return
-                now = time.monotonic()
-                started = [at for at in self._calling.values() if at is not None]
-                waiting = sum(1 for at in started if now - at >= WAITING_SECONDS)
-                stalled = self._finished == finished and len(started) == len(self._calling)
-                finished = self._finished
-                if stalled:
-                    self._add(len(self._calling))
+                now, used = time.monotonic(), time.process_time()
+                busy = (used - cpu) / max(now - at, 1e-6)
+                cpu, at = used, now
+                if busy < BUSY:
+                    # Calls are queued and this process is not busy: they wait on their targets.
+                    self._add(max(RUNNERS, len(self._calling)))
                 else:
+                    waiting = sum(
+                        1
+                        for started in self._calling.values()
+                        if started is not None and now - started >= WAITING_SECONDS
+                    )
                     self._add(RUNNERS - (len(self._calling) - waiting))
 
 

@@ -390,3 +390,13 @@ def test_nothing_is_written_while_calls_are_still_going_out(make_endpoint, targe
     # The quick ones in one write once QUIET_SECONDS had passed (not as they ended, while the
     # others were going out), the slow one when it ended.
     assert written == [sorted(log.endpoint.name for log in logs[1:]), [slow]]
+
+
+def test_calls_waiting_on_a_near_target_get_more_threads(make_endpoint, target, monkeypatch):
+    logs = queued(make_endpoint, {f"near-{i}": target.url(f"/ok?i={i}") for i in range(200)})
+    # 10 ms away, each: no call waits long enough to count as slow, but the process sits idle.
+    threads = _fake_calls(monkeypatch, lambda log: time.sleep(0.01))
+
+    assert batch.run_batch([log.pk for log in logs]) == {"success": 200}
+
+    assert len(set(threads)) > batch.RUNNERS
