@@ -92,8 +92,11 @@ class Environment:
         )  # fmt: skip
 
     def start_cluster(self, *, baseline: bool = False) -> subprocess.Popen:
-        """`manage.py qcluster` (ours), or with --no-dispatcher: django-q2's scheduler alone."""
-        args = [sys.executable, "manage.py", "qcluster"] + (["--no-dispatcher"] if baseline else [])
+        """`manage.py qcluster` (ours), or for the baseline django-q2's own `qcluster` command,
+        untouched (ours shadows its name): its cluster and scheduler, as a Django user runs it."""
+        args = [sys.executable, "manage.py", "qcluster"]
+        if baseline:
+            args = [sys.executable, "-c", DJANGO_Q2_QCLUSTER]
         log = open(RESULTS / f"{self.name}_cluster.log", "w")  # noqa: SIM115 — the child owns it
         cluster = subprocess.Popen(
             args, cwd=ROOT, env=self.env, start_new_session=True, stdout=log, stderr=log
@@ -108,6 +111,14 @@ class Environment:
         except subprocess.TimeoutExpired:
             os.killpg(cluster.pid, signal.SIGKILL)
             return None
+
+
+DJANGO_Q2_QCLUSTER = """
+import django
+django.setup()
+from django_q.management.commands.qcluster import Command
+Command().run_from_argv(["manage.py", "qcluster"])
+"""
 
 
 def psql(sql: str) -> None:

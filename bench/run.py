@@ -9,7 +9,9 @@
 
 Options: --db sqlite|postgres (default sqlite), --redis (the Redis broker; with postgres),
 --baseline (the same load through django-q2's own cron Schedule + a requests task, for the
-ratio), --endpoints N, --seconds S, --workers W (default: the WORKERS default).
+ratio; --baseline-only runs just that, --reuse-baseline takes it from the scenario's last
+results file: it does not depend on cronplane's code), --endpoints N, --seconds S,
+--workers W (default: the WORKERS default).
 Each phase runs in its own process against a fresh database; results go to
 bench/results/<scenario>_<db>[_redis].json.
 """
@@ -20,6 +22,7 @@ import argparse
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -116,6 +119,13 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, default=0)
     parser.add_argument("--seconds", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument(
+        "--reuse-baseline",
+        action="store_true",
+        help="take the django-q2 figures from this scenario's last results file (they do not "
+        "depend on cronplane's code) and run only ours",
+    )
+    parser.add_argument("--baseline-only", action="store_true", help="run only django-q2's")
     parser.add_argument("--phase", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -123,9 +133,22 @@ def main() -> None:
         print(json.dumps(run_phase(args), default=str))
         return
     setup = f"{args.db} + {'redis' if args.redis else 'orm broker'}"
-    figures = {"scenario": args.scenario, "setup": setup}
-    argv = [a for a in sys.argv[1:] if a != "--baseline"]
-    for phase in ["ours", "baseline"] if args.baseline else ["ours"]:
+    figures: dict = {"scenario": args.scenario, "setup": setup}
+    name = f"{args.scenario}_{args.db}{'_redis' if args.redis else ''}"
+    flags = ("--baseline", "--reuse-baseline", "--baseline-only")
+    argv = [a for a in sys.argv[1:] if a not in flags]
+    phases = ["ours", "baseline"] if args.baseline else ["ours"]
+    measured: dict[str, str] = {}
+    if args.baseline_only:
+        phases = ["baseline"]
+    elif args.reuse_baseline:
+        earlier = json.loads((RESULTS / f"{name}.json").read_text())
+        figures["baseline"] = earlier["baseline"]
+        measured["baseline"] = earlier.get("measured_at", {}).get("baseline", "earlier")
+        phases = ["ours"]
+    args.baseline = args.baseline or args.reuse_baseline or args.baseline_only
+    for phase in phases:
+        measured[phase] = datetime.now(UTC).isoformat(timespec="seconds")
         out = subprocess.run(
             [sys.executable, __file__, *argv, "--phase", phase], capture_output=True, text=True
         )
@@ -133,20 +156,20 @@ def main() -> None:
             sys.stderr.write(out.stdout + out.stderr)
             raise SystemExit(f"{args.scenario} ({phase}) failed")
         figures[phase] = json.loads(out.stdout.strip().splitlines()[-1])
-    name = f"{args.scenario}_{args.db}{'_redis' if args.redis else ''}"
+    figures["measured_at"] = measured
     (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
     rows = []
     for label, path, better in ROWS[args.scenario]:
-        ours = lookup(figures["ours"], path)
+        ours = lookup(figures.get("ours"), path)
         theirs = lookup(figures.get("baseline"), path)
         rows.append((label, ours, theirs, ratio(ours, theirs, better)))
     headers = ("", "cronplane", "django-q2 Schedule", "ratio")
     if not args.baseline:
         rows, headers = [row[:2] for row in rows], headers[:2]
-    ceiling = figures["ours"].get("target_ceiling_rps")
+    ceiling = figures.get("ours", figures.get("baseline", {})).get("target_ceiling_rps")
     note = f" — target ceiling {ceiling:,} req/s" if ceiling else ""
     print_table(f"{args.scenario} ({setup}){note}", rows, headers)
-    plans = figures["ours"].get("plans") or []
+    plans = figures.get("ours", {}).get("plans") or []
     if plans:
         print_table(
             "EXPLAIN: the dispatcher's reads at this size",
