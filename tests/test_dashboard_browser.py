@@ -197,7 +197,7 @@ def test_screenshots_of_the_list_form_and_endpoint_page(page, live_server, tmp_p
     page.screenshot(path=str(out / "screenshot.png"))
 
     page.goto(f"{live_server.url}/endpoints/{endpoints[0].pk}/")
-    expect(page.locator(".run-chart")).to_be_visible()
+    expect(page.locator(".phase-chart")).to_be_visible()
     page.screenshot(path=str(out / "screenshot-endpoint.png"), full_page=True)
 
     page.goto(f"{live_server.url}/endpoints/{endpoints[0].pk}/edit/")
@@ -236,6 +236,14 @@ def make_catalog() -> list[Endpoint]:
             started = now - timedelta(minutes=15 * (50 - i))
             spike = 2.5 if noise.random() < 0.06 else 1.0
             duration = int(base_ms * spike * noise.uniform(0.85, 1.2))
+            fresh = i % 5 == 0  # a new connection now and then; kept alive in between
+            setup = [round(noise.uniform(2, 9), 1) if fresh else None for _ in range(3)]
+            timing = {
+                "dns_ms": setup[0], "connect_ms": setup[1], "tls_ms": setup[2],
+                "ttfb_ms": round(duration * 0.9 - sum(x or 0 for x in setup), 1),
+                "total_ms": duration, "reused": not fresh, "requests": 1,
+                "connections": int(fresh),
+            }  # fmt: skip
             logs.append(
                 Log(
                     endpoint=endpoint,
@@ -245,6 +253,7 @@ def make_catalog() -> list[Endpoint]:
                     finished_at=started,
                     state="failed" if failed else "success",
                     duration_ms=duration,
+                    timing=timing,
                     status_code=503 if failed else 200,
                     error_class="http_status" if failed else "",
                     error_message="HTTP 503; expected 200-299" if failed else "",
@@ -258,8 +267,12 @@ def make_catalog() -> list[Endpoint]:
             failure_count=sum(log.state == "failed" for log in logs),
         )  # fmt: skip
         endpoints.append(endpoint)
-    paused = endpoints[3]
-    paused.set_enabled(False, now=now, reason="paused by ada")
+    Endpoint.objects.filter(pk=endpoints[0].pk).update(
+        signing_secret="whsec_example", tls_expires_at=now + timedelta(days=61)
+    )
+    endpoints[3].pause(
+        now=now, by="ada", reason="vendor maintenance", until=now + timedelta(days=3)
+    )
     Heartbeat.objects.create(
         name="worker-1:4242", host="worker-1", pid=4242, started_at=now, last_seen_at=now
     )
