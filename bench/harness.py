@@ -7,6 +7,7 @@ it, and starts `manage.py qcluster` (ours, or django-q2's alone for the baseline
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
@@ -135,6 +136,8 @@ class Target:
              "--delay-ms", str(delay_ms)],
             start_new_session=True,
         )  # fmt: skip
+        # Gone with this process even when a scenario fails (it holds run.py's output pipe).
+        atexit.register(self._kill)
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
@@ -164,6 +167,10 @@ class Target:
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+    def _kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
 
 
 def free_port() -> int:

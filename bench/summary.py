@@ -30,6 +30,7 @@ LINES = [
     ("catalog", "API jobs list p95 (ms)", "api_jobs_ms.p95", "low", "< 200"),
     ("catalog", "API schedules list p95 (ms)", "api_schedules_ms.p95", "low", "< 200"),
     ("catalog", "idle dispatcher tick p95 (ms)", "idle_tick_ms.p95", "low", "< 20"),
+    ("memory", "processes", "load.processes", None, ""),
     ("memory", "idle: RSS summed / PSS (MB)", "idle", None, "< 400"),
     ("memory", "under load: RSS summed / PSS (MB)", "load", None, "< 400"),
 ]
