@@ -12,11 +12,12 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.db.models import Q, QuerySet
 
+from calls import templating
+from calls.masking import ALWAYS_SECRET_HEADERS, MASK
 from dashboard import signing_fields
 from endpoints import schedules
-from endpoints.models import ALWAYS_SECRET_HEADERS, MASK, Endpoint
+from endpoints.models import Endpoint
 from endpoints.registry import registered_names
-from runs import templating
 from runs.models import Log
 
 # Field groups of the endpoint form, in order: (title, fields).

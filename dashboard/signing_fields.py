@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 
-from runs import signing
+from calls import signing
 
 KEYS = ("signing_secret", "signing_secret_next")
 # Per key: (generate option, remove option).

@@ -20,8 +20,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from calls.masking import MASK
 from endpoints.jobs import SECRET_FIELDS, keep_masked_secrets
-from endpoints.models import MASK, Endpoint
+from endpoints.models import Endpoint
 from runs import services
 from runs.models import Log
 

@@ -23,7 +23,8 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from endpoints.models import MASK, Endpoint, mask_headers
+from calls.masking import MASK, mask_headers
+from endpoints.models import Endpoint
 
 # Job field → Endpoint field, in the order an exported job lists them.
 JOB_FIELDS = {

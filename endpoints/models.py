@@ -12,6 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone as django_timezone
 
+from calls.masking import ALWAYS_SECRET_HEADERS, mask_headers
 from endpoints import schedules
 from endpoints.crypto import EncryptedJSONField, EncryptedTextField
 from endpoints.registry import get_handler
@@ -20,9 +21,6 @@ MIN_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
 MAX_HEADERS_BYTES = 8 * 1024
 MAX_BODY_BYTES = 256 * 1024
-# Always secret, whatever the endpoint says (DESIGN §5.5).
-ALWAYS_SECRET_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization"})
-MASK = "••••••"
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _STATUS_SPEC_RE = re.compile(r"^\d{3}(-\d{3})?$")
 # Written only by the dispatcher and executor, never by an edit.
@@ -58,12 +56,6 @@ def parse_status_spec(spec: str) -> list[tuple[int, int]]:
             raise ValueError(f"'{part}' is not within 100-599")
         ranges.append((low_code, high_code))
     return ranges
-
-
-def mask_headers(headers: dict[str, str], secret_names: list[str] | None = None) -> dict[str, str]:
-    """Headers with every secret value replaced by a mask, safe to show anywhere."""
-    secret = ALWAYS_SECRET_HEADERS | {name.lower() for name in (secret_names or [])}
-    return {name: MASK if name.lower() in secret else value for name, value in headers.items()}
 
 
 class EndpointQuerySet(models.QuerySet):
@@ -492,7 +484,7 @@ class Endpoint(models.Model):
     def _clean_notifications(self, errors: dict[str, str]) -> None:
         from django.core.validators import validate_email
 
-        from runs.ssrf import url_problem
+        from calls.guard import url_problem
 
         for address in self.notification_emails:
             try:
@@ -504,8 +496,8 @@ class Endpoint(models.Model):
             errors["notify_webhook_url"] = problem
 
     def _clean_http(self, errors: dict[str, str]) -> None:
-        from runs import templating
-        from runs.ssrf import url_problem
+        from calls import templating
+        from calls.guard import url_problem
 
         if len(self.url or "") > 2048:
             errors["url"] = "The URL is longer than 2048 characters."

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from endpoints.models import mask_headers
+from calls.masking import mask_headers
 from runs.models import Log
 
 

@@ -18,9 +18,11 @@ from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from endpoints.models import Endpoint, mask_headers
+from calls import signing, templating
+from calls.masking import mask_headers
+from endpoints.models import Endpoint
 from endpoints.registry import get_handler
-from runs import http, notifications, signing, templating
+from runs import http, notifications
 from runs.models import Log, Notification
 
 logger = logging.getLogger(__name__)

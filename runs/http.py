@@ -5,95 +5,29 @@ Timing, response capping, error classification and secret masking live here and 
 
 from __future__ import annotations
 
-import email.utils
-import json
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from django.conf import settings
 
-from endpoints.models import mask_headers
-from runs import ssrf
-
-USER_AGENT = "cronplane/0.1 (+https://github.com/cronplane)"
-# Response headers worth keeping on the Log; Set-Cookie never is.
-KEPT_RESPONSE_HEADERS = (
-    "content-type",
-    "content-length",
-    "content-encoding",
-    "location",
-    "retry-after",
-    "date",
-    "server",
-    "etag",
-    "last-modified",
-    "cache-control",
-    "x-request-id",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset",
+from calls import guard as ssrf
+from calls.judge import judge as _judge
+from calls.spec import (  # noqa: F401 — callers still import these from here
+    KEPT_RESPONSE_HEADERS,
+    USER_AGENT,
+    CallSpec,
+    Outcome,
+    json_body,
+    parse_retry_after,
 )
+
 _CHUNK = 64 * 1024
 MAX_REDIRECTS = 5
 _local = threading.local()
-
-
-@dataclass
-class CallSpec:
-    """What to send. Built from an Endpoint (or a handler such as webhook:send)."""
-
-    method: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    body: str | bytes | None = None
-    timeout: float = 30.0
-    success_ranges: list[tuple[int, int]] = field(default_factory=lambda: [(200, 299)])
-    must_contain: str = ""
-    secret_headers: list[str] = field(default_factory=list)
-
-    def snapshot(self) -> dict[str, Any]:
-        """The request as it can be shown: secret header values masked, body capped."""
-        body = self.body.decode(errors="replace") if isinstance(self.body, bytes) else self.body
-        return {
-            "method": self.method,
-            "url": self.url,
-            "headers": mask_headers(self.headers, self.secret_headers),
-            "body": (body or "")[: settings.SCHEDULER_RESPONSE_EXCERPT_BYTES],
-            "timeout_seconds": self.timeout,
-        }
-
-
-@dataclass
-class Outcome:
-    """What happened. `ok` is the verdict; the rest is written to the Log."""
-
-    ok: bool
-    duration_ms: int = 0
-    status_code: int | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
-    excerpt: str = ""
-    response_bytes: int | None = None
-    error_class: str = ""
-    error_message: str = ""
-    result_summary: dict[str, Any] | None = None
-    retry_after: float | None = None
-    request: dict[str, Any] = field(default_factory=dict)
-    # Phases in ms (see timing()) and the certificate's expiry, for calls made over the network.
-    timing: dict[str, Any] | None = None
-    tls_expires_at: datetime | None = None
-
-    @property
-    def retryable(self) -> bool:
-        """Network trouble, timeouts, 5xx and 429 are worth another attempt; the rest is not."""
-        if self.error_class in ("timeout", "connection", "dns", "tls", "stuck"):
-            return True
-        if self.error_class == "http_status" and self.status_code is not None:
-            return self.status_code == 429 or self.status_code >= 500
-        return False
 
 
 def session() -> requests.Session:
@@ -210,22 +144,6 @@ def _exchange(spec: CallSpec, request: dict[str, Any], deadline: float) -> Outco
     return outcome
 
 
-def _judge(outcome: Outcome, spec: CallSpec, body: bytes) -> None:
-    code = outcome.status_code or 0
-    if not any(low <= code <= high for low, high in spec.success_ranges):
-        expected = ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in spec.success_ranges)
-        outcome.ok = False
-        outcome.error_class = "http_status"
-        outcome.error_message = f"HTTP {code}; expected {expected}"
-    elif spec.must_contain and spec.must_contain.encode() not in body:
-        outcome.ok = False
-        outcome.error_class = "assertion"
-        outcome.error_message = (
-            f"The response does not contain {spec.must_contain!r} "
-            f"(checked the first {len(body)} bytes)"
-        )
-
-
 def _read_capped(response: requests.Response, deadline: float) -> tuple[bytes, int]:
     """Keep the first bytes up to the excerpt cap; count all of them; respect the deadline."""
     cap = settings.SCHEDULER_RESPONSE_EXCERPT_BYTES
@@ -307,23 +225,3 @@ def _root_message(exc: BaseException) -> str:
         inner = getattr(reason, "reason", None) or reason
         message = str(inner)
     return message[:500]
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def json_body(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

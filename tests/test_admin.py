@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_q.models import OrmQ
 
-from endpoints.models import MASK, Endpoint
+from calls.masking import MASK
+from endpoints.models import Endpoint
 from runs.models import Log
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from endpoints.models import MASK, Endpoint
+from calls.masking import MASK
+from endpoints.models import Endpoint
 from runs import services
 from runs.models import Log
 from tests.test_admin import ENDPOINTS, change_url, form_data, login, staff

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from endpoints.models import MASK, Endpoint
+from calls.masking import MASK
+from endpoints.models import Endpoint
 from runs.models import Log
 
 pytest_plugins = ["tests.api_support"]

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from endpoints.models import MASK, Endpoint
+from calls.masking import MASK
+from endpoints.models import Endpoint
 from runs import executor
 from runs.models import Log
 

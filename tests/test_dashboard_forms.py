@@ -12,7 +12,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from endpoints.models import MASK, Endpoint
+from calls.masking import MASK
+from endpoints.models import Endpoint
 from runs.models import Log
 
 pytestmark = pytest.mark.django_db

@@ -194,9 +194,7 @@ def test_a_one_time_schedule_runs_once_and_disables_itself(due):
 
 
 def test_an_interval_schedule_advances_by_its_interval(due):
-    endpoint = due(
-        schedule_type="interval", cron_expression="", interval_seconds=90, starts_at=T0
-    )
+    endpoint = due(schedule_type="interval", cron_expression="", interval_seconds=90, starts_at=T0)
     dispatcher.dispatch_due(T0)
     endpoint.refresh_from_db()
     assert endpoint.next_run_at == T0 + timedelta(seconds=90)

@@ -56,9 +56,7 @@ def test_racing_dispatchers_create_each_slot_exactly_once(overlap):
         thread.join(timeout=120)
     assert errors == []
 
-    slots = Counter(
-        Log.objects.filter(attempt=1).values_list("endpoint_id", "scheduled_for")
-    )
+    slots = Counter(Log.objects.filter(attempt=1).values_list("endpoint_id", "scheduled_for"))
     assert max(slots.values()) == 1, "a slot was dispatched twice"
     # Every slot from T0 up to the last instant any dispatcher looked at is accounted for.
     last = T0 + timedelta(seconds=STEPS - 1)

@@ -5,8 +5,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
+from calls.masking import MASK
 from endpoints import registry
-from endpoints.models import MASK, Endpoint
+from endpoints.models import Endpoint
 from runs.models import Log
 
 

@@ -13,8 +13,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from calls.masking import MASK
 from endpoints.jobs import apply_job
-from endpoints.models import MASK, Endpoint
+from endpoints.models import Endpoint
 
 pytestmark = pytest.mark.django_db
 

@@ -9,8 +9,9 @@ import json
 import pytest
 from django.core.management import call_command
 
+from calls.masking import MASK
 from endpoints.jobs import apply_job
-from endpoints.models import MASK, Endpoint
+from endpoints.models import Endpoint
 from tests.test_jobfile import apply, export, refuse
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from endpoints.models import MASK, Endpoint
-from runs import dispatcher, executor, services, signing
+from calls import signing
+from calls.masking import MASK
+from endpoints.models import Endpoint
+from runs import dispatcher, executor, services
 from runs.models import Log, idempotency_key_for_slot
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -3,8 +3,9 @@
 import pytest
 from django.core.exceptions import ValidationError
 
+from calls import guard as ssrf
 from endpoints.models import Endpoint
-from runs import executor, services, ssrf
+from runs import executor, services
 from runs.models import Log
 
 

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 from django import template
 from django.utils import timezone
 
+from calls.masking import mask_headers
 from dashboard import charts
 from endpoints import schedules
-from endpoints.models import mask_headers
 
 register = template.Library()
 

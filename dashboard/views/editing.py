@@ -12,11 +12,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from calls import templating
 from dashboard.forms import EndpointForm
 from dashboard.preview import anchor_of, preview_schedule
 from dashboard.views.common import _get_endpoint_for_user
 from endpoints.models import Endpoint
-from runs import executor, templating
+from runs import executor
 
 
 @login_required

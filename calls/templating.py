@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from endpoints.models import MASK
+from calls.masking import MASK
 
 TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 VARIABLES = {
