@@ -5,37 +5,28 @@ unspecified; IPv4-mapped IPv6 counts as its IPv4 address) is refused unless it l
 SCHEDULER_ALLOWED_NETWORKS. The check happens twice:
 
 - on save (`url_problem`), to tell the user at once; a name that does not resolve yet passes;
-- at connect time (`GuardedAdapter`), which resolves once, checks every address and connects to
-  the address it checked: no second lookup for a rebinding DNS server to answer differently.
-  Every redirect hop opens its connection through the same check.
-
-The guarded connections also time the phases of a call (`Phases`): name lookup, TCP connect,
-TLS handshake, and the wait from sending the request to the response headers, and read the
-certificate's expiry once per new TLS connection. A reused keep-alive connection has no lookup,
-connect or handshake to time.
+- at connect time, in `calls.client`: `GuardedResolver` is the only name lookup its connections
+  make (aiohttp's DNS cache off), checks every answer and hands aiohttp only checked addresses,
+  so there is no second lookup for a rebinding DNS server to answer differently. aiohttp never
+  asks a resolver about an IP literal, so the client checks each hop's host with
+  `check_literal` first (every redirect hop is its own request).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import socket
-import ssl
-import threading
 from collections.abc import Callable
-from time import perf_counter
 from urllib.parse import urlsplit
 
+from aiohttp.abc import AbstractResolver, ResolveResult
 from django.conf import settings
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 LOCALHOST_NAMES = ("localhost",)
-_calls = threading.local()
 
 
 class BlockedAddress(OSError):
@@ -94,8 +85,8 @@ def forbidden_reason(address: str) -> str | None:
     return None
 
 
-def checked_address(host: str, port: int) -> str:
-    """Resolve `host` once and return an address to connect to, or raise BlockedAddress.
+def checked_addresses(host: str, port: int) -> list[str]:
+    """Resolve `host` once and return the addresses to connect to, or raise BlockedAddress.
 
     Every address the name resolves to must be allowed: a name that mixes public and private
     answers is refused rather than raced.
@@ -108,13 +99,44 @@ def checked_address(host: str, port: int) -> str:
     if not addresses:
         raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
     for address in addresses:
-        reason = forbidden_reason(address)
-        if reason:
-            where = reason if _normalize_or_none(bare) else f"{host} → {reason}"
-            raise BlockedAddress(
-                f"{where}; targets must be public addresses (or inside SCHEDULER_ALLOWED_NETWORKS)"
-            )
-    return addresses[0]
+        _refuse_if_forbidden(host, address, literal=_normalize_or_none(bare) is not None)
+    return addresses
+
+
+def checked_address(host: str, port: int) -> str:
+    return checked_addresses(host, port)[0]
+
+
+def literal_address(host: str) -> str | None:
+    """The address an IP-literal host means, in any form a socket accepts (`127.1`,
+    `2130706433`, `0x7f000001`, `0177.0.0.1`, `[::ffff:127.0.0.1]`); None for a name."""
+    bare = host.strip("[]").rstrip(".")
+    ip = _normalize_or_none(bare)
+    if ip is not None:
+        return str(ip)
+    try:
+        return socket.inet_ntoa(socket.inet_aton(bare))
+    except (OSError, ValueError):
+        return None
+
+
+def check_literal(host: str) -> bool:
+    """Raise BlockedAddress if `host` is an IP literal that may not be called; True if it is
+    one that may."""
+    address = literal_address(host)
+    if address is None:
+        return False
+    _refuse_if_forbidden(host, address, literal=True)
+    return True
+
+
+def _refuse_if_forbidden(host: str, address: str, *, literal: bool) -> None:
+    reason = forbidden_reason(address)
+    if reason:
+        where = reason if literal else f"{host} → {reason}"
+        raise BlockedAddress(
+            f"{where}; targets must be public addresses (or inside SCHEDULER_ALLOWED_NETWORKS)"
+        )
 
 
 def url_problem(url: str) -> str | None:
@@ -137,118 +159,30 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def time_phases(phases: dict | None) -> None:
-    """Have this thread's connections add their phases to `phases` (None: stop timing).
+class GuardedResolver(AbstractResolver):
+    """aiohttp's name lookup through the guard: one lookup, every answer checked.
 
-    `phases` holds seconds under the keys dns, connect, tls, ttfb (None until one completes;
-    summed over the hops of a redirect), counts of the connections `opened` and `requests`
-    sent, and `tls_expires` (the certificate's notAfter, epoch seconds, of the connection the
-    last request went over: read when the connection was opened, not again on reuse).
-    runs.http turns it into Log.timing.
+    Only checked addresses reach the connector, so the connection goes where the check looked.
+    The lookup (`resolver`, blocking getaddrinfo or a test's fake DNS) runs in the loop's
+    default executor, as aiohttp's own ThreadedResolver does.
     """
-    _calls.phases = phases
 
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        loop = asyncio.get_running_loop()
+        addresses = await loop.run_in_executor(None, checked_addresses, host, port)
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": socket.IPPROTO_TCP,
+                "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            }
+            for address in addresses
+        ]
 
-def new_phases() -> dict:
-    return {
-        "dns": None,
-        "connect": None,
-        "tls": None,
-        "ttfb": None,
-        "opened": 0,
-        "requests": 0,
-        "tls_expires": None,
-    }
-
-
-def _add(phases: dict, key: str, seconds: float) -> None:
-    phases[key] = (phases[key] or 0.0) + seconds
-
-
-class _GuardedConnectionMixin:
-    _connected_at = 0.0
-    _sending_at = 0.0
-    _tls_expires: float | None = None  # read once per connection, repeated on every request
-
-    def _new_conn(self) -> socket.socket:
-        phases = getattr(_calls, "phases", None)
-        if phases is not None:
-            phases["opened"] += 1
-        name = self._dns_host
-        started = perf_counter()
-        try:
-            address = checked_address(name, self.port)
-        except BlockedAddress as exc:
-            raise NewConnectionError(self, str(exc)) from exc
-        except socket.gaierror as exc:
-            raise NameResolutionError(self.host, self, exc) from exc
-        resolved = perf_counter()
-        if phases is not None:
-            _add(phases, "dns", resolved - started)
-        # Connect to the checked address; Host, SNI and certificate checks still use the name.
-        self._dns_host = address
-        try:
-            sock = super()._new_conn()
-        finally:
-            self._dns_host = name
-        self._connected_at = perf_counter()
-        if phases is not None:
-            _add(phases, "connect", self._connected_at - resolved)
-        return sock
-
-    def request(self, *args, **kwargs) -> None:
-        self._sending_at = perf_counter()
-        phases = getattr(_calls, "phases", None)
-        if phases is not None:
-            phases["requests"] += 1
-            if self._tls_expires is not None:
-                phases["tls_expires"] = self._tls_expires
-        super().request(*args, **kwargs)
-
-    def getresponse(self):
-        response = super().getresponse()
-        phases = getattr(_calls, "phases", None)
-        if phases is not None and self._sending_at:
-            # Plain HTTP connects inside request(): the wait starts once connected.
-            _add(phases, "ttfb", perf_counter() - max(self._sending_at, self._connected_at))
-        return response
-
-
-class GuardedHTTPConnection(_GuardedConnectionMixin, HTTPConnection):
-    pass
-
-
-class GuardedHTTPSConnection(_GuardedConnectionMixin, HTTPSConnection):
-    def connect(self) -> None:
-        self._tls_expires = None
-        super().connect()  # _new_conn, then the handshake: only ever for a new connection
-        phases = getattr(_calls, "phases", None)
-        if phases is not None:
-            _add(phases, "tls", perf_counter() - self._connected_at)
-        # Once per connection (a verified one; unverified reports no certificate); request()
-        # hands it to every call made over this connection.
-        cert = self.sock.getpeercert() if hasattr(self.sock, "getpeercert") else None
-        if cert and cert.get("notAfter"):
-            try:
-                self._tls_expires = ssl.cert_time_to_seconds(cert["notAfter"])
-            except ValueError:
-                pass
-
-
-class GuardedHTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = GuardedHTTPConnection
-
-
-class GuardedHTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = GuardedHTTPSConnection
-
-
-class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose every connection goes through the guard."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": GuardedHTTPConnectionPool,
-            "https": GuardedHTTPSConnectionPool,
-        }
+    async def close(self) -> None:
+        pass

@@ -1,0 +1,565 @@
+"""Send a call: the one place that makes outbound HTTP requests, on aiohttp.
+
+`Client.send(spec)` takes these steps and returns an Outcome; it never raises (but for the
+caller's own cancellation):
+
+1. Wait for one of `max_in_flight` slots: over the cap calls queue, none is dropped.
+2. From then on `spec.timeout` is one total deadline (`asyncio.timeout`) over everything the
+   call does: lookup, connect, TLS handshake, headers, every redirect hop and the whole body,
+   whatever the target does (trickle, endless body, silence, a stalled handshake). On the
+   deadline the outcome keeps what had arrived: status, headers, the excerpt and byte count
+   so far, and the phases that completed.
+3. Every hop passes the SSRF guard (calls.guard): an IP-literal host is checked here before
+   its request; a name is looked up only by the connector's `GuardedResolver` (no DNS cache),
+   which hands aiohttp nothing but checked addresses. Redirects are followed here, at most
+   MAX_REDIRECTS, so each hop is checked (requests' rules for method and header changes).
+4. The body is read in chunks: the first SCHEDULER_RESPONSE_EXCERPT_BYTES are kept, all counted.
+5. The verdict comes from calls.judge.
+
+Timing: one TraceConfig serves every call, each call's state rides on `trace_request_ctx`.
+aiohttp reports a new connection as one step, so the connector marks the moment TCP is up
+(the protocol factory runs right after the TCP connect, before the TLS handshake) and reads
+the certificate once per new connection; it finds the call's state in a context variable.
+
+One Client per event loop: it owns one ClientSession, so connections are kept alive across
+calls. `call()` is the synchronous door for code outside the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import concurrent.futures
+import contextvars
+import functools
+import os
+import socket
+import ssl
+import threading
+import weakref
+from datetime import UTC, datetime
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+from django.conf import settings
+from yarl import URL
+
+from calls import guard
+from calls.judge import judge
+from calls.spec import KEPT_RESPONSE_HEADERS, USER_AGENT, CallSpec, Outcome, parse_retry_after
+
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
+_HEADER_LIMIT = 65536  # what http.client (and so requests) accepted for a line or a header
+_current: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("call", default=None)
+
+
+class Client:
+    """Sends calls on the running asyncio loop. One per event loop (create it inside the loop)."""
+
+    def __init__(self, *, max_in_flight: int = 1000) -> None:
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, spec: CallSpec) -> Outcome:
+        async with self._slots:
+            return await self._send(spec)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=_GuardedConnector(),
+                headers={"User-Agent": USER_AGENT},
+                # A body is sent as given: no Content-Type the endpoint did not set.
+                skip_auto_headers=("Content-Type",),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,  # no proxies or .netrc: the guard must see the real target
+                timeout=aiohttp.ClientTimeout(total=None),  # the deadline is send()'s own
+                trace_configs=[_TRACING],
+                max_line_size=_HEADER_LIMIT,
+                max_field_size=_HEADER_LIMIT,
+            )
+        return self._session
+
+    async def _send(self, spec: CallSpec) -> Outcome:
+        state = _Call()
+        token = _current.set(state)
+        started = perf_counter()
+        deadline = asyncio.timeout(spec.timeout)
+        try:
+            async with deadline:
+                outcome = await _exchange(self._open_session(), spec, state)
+        except TimeoutError:
+            outcome = _failed(spec, state, "timeout", _timeout_message(spec, state))
+        except Exception as exc:  # every failure is an outcome, not an exception
+            if deadline.expired():
+                outcome = _failed(spec, state, "timeout", _timeout_message(spec, state))
+            else:
+                outcome = _failed(spec, state, *classify(exc))
+        finally:
+            _current.reset(token)
+            if state.response is not None:
+                state.response.close()  # no-op once released; drops a half-read connection
+        total = perf_counter() - started
+        outcome.duration_ms = int(total * 1000)
+        outcome.timing = state.timing(total)
+        if state.tls_expires is not None:
+            outcome.tls_expires_at = datetime.fromtimestamp(state.tls_expires, UTC)
+        if outcome.result_summary is not None:
+            outcome.result_summary["duration_ms"] = outcome.duration_ms
+        return outcome
+
+
+# --- one call, hop by hop ---------------------------------------------------------------------
+
+
+class _InvalidTarget(Exception):
+    """The URL (or a redirect's Location) cannot be called at all."""
+
+
+class _TooManyRedirects(Exception):
+    pass
+
+
+async def _exchange(session: aiohttp.ClientSession, spec: CallSpec, state: _Call) -> Outcome:
+    method, url, headers = spec.method.upper(), _parse(spec.url), dict(spec.headers)
+    body = spec.body.encode() if isinstance(spec.body, str) else spec.body
+    tls = _tls_context(settings.SCHEDULER_CA_BUNDLE or None)
+    for hop in range(MAX_REDIRECTS + 1):
+        literal = _check_hop(url)
+        state.new_hop(https=url.scheme == "https", literal=literal)
+        response = await session.request(
+            method,
+            url,
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
+            ssl=tls,
+            trace_request_ctx=state,
+        )
+        state.headers_received(response)
+        location = response.headers.get("Location")
+        if response.status not in _REDIRECT_STATUSES or not location:
+            return await _read(response, spec, state)
+        response.release()
+        if hop == MAX_REDIRECTS:
+            raise _TooManyRedirects
+        method, body, headers, url = _next_hop(
+            response.status, method, body, headers, url, location
+        )
+    raise AssertionError("unreachable")
+
+
+def _parse(text: str) -> URL:
+    try:
+        url = URL(text)
+    except (ValueError, TypeError) as exc:
+        raise _InvalidTarget(f"Invalid URL: {exc}") from exc
+    return url
+
+
+def _check_hop(url: URL) -> bool:
+    """Refuse what cannot or may not be called; True if the host is an IP literal."""
+    if url.scheme not in ("http", "https"):
+        raise _InvalidTarget(f"Only http:// or https:// URLs can be called, not {str(url)[:200]}")
+    if not url.raw_host:
+        raise _InvalidTarget(f"Invalid URL: no host in {str(url)[:200]}")
+    # aiohttp never asks the resolver about an IP literal.
+    return guard.check_literal(url.raw_host)
+
+
+def _next_hop(
+    status: int, method: str, body: bytes | None, headers: dict[str, str], url: URL, location: str
+) -> tuple[str, bytes | None, dict[str, str], URL]:
+    """The request a redirect asks for, by requests' rules (what endpoints were written for)."""
+    try:
+        target = url.join(URL(location))
+    except ValueError as exc:
+        raise _InvalidTarget(f"Invalid redirect URL: {location[:200]}") from exc
+    if (status in (302, 303) and method != "HEAD") or (status == 301 and method == "POST"):
+        method = "GET"
+    if status not in (307, 308):
+        body = None
+        headers = {
+            name: value
+            for name, value in headers.items()
+            if name.lower() not in ("content-length", "content-type", "transfer-encoding")
+        }
+    if target.origin() != url.origin() and not _is_https_upgrade(url, target):
+        headers = {
+            name: value
+            for name, value in headers.items()
+            if name.lower() not in ("authorization", "cookie")
+        }
+    return method, body, headers, target
+
+
+def _is_https_upgrade(old: URL, new: URL) -> bool:
+    return (
+        old.scheme == "http"
+        and new.scheme == "https"
+        and old.host == new.host
+        and old.port in (80, None)
+        and new.port in (443, None)
+    )
+
+
+async def _read(response: aiohttp.ClientResponse, spec: CallSpec, state: _Call) -> Outcome:
+    state.reading = True
+    cap = settings.SCHEDULER_RESPONSE_EXCERPT_BYTES
+    content = response.content
+    while chunk := await content.readany():
+        state.received += len(chunk)
+        room = cap - len(state.kept)
+        if room > 0:
+            state.kept += chunk[:room]
+    response.release()
+    outcome = Outcome(ok=True, request=spec.snapshot(), **_what_arrived(state))
+    outcome.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    judge(outcome, spec, bytes(state.kept))
+    outcome.result_summary = {
+        "status_code": outcome.status_code,
+        "duration_ms": 0,  # set once the whole call is timed
+        "response_bytes": state.received,
+    }
+    return outcome
+
+
+def _failed(spec: CallSpec, state: _Call, error_class: str, message: str) -> Outcome:
+    return Outcome(
+        ok=False,
+        error_class=error_class,
+        error_message=message,
+        request=spec.snapshot(),
+        **_what_arrived(state),
+    )
+
+
+def _what_arrived(state: _Call) -> dict[str, Any]:
+    response = state.response
+    if response is None:
+        return {}
+    headers = response.headers
+    return {
+        "status_code": response.status,
+        "response_headers": {
+            name: ", ".join(headers.getall(name))[:500]
+            for name in KEPT_RESPONSE_HEADERS
+            if name in headers
+        },
+        "excerpt": bytes(state.kept).decode(_encoding(headers), errors="replace"),
+        "response_bytes": state.received if state.reading else None,
+    }
+
+
+def _encoding(headers) -> str:
+    """The charset requests would have decoded the excerpt with."""
+    content_type = headers.get("Content-Type", "")
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            try:
+                return _codec(value.strip("\"' "))
+            except LookupError:
+                break
+    return "ISO-8859-1" if "text" in content_type else "utf-8"
+
+
+@functools.lru_cache(maxsize=32)
+def _codec(name: str) -> str:
+    return codecs.lookup(name).name
+
+
+def _timeout_message(spec: CallSpec, state: _Call) -> str:
+    message = f"Timeout after {spec.timeout:g} s"
+    return message + " while reading the response" if state.response is not None else message
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(bundle: str | None) -> ssl.SSLContext:
+    """requests' `verify=SCHEDULER_CA_BUNDLE or True`: that bundle (a file or a directory),
+    else certifi's bundle as requests used (the system's when certifi is not installed)."""
+    if bundle and os.path.isdir(bundle):
+        return ssl.create_default_context(capath=bundle)
+    if bundle:
+        return ssl.create_default_context(cafile=bundle)
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+# --- what went wrong ---------------------------------------------------------------------------
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """(error class, readable message) for what a call raised."""
+    blocked = _cause(exc, guard.BlockedAddress)
+    if blocked is not None:
+        return "blocked", f"Refused: {blocked}"
+    if isinstance(exc, _TooManyRedirects):
+        return "connection", f"More than {MAX_REDIRECTS} redirects"
+    if isinstance(exc, _InvalidTarget):
+        return "invalid", str(exc)[:500]
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "tls", f"TLS error: {exc.certificate_error}"[:500]
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls", f"TLS error: {exc.os_error}"[:500]
+    if isinstance(exc, ssl.SSLError):
+        return "tls", f"TLS error: {exc}"[:500]
+    lookup = _cause(exc, socket.gaierror)
+    if lookup is not None or isinstance(exc, aiohttp.ClientConnectorDNSError):
+        error = lookup or exc.os_error
+        where = f"{exc.host}: " if isinstance(exc, aiohttp.ClientConnectorError) else ""
+        return "dns", f"DNS lookup failed: {where}{error.strerror or error}"[:500]
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection", f"Connection failed: {exc.os_error}"[:500]
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid", f"Invalid URL: {exc}"[:500]
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return "connection", f"Connection failed: {exc or type(exc).__name__}"[:500]
+    if isinstance(exc, ValueError | TypeError | UnicodeError | LookupError):
+        return "invalid", f"Invalid request: {exc}"[:500]  # a header value aiohttp refuses
+    return "connection", f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _cause(exc: BaseException, kind: type[BaseException]) -> Any:
+    """The first exception of `kind` in the chain (aiohttp keeps the OSError in `os_error`)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = getattr(current, "os_error", None) or current.__cause__ or current.__context__
+    return None
+
+
+# --- timing ------------------------------------------------------------------------------------
+
+
+def _add(total: float | None, seconds: float) -> float:
+    return (total or 0.0) + seconds
+
+
+class _Call:
+    """One call's progress: its phases (seconds, summed over hops; None until one completes),
+    the response whose headers arrived last, and the body read so far."""
+
+    __slots__ = (
+        "dns",
+        "connect",
+        "tls",
+        "ttfb",
+        "opened",
+        "requests",
+        "tls_expires",
+        "https",
+        "literal",
+        "mark",
+        "ready",
+        "response",
+        "reading",
+        "kept",
+        "received",
+    )
+
+    def __init__(self) -> None:
+        self.dns = self.connect = self.tls = self.ttfb = None
+        self.opened = self.requests = 0
+        self.tls_expires: float | None = None
+        self.https = self.literal = False
+        self.mark = 0.0
+        self.ready: float | None = None  # when this hop's connection was ready to send on
+        self.response: aiohttp.ClientResponse | None = None
+        self.reading = False
+        self.kept = bytearray()
+        self.received = 0
+
+    def new_hop(self, *, https: bool, literal: bool) -> None:
+        self.https, self.literal, self.ready, self.response = https, literal, None, None
+
+    def headers_received(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        if self.ready is not None:
+            self.ttfb = _add(self.ttfb, perf_counter() - self.ready)
+
+    def timing(self, total: float) -> dict[str, Any]:
+        """Log.timing: milliseconds, None for a phase that did not happen (a reused connection
+        has no dns/connect/tls) or did not complete (an error)."""
+        return {
+            "dns_ms": _ms(self.dns),
+            "connect_ms": _ms(self.connect),
+            "tls_ms": _ms(self.tls),
+            "ttfb_ms": _ms(self.ttfb),
+            "total_ms": _ms(total),
+            "reused": self.opened == 0 and self.requests > 0,
+            "requests": self.requests,
+            "connections": self.opened,
+        }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+async def _on_request_start(session, context, params) -> None:
+    context.trace_request_ctx.requests += 1
+
+
+async def _on_connection_create_start(session, context, params) -> None:
+    state: _Call = context.trace_request_ctx
+    state.opened += 1
+    if state.literal:
+        state.dns = state.dns or 0.0  # an IP literal needs no lookup: 0, not "did not happen"
+    state.mark = perf_counter()
+
+
+async def _on_dns_start(session, context, params) -> None:
+    context.trace_request_ctx.mark = perf_counter()
+
+
+async def _on_dns_end(session, context, params) -> None:
+    state: _Call = context.trace_request_ctx
+    now = perf_counter()
+    state.dns = _add(state.dns, now - state.mark)
+    state.mark = now
+
+
+async def _on_connection_create_end(session, context, params) -> None:
+    state: _Call = context.trace_request_ctx
+    now = perf_counter()
+    if state.https:
+        state.tls = _add(state.tls, now - state.mark)  # since _GuardedConnector saw TCP up
+    state.ready = now
+
+
+async def _on_connection_reuse(session, context, params) -> None:
+    context.trace_request_ctx.ready = perf_counter()
+
+
+def _tracing() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_request_start.append(_on_request_start)
+    config.on_connection_create_start.append(_on_connection_create_start)
+    config.on_dns_resolvehost_start.append(_on_dns_start)
+    config.on_dns_resolvehost_end.append(_on_dns_end)
+    config.on_connection_create_end.append(_on_connection_create_end)
+    config.on_connection_reuseconn.append(_on_connection_reuse)
+    config.freeze()
+    return config
+
+
+_TRACING = _tracing()
+
+
+class _GuardedConnector(aiohttp.TCPConnector):
+    """Connects only to addresses the guard checked; marks TCP-up and reads the certificate."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            resolver=guard.GuardedResolver(),
+            use_dns_cache=False,  # a cached answer would skip the check of the next lookup
+            limit=0,  # Client's semaphore is the cap
+            limit_per_host=0,
+        )
+        self._tls_expiry: weakref.WeakKeyDictionary[Any, float | None] = weakref.WeakKeyDictionary()
+
+    async def _wrap_create_connection(self, factory, *args, **kwargs):
+        state = _current.get()
+
+        def tcp_is_up():
+            # asyncio builds the protocol right after the TCP connect, before any handshake.
+            if state is not None:
+                now = perf_counter()
+                state.connect = _add(state.connect, now - state.mark)
+                state.mark = now
+            return factory()
+
+        transport, protocol = await super()._wrap_create_connection(tcp_is_up, *args, **kwargs)
+        if kwargs.get("ssl"):
+            self._tls_expiry[protocol] = _not_after(transport)
+        return transport, protocol
+
+    async def connect(self, req, traces, timeout):
+        connection = await super().connect(req, traces, timeout)
+        state = _current.get()
+        if state is not None and connection.protocol is not None:
+            expires = self._tls_expiry.get(connection.protocol)
+            if expires is not None:  # the certificate of the connection this hop goes over
+                state.tls_expires = expires
+        return connection
+
+
+def _not_after(transport: asyncio.BaseTransport) -> float | None:
+    cert = transport.get_extra_info("peercert")
+    if cert and cert.get("notAfter"):
+        try:
+            return ssl.cert_time_to_seconds(cert["notAfter"])
+        except ValueError:
+            return None
+    return None
+
+
+# --- the synchronous door ----------------------------------------------------------------------
+
+
+def call(spec: CallSpec) -> Outcome:
+    """Synchronous send for code outside the engine (a handler's thread, notifications, previews,
+    the foreground `runjob`). Works from any thread, including one that has no event loop.
+
+    Each thread gets its own loop and Client, kept while the thread lives, so the calls one
+    thread makes reuse kept-alive connections (as requests' per-thread Session did). From a
+    thread whose loop is running (sync code called from async code), the call is made on a
+    spare thread, since a loop cannot run inside another.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _thread_loop().send(spec)
+    return _spare_threads().submit(call, spec).result()
+
+
+class _ThreadLoop:
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.client = Client(max_in_flight=1)
+        weakref.finalize(self, _close_loop, self.loop, self.client)
+
+    def send(self, spec: CallSpec) -> Outcome:
+        # The loop sat still since the last call: let it take in the closes that arrived
+        # meanwhile, so a connection the target dropped is not picked from the pool.
+        self.loop.run_until_complete(asyncio.sleep(0))
+        return self.loop.run_until_complete(self.client.send(spec))
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop, client: Client) -> None:
+    if loop.is_closed() or loop.is_running():
+        return
+    try:
+        loop.run_until_complete(client.close())
+    except RuntimeError:  # another loop runs in the thread that collects this one
+        return
+    loop.close()
+
+
+_local = threading.local()
+
+
+def _thread_loop() -> _ThreadLoop:
+    current: _ThreadLoop | None = getattr(_local, "loop", None)
+    if current is None or current.pid != os.getpid():  # a forked child must not share epoll
+        current = _local.loop = _ThreadLoop()
+    return current
+
+
+@functools.cache
+def _spare_threads() -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="calls-sync")
