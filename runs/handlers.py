@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from calls import client
+from calls.spec import CallSpec, Outcome, json_body
 from endpoints.registry import handler
-from runs import http
 
 _CONTROL_KEYS = ("url", "method", "headers", "timeout_seconds")
 
 
 class WebhookFailed(Exception):
-    def __init__(self, outcome: http.Outcome) -> None:
+    def __init__(self, outcome: Outcome) -> None:
         super().__init__(outcome.error_message)
         self.error_class = outcome.error_class
         self.status_code = outcome.status_code
@@ -28,16 +29,16 @@ def send_webhook(payload: dict[str, Any], *, dry_run: bool, log) -> dict[str, An
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ValueError("webhook:send needs payload.url, an http:// or https:// URL")
     body = {key: value for key, value in payload.items() if key not in _CONTROL_KEYS}
-    spec = http.CallSpec(
+    spec = CallSpec(
         method=str(payload.get("method", "POST")).upper(),
         url=url,
         headers={"Content-Type": "application/json", **payload.get("headers", {})},
-        body=http.json_body(body).encode(),
+        body=json_body(body).encode(),
         timeout=float(payload.get("timeout_seconds", 30)),
     )
     if dry_run:
         return {"dry_run": True, "would_send": spec.snapshot()}
-    outcome = http.call(spec)
+    outcome = client.call(spec)
     if not outcome.ok:
         raise WebhookFailed(outcome)
     return {"url": url, "status_code": outcome.status_code, "duration_ms": outcome.duration_ms}

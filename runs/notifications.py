@@ -21,8 +21,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from calls import client
+from calls.spec import CallSpec, json_body
 from endpoints.models import Endpoint
-from runs import http
 from runs.models import Log, Notification
 
 logger = logging.getLogger(__name__)
@@ -172,12 +173,12 @@ def send(notification: Notification) -> None:
     if notification.channel == Notification.Channel.EMAIL:
         send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [notification.target])
         return
-    outcome = http.call(
-        http.CallSpec(
+    outcome = client.call(
+        CallSpec(
             method="POST",
             url=notification.target,
             headers={"Content-Type": "application/json"},
-            body=http.json_body(webhook_body(notification, text)).encode(),
+            body=json_body(webhook_body(notification, text)).encode(),
             timeout=WEBHOOK_TIMEOUT,
         )
     )
