@@ -33,6 +33,7 @@ import concurrent.futures
 import contextvars
 import functools
 import os
+import re
 import socket
 import ssl
 import threading
@@ -51,6 +52,7 @@ from calls.spec import KEPT_RESPONSE_HEADERS, USER_AGENT, CallSpec, Outcome, par
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
+_BREAKS = re.compile(r"[\r\n\0]")
 _HEADER_LIMIT = 65536  # what http.client (and so requests) accepted for a line or a header
 _current: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("call", default=None)
 
@@ -127,7 +129,7 @@ class _TooManyRedirects(Exception):
 
 
 async def _exchange(session: aiohttp.ClientSession, spec: CallSpec, state: _Call) -> Outcome:
-    method, url, headers = spec.method.upper(), _parse(spec.url), dict(spec.headers)
+    method, url, headers = spec.method.upper(), _parse(spec.url), _checked(spec.headers)
     body = spec.body.encode() if isinstance(spec.body, str) else spec.body
     tls = _tls_context(settings.SCHEDULER_CA_BUNDLE or None)
     for hop in range(MAX_REDIRECTS + 1):
@@ -161,6 +163,14 @@ def _parse(text: str) -> URL:
     except (ValueError, TypeError) as exc:
         raise _InvalidTarget(f"Invalid URL: {exc}") from exc
     return url
+
+
+def _checked(headers: dict[str, str]) -> dict[str, str]:
+    """A copy of the headers, refused whole (as requests did) if one could split the request."""
+    for name, value in headers.items():
+        if not (isinstance(name, str) and isinstance(value, str)) or _BREAKS.search(name + value):
+            raise _InvalidTarget(f"Invalid header {str(name)[:100]!r}: text without line breaks")
+    return dict(headers)
 
 
 def _check_hop(url: URL) -> bool:
