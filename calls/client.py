@@ -149,6 +149,7 @@ async def _exchange(session: aiohttp.ClientSession, spec: CallSpec, state: _Call
         if response.status not in _REDIRECT_STATUSES or not location:
             return await _read(response, spec, state)
         response.release()
+        state.response = None  # what arrives next is the next hop's
         if hop == MAX_REDIRECTS:
             raise _TooManyRedirects
         method, body, headers, url = _next_hop(
@@ -393,7 +394,7 @@ class _Call:
         self.received = 0
 
     def new_hop(self, *, https: bool, literal: bool) -> None:
-        self.https, self.literal, self.ready, self.response = https, literal, None, None
+        self.https, self.literal, self.ready = https, literal, None
 
     def headers_received(self, response: aiohttp.ClientResponse) -> None:
         self.response = response

@@ -1,9 +1,14 @@
 """The SSRF guard: hostile targets are refused on save and at connect time."""
 
+import asyncio
+
 import pytest
 from django.core.exceptions import ValidationError
 
+from calls import client
 from calls import guard as ssrf
+from calls.client import Client
+from calls.spec import CallSpec, Outcome
 from endpoints.models import Endpoint
 from runs import executor, services
 from runs.models import Log
@@ -158,3 +163,100 @@ def test_a_blocked_target_is_not_retried(settings, make_endpoint, dns, target):
     log = run(endpoint)
     assert log.error_class == "blocked"
     assert not Log.objects.filter(retry_of=log).exists()
+
+
+# --- at connect time, straight through calls.client -------------------------------------------
+
+
+def send(url: str, **fields) -> Outcome:
+    return client.call(CallSpec(method="GET", url=url, timeout=5, **fields))
+
+
+@pytest.mark.parametrize(("url", "kind"), FORBIDDEN_URLS)
+def test_every_address_form_is_refused_when_called(public_only, url, kind):
+    outcome = send(url)
+    assert (outcome.ok, outcome.error_class) == (False, "blocked"), outcome.error_message
+    assert outcome.error_message.startswith("Refused: ") and kind in outcome.error_message
+    assert outcome.timing["connect_ms"] is None  # refused before connecting
+
+
+def test_the_client_connects_to_the_address_it_checked(dns, target):
+    dns["api.example.com"] = ["127.0.0.1"]
+
+    outcome = send(f"http://api.example.com:{target.port}/ok")
+
+    assert outcome.ok, outcome.error_message
+    assert target.received[0].headers["Host"] == f"api.example.com:{target.port}"
+
+
+def test_rebinding_between_save_and_call_is_refused_by_the_client(settings, dns, target):
+    settings.SCHEDULER_ALLOWED_NETWORKS = []
+    dns["rebind.example.com"] = [["93.184.216.34"], ["127.0.0.1"]]
+    url = f"http://rebind.example.com:{target.port}/ok"
+    assert ssrf.url_problem(url) is None  # public when saved
+
+    outcome = send(url)
+
+    assert outcome.error_class == "blocked"
+    assert "rebind.example.com → 127.0.0.1 is a loopback address" in outcome.error_message
+    assert target.received == []
+
+
+def test_each_new_connection_looks_the_name_up_again(settings, dns, target):
+    # No DNS cache: once the first connection is gone, the next lookup is checked afresh.
+    dns["flip.example.com"] = [["127.0.0.1"], ["169.254.169.254"]]
+    url = f"http://flip.example.com:{target.port}/ok"
+
+    async def twice() -> list[Outcome]:
+        one = Client()
+        try:
+            close = {"Connection": "close"}
+            return [await one.send(CallSpec("GET", url, headers=close)) for _ in range(2)]
+        finally:
+            await one.close()
+
+    first, second = asyncio.run(twice())
+
+    assert first.ok, first.error_message
+    assert (second.error_class, len(target.received)) == ("blocked", 1)
+    assert "169.254.169.254 is a link-local address" in second.error_message
+
+
+def test_a_name_mixing_public_and_private_answers_is_refused_when_called(public_only, dns):
+    dns["mixed.example.com"] = ["93.184.216.34", "10.1.2.3"]
+    outcome = send("http://mixed.example.com/")
+    assert (
+        outcome.error_class == "blocked"
+        and "10.1.2.3 is a private address" in outcome.error_message
+    )
+
+
+@pytest.mark.parametrize(
+    ("location", "kind"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://[::ffff:169.254.169.254]/", "link-local"),
+        ("http://0xa9fea9fe/", "link-local"),
+        ("http://intranet.example.com/", "private"),
+    ],
+)
+def test_every_redirect_hop_is_checked(settings, dns, target, location, kind):
+    settings.SCHEDULER_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    dns["intranet.example.com"] = ["10.0.0.7"]
+
+    outcome = send(target.url(f"/redirect?to={location}"))
+
+    assert outcome.error_class == "blocked" and kind in outcome.error_message
+    assert outcome.status_code is None
+    assert len(target.received) == 1  # the first hop only
+
+
+def test_the_client_refuses_a_redirect_to_another_scheme(target):
+    outcome = send(target.url("/redirect?to=file:///etc/passwd"))
+    assert outcome.error_class == "invalid"
+
+
+def test_the_client_caps_redirects(target):
+    outcome = send(target.url("/loop"))
+    assert (outcome.error_class, outcome.error_message) == ("connection", "More than 5 redirects")
+    assert len(target.received) == 6 and outcome.timing["requests"] == 6
