@@ -6,6 +6,7 @@ made here, the CA trusted through SCHEDULER_CA_BUNDLE.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import ssl
 from datetime import UTC, datetime, timedelta
@@ -20,8 +21,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from calls import client
+from calls.client import Client as CallClient
+from calls.spec import CallSpec, Outcome
 from endpoints.models import Endpoint
-from runs import batch, executor, notifications, services
+from runs import executor, notifications, services
 from runs.models import Log, Notification
 from tests.api_support import client_for
 from tests.target import Target, free_port
@@ -175,13 +179,16 @@ def test_an_https_run_records_every_phase_and_the_certificate_expiry(make_endpoi
     assert endpoint.tls_warned_expiry is None and not warnings_for(endpoint)
 
 
-def test_a_second_call_over_the_kept_alive_connection_is_marked_reused(make_endpoint, https_target):
+def test_a_second_call_over_the_kept_alive_connection_is_marked_reused(https_target):
+    # Through calls.client.call: each executor.execute has a Client of its own, the engine
+    # one per process; a thread's synchronous calls share one.
     expires = expiring_in(200)
     server = https_target(expires)
-    endpoint = make_endpoint(name="secure", url=server.url("/ok"))
+    spec = CallSpec(method="GET", url=server.url("/ok"))
 
-    first, second = run(endpoint), run(endpoint)
+    first, second = client.call(spec), client.call(spec)
 
+    assert first.ok and second.ok, second.error_message
     assert first.timing["reused"] is False
     assert second.timing["reused"] is True and second.timing["connections"] == 0
     assert (second.timing["dns_ms"], second.timing["connect_ms"], second.timing["tls_ms"]) == (
@@ -192,6 +199,39 @@ def test_a_second_call_over_the_kept_alive_connection_is_marked_reused(make_endp
     assert second.timing["ttfb_ms"] is not None and second.timing["total_ms"] is not None
     # The certificate read when the connection was opened is still the one in use.
     assert second.tls_expires_at == expires
+
+
+def test_one_client_times_the_tcp_connect_and_the_handshake_apart(https_target, target):
+    expires = expiring_in(30)
+    server = https_target(expires)
+
+    async def main() -> list[Outcome]:
+        one = CallClient()
+        try:
+            urls = [server.url("/ok"), target.url("/ok"), server.url("/ok?again")]
+            return [await one.send(CallSpec(method="GET", url=url)) for url in urls]
+        finally:
+            await one.close()
+
+    secure, plain, again = asyncio.run(main())
+
+    assert secure.timing["connect_ms"] > 0 and secure.timing["tls_ms"] > 0
+    assert secure.timing["dns_ms"] == 0.0  # an IP literal: no lookup to wait for
+    assert secure.tls_expires_at == expires
+    assert plain.timing["connect_ms"] > 0 and plain.timing["tls_ms"] is None
+    assert plain.tls_expires_at is None
+    assert again.timing["reused"] is True and again.tls_expires_at == expires
+
+
+def test_an_expired_certificate_fails_as_tls(https_target):
+    server = https_target(expiring_in(-0.5))
+
+    outcome = client.call(CallSpec(method="GET", url=server.url("/ok")))
+
+    assert (outcome.error_class, outcome.retryable) == ("tls", True)
+    assert outcome.error_message.startswith("TLS error: ")
+    assert "certificate has expired" in outcome.error_message
+    assert outcome.tls_expires_at is None
 
 
 def test_time_to_first_byte_includes_the_targets_thinking_time(make_endpoint, target):
@@ -371,9 +411,9 @@ def test_the_batch_path_records_timing_expiry_and_the_warning(
         make_endpoint(name="tls-soon-2", url=server.url("/ok?two"), notify_emails="t@example.com"),
     ]
 
-    counts = batch.run_batch([services.create_run(endpoint).pk for endpoint in endpoints])
+    finished = executor.execute_many([services.create_run(endpoint).pk for endpoint in endpoints])
 
-    assert counts == {"success": 3}
+    assert sorted(log.state for log in finished) == ["success"] * 3
     logs = {log.endpoint.name: log for log in Log.objects.select_related("endpoint")}
     for log in logs.values():
         assert log.timing and log.timing["total_ms"] is not None and log.timing["ttfb_ms"]
