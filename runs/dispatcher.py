@@ -5,7 +5,8 @@ Everything here takes `now` as a parameter. The loop in `runs/dispatcher_loop.py
 
 - `dispatch_due(now)`      slots of endpoints whose next_run_at has come;
 - `dispatch_pending(now)`  retries (and queue_one runs) whose due_at has come;
-- `recover_stuck(now)`     runs whose worker was lost.
+
+and `runs.cluster.recover_stuck(now)` takes back runs whose worker or cluster was lost.
 
 Exactly once (DESIGN §5.1): due endpoints are locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
 SQLite's IMMEDIATE transactions serialize writers) and advanced in the same transaction that
@@ -21,13 +22,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from endpoints import schedules
 from endpoints.models import Endpoint
-from runs import executor, http
+from runs.cluster import QUEUED_LEASE
 from runs.models import Log, idempotency_key_for_slot
 
 # The newest due slot dispatched within this of its time runs as scheduled; later than this, or
@@ -35,8 +34,6 @@ from runs.models import Log, idempotency_key_for_slot
 MISFIRE_GRACE = timedelta(seconds=30)
 # Slots examined per endpoint per pass; a longer backlog is worked off over successive passes.
 MAX_SLOTS_PER_PASS = 1000
-# A queued Log whose task has not started by then is handed to the broker again (idempotent).
-QUEUED_LEASE = timedelta(seconds=settings.SCHEDULER_QUEUED_LEASE_SECONDS)
 
 
 # What a call sends, not when or whether: left in the database (headers are decrypted per row,
@@ -84,6 +81,7 @@ def dispatch_due(
     limit: int = 500,
     ahead: timedelta = timedelta(0),
     trigger: str = Log.Trigger.SCHEDULE,
+    cluster: str = "",
 ) -> Dispatch:
     """Claim every slot due at `now` (or within `ahead` of it) and record it; return the Logs.
 
@@ -94,10 +92,11 @@ def dispatch_due(
     4. Insert the Logs in one statement and advance next_run_at (one-time schedules disable).
 
     `ahead` lets the loop hand a slot's runs to workers before the slot, so that they are
-    claimed and called at the instant itself (runs/batch.py holds a run until its due_at).
+    claimed and called at the instant itself (runs/tasks.py holds a run until its due_at).
     An endpoint whose overlap policy looks at open runs is taken early only when it has none
     (its decision would be the same at the slot); otherwise it is `deferred` to the slot.
-    `trigger` records who fired on-time slots: the loop (`schedule`) or /api/v1/cron/process.
+    `trigger` records who fired on-time slots: the loop (`schedule`) or /api/v1/cron/process;
+    `cluster` holds the queued runs (the dispatching cluster's id, runs/cluster.py).
     """
     result = Dispatch()
     until = now + ahead
@@ -127,6 +126,8 @@ def dispatch_due(
                 until=until,
                 trigger=trigger,
             )
+            for log in plan.logs:
+                log.cluster = cluster if log.state == Log.State.QUEUED else ""
             logs += plan.logs
             endpoint.next_run_at = plan.next_run_at
             if plan.finished and endpoint.schedule_type == Endpoint.ScheduleType.ONCE:
@@ -280,7 +281,7 @@ def resume_paused(now: datetime) -> list[Endpoint]:
     return resumed
 
 
-def dispatch_pending(now: datetime, *, limit: int = 500) -> Dispatch:
+def dispatch_pending(now: datetime, *, limit: int = 500, cluster: str = "") -> Dispatch:
     """Queue pending Logs whose due_at has come (retries, queue_one, jittered starts, backfills)
     unless they would overlap; in slot order, so a backfill runs its slots oldest first."""
     result = Dispatch()
@@ -311,40 +312,15 @@ def dispatch_pending(now: datetime, *, limit: int = 500) -> Dispatch:
                 result.waiting += 1
                 continue
             else:
-                log.state, log.queued_at = Log.State.QUEUED, now
+                log.state, log.queued_at, log.cluster = Log.State.QUEUED, now, cluster
                 log.lease_expires_at = now + QUEUED_LEASE
                 running.setdefault(endpoint.pk, []).append(log)
                 result.to_run.append(log)
             changed.append(log)
         Log.objects.bulk_update(
-            changed, ["state", "queued_at", "lease_expires_at", "reason", "finished_at"]
+            changed, ["state", "queued_at", "lease_expires_at", "reason", "finished_at", "cluster"]
         )
     return result
-
-
-def recover_stuck(now: datetime) -> tuple[list[Log], list[Log]]:
-    """Fail runs whose lease ran out (their worker died) and re-queue lost queued runs.
-
-    Returns (failed, requeued). A failed run gets its retry like any other failure.
-    """
-    expired = Q(lease_expires_at__lt=now)
-    failed = []
-    for log in Log.objects.filter(expired, state=Log.State.RUNNING).select_related("endpoint"):
-        limit = log.endpoint.timeout_seconds
-        outcome = http.Outcome(
-            ok=False,
-            error_class="stuck",
-            error_message=f"No result within the {limit:g} s timeout plus grace: "
-            "the worker running it stopped or was killed.",
-            request=log.request,
-        )
-        if executor.record(log, outcome, now=now):
-            failed.append(log)
-    requeued = list(Log.objects.filter(expired, state=Log.State.QUEUED).select_related("endpoint"))
-    for log in requeued:
-        log.lease_expires_at = now + QUEUED_LEASE
-    Log.objects.bulk_update(requeued, ["lease_expires_at"])
-    return failed, requeued
 
 
 def next_wakeup(now: datetime, ahead: timedelta = timedelta(0)) -> datetime | None:
@@ -371,13 +347,6 @@ def next_due() -> tuple[datetime | None, datetime | None]:
         .first()
     )
     return slot, pending
-
-
-def has_expired_leases(now: datetime) -> bool:
-    """Whether recover_stuck has anything to do (one read of log_open_lease_idx)."""
-    return Log.objects.filter(
-        state__in=(Log.State.QUEUED, Log.State.RUNNING), lease_expires_at__lt=now
-    ).exists()
 
 
 def _advance(endpoints: list[Endpoint]) -> None:

@@ -1,7 +1,9 @@
 """The dispatcher loop that `manage.py qcluster` runs beside the django-q2 cluster.
 
 It wakes at the next due instant (never more than `max_sleep` between looks), runs one pass of
-the dispatcher, hands what it queued to the broker, and keeps a heartbeat.
+the dispatcher, hands what it queued to the broker, and keeps its cluster's heartbeat; every
+SWEEP_EVERY it takes back the runs of clusters whose heartbeat went stale (runs/cluster.py).
+With `dispatching=False` (`qcluster --no-dispatcher`) it only keeps the heartbeat.
 """
 
 from __future__ import annotations
@@ -17,18 +19,20 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from runs import dispatcher, notifications, services
+from runs import cluster, dispatcher, notifications, services
 from runs.models import Heartbeat, Log
 
 logger = logging.getLogger("runs.dispatcher")
-SWEEP_EVERY = timedelta(seconds=5)
+# How often lost runs are looked for: a dead cluster's runs are back CLUSTER_STALE + this after
+# its last heartbeat at the latest.
+SWEEP_EVERY = timedelta(seconds=2)
 # Slots are dispatched this long before they are due, so that their runs are already in a
-# worker's hands at the instant (runs/batch.py holds each until its due_at). At most the
+# worker's hands at the instant (runs/tasks.py holds each until its due_at). At most the
 # shortest schedule period (1 s): one early slot per endpoint at a time.
 DISPATCH_AHEAD = timedelta(seconds=1)
 # How often to look again while an endpoint due within DISPATCH_AHEAD waits on an open run.
 DEFERRED_POLL = 0.05
-HEARTBEAT_EVERY = timedelta(seconds=5)
+HEARTBEAT_EVERY = timedelta(seconds=3)
 
 
 class DispatcherLoop:
@@ -39,17 +43,24 @@ class DispatcherLoop:
         enqueue: Callable[[list[Log]], None] = services.enqueue_many,
         max_sleep: float = 1.0,
         ahead: timedelta = DISPATCH_AHEAD,
+        cluster_id: str = "",
+        name: str = "",
+        dispatching: bool = True,
     ) -> None:
         self.ahead = ahead
         self.clock = clock
         self.enqueue = enqueue
         self.max_sleep = max_sleep
         self.stopping = threading.Event()
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.cluster_id = cluster_id or cluster.current()
+        self.dispatching = dispatching
+        # In a cluster the sentinel removes the heartbeat, once its workers have finished.
+        self.keep_heartbeat = False
         self.started_at = clock()
         self.dispatched = 0
-        # Sweeps fall between heartbeats, so that no one tick carries both.
-        self._next_sweep = self.started_at + SWEEP_EVERY / 2
+        # The first pass looks for lost runs at once (a restart after a crash).
+        self._next_sweep = self.started_at
         self._next_heartbeat = self.started_at
         self._last_tick_ms = 0.0
 
@@ -58,6 +69,10 @@ class DispatcherLoop:
 
     def run(self) -> None:
         logger.info("dispatcher %s started", self.name)
+        try:
+            cluster.forget_dead_neighbours(self.clock())
+        except DatabaseError as exc:
+            logger.warning("could not look for dead clusters on this host (%s)", exc)
         failures = 0
         while not self.stopping.is_set():
             try:
@@ -76,31 +91,36 @@ class DispatcherLoop:
                 logger.exception("dispatcher pass crashed; retrying in %.1f s", delay)
             close_old_connections()
             self.stopping.wait(delay)
-        self._remove_heartbeat()
+        if not self.keep_heartbeat:
+            self._remove_heartbeat()
         logger.info("dispatcher %s stopped", self.name)
 
     def tick(self) -> float:
         """One pass; returns how long to sleep before the next one."""
         started = time.monotonic()
         now = self.clock()
+        if not self.dispatching:
+            if now >= self._next_heartbeat:
+                self._beat(now)
+            return self.max_sleep
         to_run: list[Log] = []
         deferred = 0
         # Two index-only reads say whether anything is due; an idle tick stops there.
         slot, pending = dispatcher.next_due()
         if slot is not None and slot <= now + self.ahead:
             while True:
-                due = dispatcher.dispatch_due(now, ahead=self.ahead)
+                due = dispatcher.dispatch_due(now, ahead=self.ahead, cluster=self.cluster_id)
                 to_run += due.to_run
                 deferred += due.deferred
-                if due.endpoints + due.deferred < 500:  # a full batch: more may be waiting
+                # Deferred endpoints stay due (their slot has not come): counting them as
+                # progress would loop for ever on a page of them.
+                if due.endpoints + due.deferred < 500 or not due.endpoints:
                     break
         if pending is not None and pending <= now:
-            to_run += dispatcher.dispatch_pending(now).to_run
+            to_run += dispatcher.dispatch_pending(now, cluster=self.cluster_id).to_run
         if now >= self._next_sweep:
-            if dispatcher.has_expired_leases(now):
-                failed, requeued = dispatcher.recover_stuck(now)
-                for log in failed:
-                    logger.warning("%s was stuck (worker lost); marked failed", log.run_id)
+            if cluster.needs_recovery(now, self.cluster_id):
+                _, requeued = cluster.recover_stuck(now, cluster=self.cluster_id)
                 to_run += requeued
             notifications.due(now)
             self._next_sweep = now + SWEEP_EVERY
@@ -128,6 +148,7 @@ class DispatcherLoop:
         Heartbeat.objects.update_or_create(
             name=self.name,
             defaults={
+                "cluster_id": self.cluster_id,
                 "host": host,
                 "pid": int(pid),
                 "started_at": self.started_at,

@@ -12,6 +12,8 @@ from endpoints.models import Endpoint
 
 # How long past its own timeout a claimed run may stay unfinished before it counts as stuck.
 LEASE_GRACE = timedelta(seconds=30)
+# A cluster whose heartbeat is older than this is presumed dead: its runs are recovered.
+CLUSTER_STALE = timedelta(seconds=15)
 
 
 class LogQuerySet(models.QuerySet):
@@ -93,6 +95,11 @@ class Log(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cluster = models.CharField(
+        max_length=36,
+        blank=True,
+        help_text="The qcluster that queued or claimed this run.",
+    )
 
     request = models.JSONField(default=dict, blank=True, help_text="As sent, secrets masked.")
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -132,6 +139,11 @@ class Log(models.Model):
                 condition=models.Q(state__in=["queued", "running"]),
             ),
             models.Index(fields=["state", "-id"], name="log_state_latest_idx"),
+            models.Index(
+                fields=["cluster"],
+                name="log_open_cluster_idx",
+                condition=models.Q(state__in=["queued", "running"]),
+            ),
         ]
         permissions = [("retry_log", "Can retry a run")]
 
@@ -189,16 +201,28 @@ def _key(basis: str) -> str:
     return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
 
 
+class HeartbeatQuerySet(models.QuerySet):
+    def fresh(self, now: datetime) -> HeartbeatQuerySet:
+        return self.filter(last_seen_at__gte=now - CLUSTER_STALE)
+
+    def stale(self, now: datetime) -> HeartbeatQuerySet:
+        return self.filter(last_seen_at__lt=now - CLUSTER_STALE)
+
+
 class Heartbeat(models.Model):
-    """One running dispatcher (one per `qcluster` process): read by the status page and /healthz."""
+    """One running cluster (one per `qcluster` process): read by the status page and /healthz,
+    and by every dispatcher, which recovers the runs of a cluster whose heartbeat went stale."""
 
     name = models.CharField(max_length=200, unique=True, help_text="host:pid")
+    cluster_id = models.CharField(max_length=36, blank=True, db_index=True)
     host = models.CharField(max_length=150)
     pid = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     last_seen_at = models.DateTimeField(db_index=True)
     last_tick_ms = models.FloatField(default=0, help_text="Duration of the last dispatcher pass.")
     dispatched = models.PositiveBigIntegerField(default=0, help_text="Runs queued since start.")
+
+    objects = HeartbeatQuerySet.as_manager()
 
     def __str__(self) -> str:
         return self.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -14,8 +15,9 @@ from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
 from runs import executor
 from runs.models import Log, new_idempotency_key
 
-TASK = "runs.tasks.run_log"
 BATCH_TASK = "runs.tasks.run_batch"
+# Runs per batch task.
+MAX_BATCH = 500
 
 
 def create_run(
@@ -65,33 +67,36 @@ def enqueue(log: Log) -> None:
     """Hand a queued Log to the django-q2 broker after the current transaction commits."""
     from django_q.tasks import async_task
 
-    transaction.on_commit(lambda: async_task(TASK, log.pk, task_name=log.run_id))
+    transaction.on_commit(lambda: async_task(BATCH_TASK, [log.pk], task_name=log.run_id))
 
 
 def enqueue_many(logs: list[Log]) -> None:
     """Hand already-committed queued Logs to the broker.
 
-    HTTP runs go in batches, one task each (runs/batch.py: claimed together, called
-    concurrently) per due instant, spread so that every worker gets one; Python handlers in a
-    batch of their own each (they run in the worker's own thread).
+    Runs go in batches, one task each (claimed together, then performed by the worker's engine)
+    per due instant, spread so that every worker gets one.
     """
     from django.conf import settings
     from django_q.tasks import async_task
 
-    from runs import batch
-
-    chunks: list[list[Log]] = []
-    calls: dict[datetime, list[Log]] = {}
+    due: dict[datetime, list[Log]] = {}
     for log in logs:
-        if log.endpoint.kind == Endpoint.Kind.HTTP:
-            calls.setdefault(log.due_at, []).append(log)
-        else:
-            chunks.append([log])
-    for due_at in sorted(calls):
-        chunks += batch.split(calls[due_at], settings.Q_CLUSTER["workers"])
+        due.setdefault(log.due_at, []).append(log)
+    chunks: list[list[Log]] = []
+    for due_at in sorted(due):
+        chunks += split(due[due_at], settings.Q_CLUSTER["workers"])
     for chunk in chunks:
         name = f"{chunk[0].run_id} (+{len(chunk) - 1})" if len(chunk) > 1 else chunk[0].run_id
         async_task(BATCH_TASK, [log.pk for log in chunk], task_name=name)
+
+
+def split(logs: list[Log], workers: int) -> list[list[Log]]:
+    """Batches for `workers` worker processes: every worker busy, none above MAX_BATCH."""
+    if not logs:
+        return []
+    count = max(math.ceil(len(logs) / MAX_BATCH), min(len(logs), workers))
+    size = math.ceil(len(logs) / count)
+    return [logs[start : start + size] for start in range(0, len(logs), size)]
 
 
 def run_in_foreground(
@@ -195,23 +200,19 @@ def run_due_inline(now: datetime, *, budget_seconds: float, batch_size: int) -> 
     """Dispatch what is due and execute it in this process, for hosts with no worker.
 
     1. Recover stuck runs, dispatch due slots and due pending runs (the dispatcher's passes).
-    2. Execute queued runs that are due, oldest first, until `budget_seconds` are spent; the
-       rest wait for the next call. A run a worker claims first is left to it (execute is
-       idempotent), so a cluster running beside this changes nothing.
+    2. Execute the queued runs that are due (the oldest `batch_size`) together, each within its
+       own timeout, if the passes left any of `budget_seconds`; the rest wait for the next call.
+       A run a worker claims first is left to it (the claim is conditional), so a cluster
+       running beside this changes nothing.
     Returns the runs executed here, finished.
     """
-    from runs import dispatcher
+    from runs import cluster, dispatcher
 
     started = time.monotonic()
-    dispatcher.recover_stuck(now)
+    cluster.recover_stuck(now)
     dispatcher.dispatch_due(now, trigger=Log.Trigger.CRON_ENDPOINT)
     dispatcher.dispatch_pending(now)
     due = Log.objects.filter(state=Log.State.QUEUED, due_at__lte=now).order_by("due_at", "id")
-    finished = []
-    for log_id in list(due.values_list("pk", flat=True)[:batch_size]):
-        if time.monotonic() - started >= budget_seconds:
-            break
-        log = executor.execute(log_id)
-        if log is not None:
-            finished.append(log)
-    return finished
+    if time.monotonic() - started >= budget_seconds:
+        return []
+    return executor.execute_many(list(due.values_list("pk", flat=True)[:batch_size]))

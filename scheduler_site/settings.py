@@ -191,9 +191,12 @@ SCHEDULER_CA_BUNDLE = env.str("SCHEDULER_CA_BUNDLE", default="")
 SCHEDULER_TLS_WARNING_DAYS = env.int("SCHEDULER_TLS_WARNING_DAYS", default=14)
 # Longest a single run may take; the per-endpoint timeout is capped by it.
 SCHEDULER_MAX_TIMEOUT_SECONDS = 300
-# A queued run whose task has not started after this long is handed to the broker again
-# (a broker that lost it, a worker that died holding it); running it twice is impossible.
-SCHEDULER_QUEUED_LEASE_SECONDS = env.int("SCHEDULER_QUEUED_LEASE_SECONDS", default=300)
+# A queued run held by no cluster (queued by a web process) whose task has not started after
+# this long is handed to the broker again (a broker that lost it); running it twice is
+# impossible. Runs held by a cluster come back as soon as that cluster's heartbeat is stale.
+SCHEDULER_QUEUED_LEASE_SECONDS = env.int("SCHEDULER_QUEUED_LEASE_SECONDS", default=60)
+# Calls in flight at once per worker process; more wait their turn (none is dropped).
+SCHEDULER_MAX_IN_FLIGHT = env.int("SCHEDULER_MAX_IN_FLIGHT", default=1000)
 # Environment variables request templates may read as {{ env.NAME }} (none unless listed).
 SCHEDULER_TEMPLATE_ENV = env.list("SCHEDULER_TEMPLATE_ENV", default=[])
 # Slots one backfill may cover.
@@ -202,10 +205,13 @@ SCHEDULER_MAX_BACKFILL_SLOTS = env.int("SCHEDULER_MAX_BACKFILL_SLOTS", default=1
 Q_CLUSTER = {
     "name": "cronplane",
     "workers": env.int("WORKERS", default=2),
-    # A run is bounded by its own timeout (≤ SCHEDULER_MAX_TIMEOUT_SECONDS); the task timeout is a
-    # backstop above it, and `retry` must exceed `timeout` or the ORM broker re-delivers live tasks.
-    "timeout": SCHEDULER_MAX_TIMEOUT_SECONDS + 60,
-    "retry": SCHEDULER_MAX_TIMEOUT_SECONDS + 120,
+    # A batch task only claims its runs and hands them to the worker's engine (runs/engine.py),
+    # so it takes milliseconds (at most a 2 s wait for its slot): the timeout is a backstop, and
+    # `retry` must exceed it or the ORM broker re-delivers live tasks.
+    "timeout": 60,
+    "retry": 120,
+    # A recycled worker first finishes its calls in flight (runs/engine.py drain): rarely.
+    "recycle": 1_000_000,
     "max_attempts": 1,
     # Our Log rows are the record of every run; django-q2 keeps only failed tasks.
     "save_limit": -1,

@@ -1,7 +1,7 @@
 """A real HTTP server on 127.0.0.1 for tests: records what it receives, answers by path.
 
 /ok                  200 {"ok": true}
-/status/<code>       that status (a Retry-After: 0 header on 429/503)
+/status/<code>       that status (a Retry-After header on 429/503: ?retry_after=N, default 0)
 /slow/<seconds>      waits, then 200
 /big/<bytes>         a body of that many bytes
 /text/<words>        200 with the words as the body
@@ -82,7 +82,8 @@ class Target:
             status = int(arg)
             body = json.dumps({"status": status}).encode()
             if status in (429, 503):
-                headers["Retry-After"] = "0"
+                query = parse_qs(urlsplit(request.path).query)
+                headers["Retry-After"] = query.get("retry_after", ["0"])[0]
         elif route == "slow":
             time.sleep(float(arg))
         elif route == "big":

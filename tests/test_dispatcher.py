@@ -2,9 +2,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from calls.spec import Outcome
 from endpoints.models import Endpoint
-from runs import dispatcher, executor, http
+from runs import cluster, dispatcher
 from runs.models import Log
+from runs.recording import record
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 
@@ -248,8 +250,8 @@ def test_a_run_whose_worker_died_is_failed_with_a_reason_and_retried(due):
         started_at=T0,
         lease_expires_at=T0 + timedelta(seconds=40),
     )
-    assert dispatcher.recover_stuck(T0 + timedelta(seconds=39)) == ([], [])
-    failed, _ = dispatcher.recover_stuck(T0 + timedelta(seconds=41))
+    assert cluster.recover_stuck(T0 + timedelta(seconds=39)) == ([], [])
+    failed, _ = cluster.recover_stuck(T0 + timedelta(seconds=41))
     assert [log.pk for log in failed] == [stuck.pk]
     stuck.refresh_from_db()
     assert (stuck.state, stuck.error_class) == ("failed", "stuck")
@@ -261,8 +263,8 @@ def test_a_run_whose_worker_died_is_failed_with_a_reason_and_retried(due):
 def test_a_late_result_does_not_overwrite_a_run_given_up_on(due):
     endpoint = due(max_attempts=1)
     log = Log.objects.create(endpoint=endpoint, state=Log.State.RUNNING, lease_expires_at=T0)
-    dispatcher.recover_stuck(T0 + timedelta(seconds=1))
-    assert executor.record(log, http.Outcome(ok=True)) is False
+    cluster.recover_stuck(T0 + timedelta(seconds=1))
+    assert record(log, Outcome(ok=True)) is False
     log.refresh_from_db()
     assert log.state == "failed"
 
@@ -270,10 +272,10 @@ def test_a_late_result_does_not_overwrite_a_run_given_up_on(due):
 def test_a_queued_run_whose_task_was_lost_is_handed_out_again(due):
     endpoint = due()
     lost = Log.objects.create(endpoint=endpoint, state=Log.State.QUEUED, lease_expires_at=T0)
-    _, requeued = dispatcher.recover_stuck(T0 + timedelta(seconds=1))
+    _, requeued = cluster.recover_stuck(T0 + timedelta(seconds=1))
     assert [log.pk for log in requeued] == [lost.pk]
     lost.refresh_from_db()
-    assert lost.lease_expires_at > T0 + timedelta(minutes=4)
+    assert lost.lease_expires_at == T0 + timedelta(seconds=1) + cluster.QUEUED_LEASE
 
 
 def test_next_wakeup_is_the_earliest_slot_or_pending_run(due):

@@ -2,26 +2,25 @@ import socket
 from datetime import timedelta
 
 import pytest
-import requests
-import responses
 from django.utils import timezone
 
-from runs import executor, http, services
+from calls import guard
+from calls.spec import Outcome, parse_retry_after
+from runs import executor, recording, services
 from runs.models import Log
 
 
 def test_backoff_grows_exponentially_with_jitter_and_stays_under_the_cap():
     for attempt, ceiling in [(1, 10), (2, 20), (3, 40), (4, 80)]:
-        delays = [executor.backoff_delay(attempt, 10, 60) for _ in range(200)]
+        delays = [recording.backoff_delay(attempt, 10, 60) for _ in range(200)]
         assert min(delays) >= min(ceiling, 60) / 2
         assert max(delays) <= min(ceiling, 60)
         assert len(set(delays)) > 1  # jittered
 
 
-@responses.activate
-def test_retry_after_is_honoured(make_endpoint):
-    endpoint = make_endpoint(name="limited", url="https://api.example.com/x", max_attempts=2)
-    responses.get("https://api.example.com/x", status=429, headers={"Retry-After": "120"})
+def test_retry_after_is_honoured(make_endpoint, target):
+    url = target.url("/status/429?retry_after=120")
+    endpoint = make_endpoint(name="limited", url=url, max_attempts=2)
     log = services.create_run(endpoint)
     before = timezone.now()
     executor.execute(log.pk)
@@ -32,31 +31,23 @@ def test_retry_after_is_honoured(make_endpoint):
 
 def test_retry_after_accepts_an_http_date():
     later = timezone.now() + timedelta(seconds=90)
-    seconds = http.parse_retry_after(later.strftime("%a, %d %b %Y %H:%M:%S GMT"))
+    seconds = parse_retry_after(later.strftime("%a, %d %b %Y %H:%M:%S GMT"))
     assert 85 <= seconds <= 91
-    assert http.parse_retry_after("soon") is None
+    assert parse_retry_after("soon") is None
 
 
-@responses.activate
-def test_a_dns_failure_has_the_dns_class(make_endpoint):
+def test_a_dns_failure_has_the_dns_class(make_endpoint, monkeypatch):
+    def no_such_host(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(guard, "resolver", no_such_host)
     endpoint = make_endpoint(name="typo", url="https://no-such-host.example/x", max_attempts=1)
-    cause = socket.gaierror(-2, "Name or service not known")
-    responses.get("https://no-such-host.example/x", body=requests.ConnectionError(cause))
     log = executor.execute(services.create_run(endpoint).pk)
     assert (log.state, log.error_class) == ("failed", "dns")
     assert "DNS lookup failed" in log.error_message
 
 
-@responses.activate
-def test_a_tls_failure_has_the_tls_class(make_endpoint):
-    endpoint = make_endpoint(name="badcert", url="https://expired.example/x", max_attempts=1)
-    responses.get(
-        "https://expired.example/x",
-        body=requests.exceptions.SSLError("certificate verify failed: certificate has expired"),
-    )
-    log = executor.execute(services.create_run(endpoint).pk)
-    assert (log.state, log.error_class) == ("failed", "tls")
-    assert "certificate has expired" in log.error_message
+# An untrusted certificate failing as `tls`: tests/test_timing.py, against a real HTTPS server.
 
 
 def test_executing_a_log_twice_runs_it_once(make_endpoint, target):
@@ -106,5 +97,5 @@ def test_a_handler_returning_odd_values_still_records_json(make_endpoint):
     ],
 )
 def test_what_is_worth_retrying(error_class, status, retryable):
-    outcome = http.Outcome(ok=False, error_class=error_class, status_code=status)
+    outcome = Outcome(ok=False, error_class=error_class, status_code=status)
     assert outcome.retryable is retryable

@@ -13,11 +13,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from calls import templating
+from calls.build import build_call
 from dashboard.forms import EndpointForm
 from dashboard.preview import anchor_of, preview_schedule
 from dashboard.views.common import _get_endpoint_for_user
 from endpoints.models import Endpoint
-from runs import executor
 
 
 @login_required
@@ -84,7 +84,7 @@ def dry_run(form: EndpointForm) -> dict[str, Any]:
     if endpoint.kind == Endpoint.Kind.HANDLER:
         return {"handler": endpoint.handler, "payload": endpoint.payload}
     try:
-        return {"request": executor.build_call(endpoint).snapshot()}
+        return {"request": build_call(endpoint).snapshot()}
     except templating.TemplateError as exc:
         return {"errors": {"headers": [str(exc)]}}
 

@@ -1,9 +1,18 @@
 """`manage.py qcluster`: django-q2's cluster (workers that execute runs) plus our dispatcher.
 
 Processes: this one is django-q2's sentinel (it forks and guards the others); the pusher,
-which feeds the workers from the broker, also runs the dispatcher loop in a thread; then
-django-q2's monitor and the WORKERS worker processes. (django-q2's own `qcluster` forks the
-sentinel from a parent that only waits for it: one process more, for nothing.)
+which feeds the workers from the broker, also runs the dispatcher loop in a thread (and the
+cluster's heartbeat); then django-q2's monitor and the WORKERS worker processes, each with its
+execution engine (runs/engine.py). (django-q2's own `qcluster` forks the sentinel from a parent
+that only waits for it: one process more, for nothing.)
+
+Stopping (SIGTERM or SIGINT, to this process alone or to every process at once, as honcho,
+systemd and Kubernetes do): the other processes ignore both signals and this one stops them in
+order. 1. The dispatcher finishes its pass and stops. 2. The runs it had queued are left a few
+seconds to be claimed; any still queued are released for another cluster (or the next start)
+to hand out at once. 3. django-q2 stops the pusher, then the workers: each worker's engine
+finishes its calls in flight (each within its own deadline) and records them. 4. Nothing is
+reincarnated meanwhile; the heartbeat is kept until the workers are gone, then removed.
 
 Memory (DESIGN §9: the whole cluster under 400 MB RSS): every process forked from this one
 counts, in its own RSS, each page this process had touched when it forked. So this process keeps
@@ -17,8 +26,10 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
+import time
 import traceback
 import uuid
 
@@ -29,9 +40,13 @@ from django_q.cluster import Cluster, Sentinel
 from django_q.management.commands.qcluster import Command as DjangoQClusterCommand
 from django_q.pusher import pusher
 
-from runs.dispatcher_loop import DispatcherLoop
+from runs import cluster
+from runs.dispatcher_loop import HEARTBEAT_EVERY, DispatcherLoop
 
 RETENTION_TASK = "runs.retention.prune_logs_task"
+# How long a stopping cluster leaves the runs it queued to be claimed (they are handed over at
+# most 1 s before their slot) before it releases them.
+HANDOFF_SECONDS = 3.0
 
 logger = logging.getLogger("runs.dispatcher")
 
@@ -75,15 +90,20 @@ class Command(DjangoQClusterCommand):
 
     def handle(self, *args, **options) -> None:
         settings.SECRET_KEY  # noqa: B018 — fail early, as django-q2 does, without a key
-        if options["no_dispatcher"]:
-            return super().handle(*args, **options)
-        ensure_daily_retention()
-        if options.get("run_once"):
-            return self._run_once()
+        dispatching = not options["no_dispatcher"]
+        if dispatching:
+            ensure_daily_retention()
+            if options.get("run_once"):
+                return self._run_once()
+        cluster_id = uuid.uuid4()
+        os.environ[cluster.ENV] = str(cluster_id)  # the workers' claims carry it
         # Close inherited connections: the cluster forks its processes from this one.
         db.connections.close_all()
-        stop_event, start_event, dispatch_stop = (multiprocessing.Event() for _ in range(3))
-        sentinel = DispatchingSentinel(stop_event, start_event, uuid.uuid4(), dispatch_stop)
+        events = [multiprocessing.Event() for _ in range(4)]
+        stop_event, start_event, dispatch_stop, dispatch_stopped = events
+        sentinel = DispatchingSentinel(
+            stop_event, start_event, cluster_id, dispatch_stop, dispatch_stopped, dispatching
+        )
 
         def stop(signum, frame) -> None:
             # Stop dispatching first (queue nothing new), then let the workers finish. From a
@@ -115,8 +135,13 @@ class Command(DjangoQClusterCommand):
 class DispatchingSentinel(Sentinel):
     """django-q2's sentinel, run in the command's own process, whose pusher dispatches too."""
 
-    def __init__(self, stop_event, start_event, cluster_id, dispatch_stop) -> None:
+    def __init__(
+        self, stop_event, start_event, cluster_id, dispatch_stop, dispatch_stopped, dispatching
+    ) -> None:
         self.dispatch_stop = dispatch_stop
+        self.dispatch_stopped = dispatch_stopped
+        self.dispatching = dispatching
+        self.heartbeat_name = f"{socket.gethostname()}:{os.getpid()}"
         super().__init__(stop_event, start_event, cluster_id, start=False)
 
     def spawn_pusher(self):
@@ -126,16 +151,77 @@ class DispatchingSentinel(Sentinel):
             self.event_out,
             self.broker,
             self.dispatch_stop,
+            self.dispatch_stopped,
             os.getpid(),
+            str(self.cluster_id),
+            self.heartbeat_name,
+            self.dispatching,
         )
 
+    def reincarnate(self, process) -> None:
+        if self.stop_event.is_set():
+            return  # stopping: what has ended stays ended
+        super().reincarnate(process)
 
-def push_and_dispatch(task_queue, event_out, broker, dispatch_stop, sentinel_pid: int) -> None:
+    def stop(self) -> None:
+        """Steps 1-4 of the module docstring."""
+        me = str(self.cluster_id)
+        self.dispatch_stop.set()
+        self.dispatch_stopped.wait(10)
+        beating = threading.Event()
+        # No process is forked from here on, so a thread in this process is safe now.
+        keeper = threading.Thread(target=self._keep_beating, args=(beating,), daemon=True)
+        keeper.start()
+        try:
+            self._hand_off_queued(me)
+            super().stop()
+            cluster.abandon(me, _now())
+        except db.DatabaseError as exc:
+            logger.warning("stopping: the database did not answer (%s)", exc)
+        finally:
+            beating.set()
+            keeper.join(5)
+            try:
+                cluster.remove_heartbeat(self.heartbeat_name)
+            except db.DatabaseError:
+                pass
+            db.connections.close_all()
+
+    def _hand_off_queued(self, me: str) -> None:
+        deadline = time.monotonic() + HANDOFF_SECONDS
+        while cluster.holds_queued(me) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        released = cluster.release(me, _now())
+        if released:
+            logger.info("released %d queued runs for another cluster to hand out", released)
+
+    def _keep_beating(self, done: threading.Event) -> None:
+        try:
+            while not done.wait(HEARTBEAT_EVERY.total_seconds()):
+                cluster.touch_heartbeat(self.heartbeat_name, _now())
+        except db.DatabaseError:
+            pass
+        finally:
+            db.connections.close_all()
+
+
+def push_and_dispatch(
+    task_queue,
+    event_out,
+    broker,
+    dispatch_stop,
+    dispatch_stopped,
+    sentinel_pid: int,
+    cluster_id: str,
+    heartbeat_name: str,
+    dispatching: bool,
+) -> None:
     """The pusher process: django-q2's pusher, and the dispatcher loop in a thread beside it.
     (This process never forks, so a second thread in it is safe.)"""
-    loop = DispatcherLoop()
-    dispatching = threading.Thread(target=loop.run, name="cronplane-dispatcher")
-    dispatching.start()
+    loop = DispatcherLoop(cluster_id=cluster_id, name=heartbeat_name, dispatching=dispatching)
+    loop.keep_heartbeat = True  # the sentinel removes it once its workers are done
+    thread = threading.Thread(target=loop.run, name="cronplane-dispatcher")
+    thread.start()
 
     def watch() -> None:
         # Dispatching stops on the sentinel's word, or when the sentinel is gone (kill -9).
@@ -144,20 +230,41 @@ def push_and_dispatch(task_queue, event_out, broker, dispatch_stop, sentinel_pid
                 event_out.set()  # and the pusher with it
                 break
         loop.stop()
+        thread.join()
+        dispatch_stopped.set()
 
     threading.Thread(target=watch, name="cronplane-dispatcher-stop", daemon=True).start()
     try:
         pusher(task_queue, event_out, broker)
     finally:
         loop.stop()
-        dispatching.join()
+        thread.join()
 
 
 def _child_signals() -> None:
-    """What django-q2's sentinel gives the processes it forks: SIGINT ignored (a terminal's Ctrl-C
-    reaches the whole group; the sentinel stops them in order), SIGTERM the default."""
+    """The processes the sentinel forks ignore SIGINT and SIGTERM: a terminal's Ctrl-C reaches
+    the whole group, and honcho, systemd and Kubernetes signal every process at once; the
+    sentinel stops them in order. Each one ends by itself if the sentinel is killed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
+    threading.Thread(target=_end_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _end_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    from runs import engine  # a worker finishes and records its calls in flight first
+
+    if engine.current() is not None:
+        engine.current().drain()
+    os._exit(0)
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
 
 
 def ensure_daily_retention() -> None:

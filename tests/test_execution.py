@@ -1,4 +1,6 @@
-"""The batched, concurrent path (runs/batch.py) keeps the invariants of one run per task."""
+"""Claim, perform, record (runs/executor.py, runs/recording.py): many runs at once keep the
+invariants of one run. These call the path in the test's own thread (`execute_many`); the
+cluster's engine (tests/test_engine.py) runs the same claim, perform and record."""
 
 import os
 import signal
@@ -12,7 +14,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from runs import batch, dispatcher, services
+from runs import cluster, dispatcher, executor, services, tasks
 from runs.models import LEASE_GRACE, Log
 from tests.processes import ROOT, manage_env
 from tests.target import free_port
@@ -28,6 +30,14 @@ def queued(make_endpoint, urls: dict[str, str], **fields) -> list[Log]:
     return dispatcher.dispatch_due(now).to_run
 
 
+def run(log_ids: list[int]) -> dict[str, int]:
+    """Execute these Logs here; how many ended in each state."""
+    counts: dict[str, int] = {}
+    for log in executor.execute_many(log_ids):
+        counts[log.state] = counts.get(log.state, 0) + 1
+    return counts
+
+
 def by_name(logs: list[Log]) -> dict[str, Log]:
     fresh = Log.objects.filter(pk__in=[log.pk for log in logs]).select_related("endpoint")
     return {log.endpoint.name: log for log in fresh}
@@ -36,7 +46,7 @@ def by_name(logs: list[Log]) -> dict[str, Log]:
 def test_a_batch_runs_each_log_and_records_it_like_execute(make_endpoint, target):
     logs = queued(make_endpoint, {f"ok-{i}": target.url(f"/ok?i={i}") for i in range(5)})
 
-    counts = batch.run_batch([log.pk for log in logs])
+    counts = run([log.pk for log in logs])
 
     assert counts == {"success": 5}
     assert len(target.received) == 5
@@ -53,8 +63,8 @@ def test_a_batch_delivered_twice_runs_each_slot_once(make_endpoint, target):
     logs = queued(make_endpoint, {f"twice-{i}": target.url(f"/ok?i={i}") for i in range(4)})
     ids = [log.pk for log in logs]
 
-    batch.run_batch(ids)
-    assert batch.run_batch(ids) == {}
+    run(ids)
+    assert run(ids) == {}
 
     assert len(target.received) == 4
     assert all(log.endpoint.run_count == 1 for log in by_name(logs).values())
@@ -70,7 +80,7 @@ def test_two_deliveries_racing_run_each_slot_once(make_endpoint, target):
     def deliver() -> None:
         try:
             start.wait()
-            batch.run_batch(ids)
+            run(ids)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -99,7 +109,7 @@ def test_a_slow_call_does_not_hold_back_the_others_past_their_timeout(make_endpo
     )
     started = time.monotonic()
 
-    batch.run_batch([log.pk for log in logs])
+    run([log.pk for log in logs])
 
     assert time.monotonic() - started < 3, "the batch waited for the slow target, not its timeout"
     runs = by_name(logs)
@@ -126,7 +136,7 @@ def test_failing_calls_do_not_fail_the_rest_of_their_batch(make_endpoint, target
         timeout_seconds=0.5,
     )
 
-    counts = batch.run_batch([log.pk for log in logs])
+    counts = run([log.pk for log in logs])
 
     assert counts == {"failed": 4, "success": 1}
     runs = by_name(logs)
@@ -148,7 +158,7 @@ def test_a_success_after_failures_resets_the_streak_through_record(make_endpoint
     endpoint.consecutive_failures = 3
     endpoint.save(update_fields=["consecutive_failures"])
 
-    batch.run_batch([log.pk for log in logs])
+    run([log.pk for log in logs])
 
     runs = by_name(logs)
     assert runs["back"].state == "success"
@@ -159,11 +169,12 @@ def test_a_success_after_failures_resets_the_streak_through_record(make_endpoint
 
 def test_a_result_arriving_after_the_sweeper_gave_up_is_dropped(make_endpoint, target):
     logs = queued(make_endpoint, {"late": target.url("/ok")})
-    log = batch.claim([logs[0].pk], timezone.now())[0]
+    log = executor.claim([logs[0].pk], timezone.now())[0]
     Log.objects.filter(pk=log.pk).update(state="failed", error_class="stuck")
-    from runs import executor, http
+    from calls.spec import Outcome
+    from runs.recording import record_many
 
-    executor.record_many([(log, http.Outcome(ok=True, status_code=200), timezone.now())])
+    record_many([(log, Outcome(ok=True, status_code=200), timezone.now())])
 
     log.refresh_from_db()
     assert log.state == "failed" and log.error_class == "stuck"
@@ -185,7 +196,7 @@ def test_dry_runs_and_handlers_in_a_batch(make_endpoint, target):
     dry = services.create_run(call, dry_run=True, state="queued", now=now)
     handled = services.create_run(job, state="queued", now=now)
 
-    batch.run_batch([dry.pk, handled.pk])
+    run([dry.pk, handled.pk])
 
     dry.refresh_from_db()
     handled.refresh_from_db()
@@ -216,15 +227,15 @@ def test_enqueue_many_hands_http_runs_over_in_batches(make_endpoint, target, set
 
 def test_batches_fill_every_worker_and_stay_under_the_cap():
     logs = list(range(1000))
-    sizes = [len(chunk) for chunk in batch.split(logs, 2)]
-    assert sum(sizes) == 1000 and max(sizes) <= batch.MAX_BATCH and len(sizes) == 2
-    assert len(batch.split(list(range(1200)), 2)) == 3
-    assert [len(chunk) for chunk in batch.split(logs[:3], 2)] == [2, 1]
-    assert batch.split([], 2) == []
+    sizes = [len(chunk) for chunk in services.split(logs, 2)]
+    assert sum(sizes) == 1000 and max(sizes) <= services.MAX_BATCH and len(sizes) == 2
+    assert len(services.split(list(range(1200)), 2)) == 3
+    assert [len(chunk) for chunk in services.split(logs[:3], 2)] == [2, 1]
+    assert services.split([], 2) == []
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_batch_leaves_its_runs_to_recover_stuck(make_endpoint, target):
+def test_a_process_killed_mid_call_leaves_its_runs_to_recover_stuck(make_endpoint, target):
     logs = queued(
         make_endpoint,
         {f"killed-{i}": target.url(f"/slow/30?i={i}") for i in range(3)},
@@ -234,7 +245,7 @@ def test_a_worker_killed_mid_batch_leaves_its_runs_to_recover_stuck(make_endpoin
     ids = ",".join(str(log.pk) for log in logs)
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "shell", "-c",
-         f"from runs.batch import run_batch; run_batch([{ids}])"],
+         f"from runs.executor import execute_many; execute_many([{ids}])"],
         cwd=ROOT, env=manage_env(), start_new_session=True,
     )  # fmt: skip
     try:
@@ -248,10 +259,10 @@ def test_a_worker_killed_mid_batch_leaves_its_runs_to_recover_stuck(make_endpoin
         worker.wait(timeout=10)
 
     # Nothing is given up on before the lease (timeout + grace) runs out...
-    failed, _ = dispatcher.recover_stuck(timezone.now())
+    failed, _ = cluster.recover_stuck(timezone.now())
     assert failed == []
     later = timezone.now() + timedelta(seconds=5) + LEASE_GRACE + timedelta(seconds=1)
-    failed, _ = dispatcher.recover_stuck(later)
+    failed, _ = cluster.recover_stuck(later)
 
     assert sorted(log.pk for log in failed) == sorted(log.pk for log in logs)
     for log in by_name(logs).values():
@@ -269,7 +280,9 @@ def test_a_slot_taken_early_is_called_at_its_instant_not_before(make_endpoint, t
     logs = dispatcher.dispatch_due(now, ahead=timedelta(seconds=1)).to_run
     assert [log.scheduled_for for log in logs] == [slot]
     assert logs[0].due_at == slot and logs[0].state == "queued"
-    batch.run_batch([logs[0].pk])
+    assert run([logs[0].pk]) == {}  # not before its time
+    tasks._hold_until_due([logs[0].pk])  # what a batch task does
+    run([logs[0].pk])
 
     log = Log.objects.get(pk=logs[0].pk)
     assert log.state == "success" and log.started_at >= slot
@@ -317,91 +330,12 @@ def test_a_due_slot_is_never_missed_because_the_next_one_is_taken_early(make_end
 
 
 def test_a_batch_never_runs_a_log_before_its_due_at(make_endpoint, target, monkeypatch):
-    monkeypatch.setattr(batch, "MAX_HOLD_SECONDS", 0.1)
+    monkeypatch.setattr(tasks, "MAX_HOLD_SECONDS", 0.1)
     endpoint = make_endpoint(name="not-yet", url=target.url("/ok"))
     log = services.create_run(endpoint, state="queued", now=timezone.now())
     Log.objects.filter(pk=log.pk).update(due_at=timezone.now() + timedelta(seconds=30))
 
-    assert batch.run_batch([log.pk]) == {}
+    assert tasks.run_batch([log.pk]) == {"claimed": 0}
 
     log.refresh_from_db()
     assert log.state == "queued" and target.received == []
-
-
-def _fake_calls(monkeypatch, behave) -> list[int]:
-    """Replace the HTTP call of every run with `behave(log)`; return the threads that made them."""
-    from runs import executor, http
-
-    threads: list[int] = []
-
-    def perform(log):
-        threads.append(threading.get_ident())
-        behave(log)
-        return http.Outcome(ok=True, status_code=200, duration_ms=1)
-
-    monkeypatch.setattr(executor, "perform", perform)
-    return threads
-
-
-def test_instant_calls_go_out_on_a_few_threads(make_endpoint, target, monkeypatch):
-    logs = queued(make_endpoint, {f"instant-{i}": target.url(f"/ok?i={i}") for i in range(60)})
-    threads = _fake_calls(monkeypatch, lambda log: None)
-
-    assert batch.run_batch([log.pk for log in logs]) == {"success": 60}
-
-    assert len(threads) == 60
-    # Not a thread per call: RUNNERS take them in turn (one doubling allowed for a slow tick).
-    assert len(set(threads)) <= 2 * batch.RUNNERS
-
-
-def test_calls_waiting_on_their_targets_all_run_side_by_side(make_endpoint, target, monkeypatch):
-    count = 4 * batch.RUNNERS + 3
-    logs = queued(make_endpoint, {f"waiting-{i}": target.url(f"/ok?i={i}") for i in range(count)})
-    # Each call waits until every one of them is in progress: they must all be, at once.
-    together = threading.Barrier(count, timeout=20)
-    _fake_calls(monkeypatch, lambda log: together.wait())
-
-    assert batch.run_batch([log.pk for log in logs]) == {"success": count}
-
-
-def test_nothing_is_written_while_calls_are_still_going_out(make_endpoint, target, monkeypatch):
-    from runs import executor
-
-    logs = queued(make_endpoint, {f"quiet-{i}": target.url(f"/ok?i={i}") for i in range(8)})
-    slow = logs[0].endpoint.name
-    release = threading.Event()
-    order = {log.pk: index for index, log in enumerate(logs)}
-
-    def behave(log) -> None:
-        if log.endpoint.name == slow:
-            release.wait(20)
-        else:
-            time.sleep(0.02 * order[log.pk])  # ending one after the other, within 0.15 s
-
-    _fake_calls(monkeypatch, behave)
-    written: list[list[str]] = []
-    record_many = executor.record_many
-
-    def spy(finished):
-        written.append(sorted(log.endpoint.name for log, _, _ in finished))
-        release.set()
-        return record_many(finished)
-
-    monkeypatch.setattr(executor, "record_many", spy)
-    monkeypatch.setattr(batch, "QUIET_SECONDS", 1.0)
-
-    assert batch.run_batch([log.pk for log in logs]) == {"success": 8}
-
-    # The quick ones in one write once QUIET_SECONDS had passed (not as they ended, while the
-    # others were going out), the slow one when it ended.
-    assert written == [sorted(log.endpoint.name for log in logs[1:]), [slow]]
-
-
-def test_calls_waiting_on_a_near_target_get_more_threads(make_endpoint, target, monkeypatch):
-    logs = queued(make_endpoint, {f"near-{i}": target.url(f"/ok?i={i}") for i in range(200)})
-    # 10 ms away, each: no call waits long enough to count as slow, but the process sits idle.
-    threads = _fake_calls(monkeypatch, lambda log: time.sleep(0.01))
-
-    assert batch.run_batch([log.pk for log in logs]) == {"success": 200}
-
-    assert len(set(threads)) > batch.RUNNERS

@@ -1,0 +1,195 @@
+"""The execution engine of a worker process: calls on one event loop, outcomes recorded in bulk.
+
+A django-q2 worker runs one task at a time. If a task waited for its calls, two slow targets
+would hold both workers and every other endpoint's slots would wait behind them. So a batch
+task only claims its runs and hands them here (`submit`), then returns:
+
+- the **loop thread** runs `executor.perform` for each run on one asyncio loop: HTTP calls
+  through one `calls.client.Client` (pooled keep-alive connections, at most
+  SCHEDULER_MAX_IN_FLIGHT at once — more wait, none is dropped — each ending by its own total
+  deadline), Python handlers each in a thread of their own with their own timeout;
+- the **recorder thread** takes finished runs off a queue and writes them with
+  `recording.record_many`, a batch at most every FLUSH_SECONDS. The ORM is never called from
+  the loop thread.
+
+`drain()` stops taking work, lets the calls in flight finish (each within its deadline),
+records them and stops both threads: django-q2 calls it when the worker process ends (a clean
+stop, or a recycle), through a multiprocessing finalizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from multiprocessing import util
+from queue import Empty, SimpleQueue
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connections
+
+from calls.client import Client
+from runs import executor
+from runs.models import Log
+from runs.recording import record_many
+
+logger = logging.getLogger(__name__)
+# Finished runs are written together, at most this long after the first of them finished.
+FLUSH_SECONDS = 0.05
+# And at most this many in one write.
+MAX_RECORD = 500
+# A write that failed (the database went away) is tried again after this.
+RECORD_RETRY_SECONDS = 1.0
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def current() -> Engine | None:
+    """This process's engine if it has one."""
+    return _engine if _engine is not None and _engine.pid == os.getpid() else None
+
+
+def engine() -> Engine:
+    """This process's engine, started on first use (after django-q2 forked the worker)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None or _engine.pid != os.getpid() or not _engine.accepting:
+            _engine = Engine()
+            _engine.start()
+            # Runs when the worker's task loop ends, before the process exits.
+            util.Finalize(_engine, _engine.drain, exitpriority=100)
+        return _engine
+
+
+class Engine:
+    def __init__(self, *, max_in_flight: int | None = None) -> None:
+        self.pid = os.getpid()
+        self.max_in_flight = max_in_flight or settings.SCHEDULER_MAX_IN_FLIGHT
+        self.loop = asyncio.new_event_loop()
+        self._finished: SimpleQueue[executor.Finished | None] = SimpleQueue()
+        self._in_flight = 0  # submitted and not yet recorded
+        self._idle = threading.Condition()
+        self.accepting = True
+        self._client: Client | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        ready = threading.Event()
+        self._threads = [
+            threading.Thread(
+                target=self._run_loop, args=(ready,), name="cronplane-loop", daemon=True
+            ),
+            threading.Thread(target=self._record, name="cronplane-recorder", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        ready.wait()
+
+    def submit(self, logs: list[Log]) -> None:
+        """Perform these claimed (running) Logs; returns at once."""
+        if not logs:
+            return
+        if not self.accepting:
+            # Stopping: the runs stay `running` and are recovered with their cluster.
+            logger.warning("engine stopping: %d claimed runs not started", len(logs))
+            return
+        with self._idle:
+            self._in_flight += len(logs)
+        self.loop.call_soon_threadsafe(self._start, logs)
+
+    def in_flight(self) -> int:
+        with self._idle:
+            return self._in_flight
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until everything submitted has been recorded; False if `timeout` came first."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Stop taking runs, finish and record those in flight, stop the threads."""
+        if not self.accepting:
+            return
+        self.accepting = False
+        limit = timeout if timeout is not None else settings.SCHEDULER_MAX_TIMEOUT_SECONDS + 5
+        if not self.wait_idle(limit):
+            logger.warning("engine stopped with %d runs unrecorded", self.in_flight())
+        self._finished.put(None)
+        if self._client is not None:
+            asyncio.run_coroutine_threadsafe(self._client.close(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        for thread in self._threads:
+            thread.join(5)
+
+    # --- the loop thread -------------------------------------------------------------------------
+
+    def _run_loop(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self._client = self.loop.run_until_complete(self._new_client())
+        ready.set()
+        self.loop.run_forever()
+
+    async def _new_client(self) -> Client:
+        return Client(max_in_flight=self.max_in_flight)
+
+    def _start(self, logs: list[Log]) -> None:
+        for log in logs:
+            task = self.loop.create_task(executor.perform_finished(log, self._client))
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        self._finished.put(task.result())
+
+    # --- the recorder thread ---------------------------------------------------------------------
+
+    def _record(self) -> None:
+        while True:
+            first = self._finished.get()
+            if first is None:
+                break
+            batch = [first]
+            flush_at = time.monotonic() + FLUSH_SECONDS
+            stopping = False
+            while len(batch) < MAX_RECORD:
+                try:
+                    item = self._finished.get(timeout=max(0.0, flush_at - time.monotonic()))
+                except Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            if stopping:
+                break
+        connections.close_all()
+
+    def _write(self, batch: list[executor.Finished]) -> None:
+        for _ in range(30):
+            try:
+                close_old_connections()
+                record_many(batch)
+                break
+            except DatabaseError as exc:
+                # The database went away: the verdicts wait here (their leases run meanwhile).
+                logger.warning("recording %d runs failed (%s); trying again", len(batch), exc)
+                connections.close_all()
+                time.sleep(RECORD_RETRY_SECONDS)
+            except Exception:
+                logger.exception("recording %d runs crashed", len(batch))
+                break
+        else:
+            logger.error("gave up recording %d runs; they will be recovered", len(batch))
+        with self._idle:
+            self._in_flight -= len(batch)
+            self._idle.notify_all()

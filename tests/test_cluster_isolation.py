@@ -1,0 +1,181 @@
+"""Real `manage.py qcluster` processes against real loopback targets: a dead cluster's runs come
+back within seconds, a stop signal sent to every process at once is a clean stop, and a healthy
+endpoint runs every slot beside slow and hostile neighbours."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from endpoints.models import Endpoint
+from runs.models import Heartbeat, Log
+from tests.hostile import HostileServer, endless, silent, trickle
+from tests.test_cluster_processes import alive, children, kill_group, start_cluster, wait_for
+
+pytestmark = [
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc"),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def every_second(name: str, url: str, **fields) -> Endpoint:
+    values = {
+        "name": name,
+        "kind": Endpoint.Kind.HTTP,
+        "url": url,
+        "method": "POST",
+        "headers": {"Content-Type": "application/json", "Authorization": "Bearer t0ken"},
+        "body": '{"report": "daily", "at": "{{ scheduled_at }}"}',
+        "schedule_type": Endpoint.ScheduleType.CRON,
+        "cron_expression": "* * * * * *",
+        "timezone": "UTC",
+        "retry_backoff_seconds": 0,
+        "max_attempts": 1,
+    }
+    values.update(fields)
+    endpoint = Endpoint(**values)
+    endpoint.full_clean()
+    endpoint.save()
+    return endpoint
+
+
+def stop(cluster, sig=signal.SIGTERM, *, group: bool = False, timeout: float = 60) -> str:
+    if group:
+        os.killpg(cluster.pid, sig)  # every process at once, as honcho and systemd do
+    else:
+        cluster.send_signal(sig)
+    try:
+        output, _ = cluster.communicate(timeout=timeout)
+    finally:
+        kill_group(cluster)
+    return output
+
+
+def test_a_killed_clusters_running_and_queued_runs_are_recovered_by_another(target):
+    slow = every_second(
+        "slow-held", target.url("/slow/30"), cron_expression="*/30 * * * * *", timeout_seconds=60
+    )
+    doomed = start_cluster(WORKERS="1")
+    survivor = None
+    try:
+        assert wait_for(Heartbeat.objects.exists, timeout=30), "the first cluster did not start"
+        held_by = Heartbeat.objects.get().cluster_id
+        Endpoint.objects.filter(pk=slow.pk).update(next_run_at=timezone.now())
+        assert wait_for(
+            lambda: Log.objects.filter(state="running", cluster=held_by).exists(), timeout=15
+        ), "the first cluster did not start calling"
+        # And runs it holds that no worker has claimed yet (a lease far away: only the
+        # cluster's heartbeat can bring them back).
+        quick = every_second("quick-held", target.url("/ok"), schedule_type="none")
+        far = timezone.now() + timedelta(hours=1)
+        queued = [
+            Log.objects.create(
+                endpoint=quick, state="queued", cluster=held_by, lease_expires_at=far
+            )
+            for _ in range(3)
+        ]
+        running = list(Log.objects.filter(state="running", cluster=held_by))
+
+        os.killpg(doomed.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        doomed.communicate(timeout=10)
+        survivor = start_cluster(WORKERS="1")
+
+        def recovered() -> bool:
+            fates = Log.objects.filter(pk__in=[log.pk for log in running + queued])
+            return all(log.state in ("failed", "success") for log in fates)
+
+        assert wait_for(recovered, timeout=25), list(Log.objects.values("id", "state", "cluster"))
+        took = time.monotonic() - killed_at
+    finally:
+        kill_group(doomed)
+        if survivor is not None:
+            stop(survivor)
+    assert took <= 20, f"recovered {took:.1f} s after the kill"
+    for log in Log.objects.filter(pk__in=[log.pk for log in running]):
+        assert (log.state, log.error_class) == ("failed", "stuck")
+    for log in Log.objects.filter(pk__in=[log.pk for log in queued]):
+        assert log.state == "success"  # handed out again and run by the survivor
+
+
+def test_a_stop_signal_to_every_process_at_once_is_a_clean_stop(target):
+    every_second("inflight", target.url("/slow/2"), timeout_seconds=10, overlap_policy="allow")
+    cluster = start_cluster(WORKERS="2")
+    try:
+        assert wait_for(lambda: Log.objects.filter(state="running").count() >= 2, timeout=30), (
+            "no call in flight"
+        )
+        forked = children(cluster.pid)
+        started = time.monotonic()
+        output = stop(cluster, group=True)
+        took = time.monotonic() - started
+    finally:
+        kill_group(cluster)
+
+    assert cluster.returncode == 0, output
+    assert "reincarnated" not in output, output
+    assert not any(alive(pid) for pid in forked)
+    assert took <= 10 + 5, f"stopped in {took:.1f} s"
+    assert not Log.objects.filter(state__in=("queued", "running")).exists()
+    # The calls in flight finished and were recorded, not cut off.
+    assert Log.objects.filter(state="success").count() >= 2
+    assert not Log.objects.filter(error_class="stuck").exists()
+    assert not Heartbeat.objects.exists()
+
+
+def test_ctrl_c_to_the_sentinel_alone_stops_it_cleanly_too(target):
+    every_second("ctrl-c", target.url("/slow/1"), timeout_seconds=5, overlap_policy="allow")
+    cluster = start_cluster(WORKERS="1")
+    try:
+        assert wait_for(lambda: Log.objects.filter(state="running").exists(), timeout=30)
+        output = stop(cluster, signal.SIGINT)
+    finally:
+        kill_group(cluster)
+    assert cluster.returncode == 0, output
+    assert "reincarnated" not in output, output
+    assert not Log.objects.filter(state__in=("queued", "running")).exists()
+
+
+def test_every_slot_of_a_healthy_endpoint_runs_beside_slow_and_hostile_targets(target):
+    servers = [HostileServer(behaviour) for behaviour in (trickle, endless, silent)]
+    try:
+        healthy = every_second("healthy", target.url("/ok"))
+        for number in range(4):
+            every_second(f"slow-{number}", target.url(f"/slow/6?n={number}"), timeout_seconds=10)
+        for server, name in zip(servers, ("trickle", "endless", "silent"), strict=True):
+            every_second(name, server.url("/"), timeout_seconds=2)
+        cluster = start_cluster(WORKERS="2")
+        try:
+            assert wait_for(lambda: Log.objects.filter(endpoint=healthy).exists(), timeout=30)
+            # Slots that passed while the cluster was starting were missed: start after them.
+            on_time = Log.objects.filter(endpoint=healthy).exclude(state="missed")
+            first = on_time.order_by("scheduled_for").first()
+            window_start = first.scheduled_for + timedelta(seconds=1)
+            time.sleep(8)  # the window under test: every slow and hostile call is in flight
+            window_end = window_start + timedelta(seconds=6)
+            output = stop(cluster)
+        finally:
+            kill_group(cluster)
+    finally:
+        for server in servers:
+            server.close()
+    assert cluster.returncode == 0, output
+
+    window = Log.objects.filter(
+        endpoint=healthy, scheduled_for__gte=window_start, scheduled_for__lt=window_end
+    )
+    assert sorted(window.values_list("state", flat=True)) == ["success"] * 6, list(
+        window.values("scheduled_for", "state", "reason")
+    )
+    hostile = Log.objects.filter(endpoint__name__in=("trickle", "endless", "silent"))
+    finished = hostile.exclude(state__in=("skipped", "missed"))
+    assert finished.exists()
+    for log in finished:
+        assert (log.state, log.error_class) == ("failed", "timeout"), (log.endpoint.name, log)
+        assert log.duration_ms <= 2000 + 1000, (log.endpoint.name, log.duration_ms)
