@@ -1,8 +1,11 @@
 """The catalog scenario: a big installation at rest (no cluster running).
 
-Ours: 100,000 endpoints and 1,000,000 finished logs; the dashboard's endpoint list, the API's
-job and schedule lists (first page, in-process through Django's test client: view + ORM +
-template time, no network), and the dispatcher's idle tick (nothing due) are timed.
+Ours: 100,000 endpoints and 1,000,000 finished logs (with --jobs realistic, the default, every
+endpoint is a copy of one job made through `manage.py applyjobs`: POST, a JSON body, an
+encrypted Bearer header, default policies; --jobs minimal: bulk_create of GETs); the
+dashboard's endpoint list, the API's job and schedule lists (first page, in-process through
+Django's test client: view + ORM + template time, no network), and the dispatcher's idle tick
+(nothing due) are timed.
 Baseline: 100,000 django-q2 Schedules and 1,000,000 saved tasks; the admin's schedule and
 task lists, and one pass of django-q2's scheduler with nothing due.
 Rows are copied from one template row with INSERT … SELECT over a number series (seconds, not
@@ -16,7 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from bench.harness import Environment, percentiles
+from bench.harness import Environment, make_jobs, percentiles
 
 
 def series_insert(model, template_pk, count: int, overrides: dict[str, str]) -> None:
@@ -63,12 +66,60 @@ def unique_text(expr: str) -> str:
     return "lower(hex(randomblob(16)))"
 
 
-def build_ours(endpoints: int, logs: int) -> None:
+def seconds_after(base: datetime, seconds_sql: str) -> str:
+    from django.db import connection
+
+    stamp = base.strftime("%Y-%m-%d %H:%M:%S")
+    if connection.vendor == "postgresql":
+        return f"(TIMESTAMPTZ '{stamp}+00' + ({seconds_sql}) * INTERVAL '1 second')"
+    return f"datetime('{stamp}', '+' || ({seconds_sql}) || ' seconds')"
+
+
+def build_realistic(env: Environment, endpoints: int) -> None:
+    """`endpoints` copies of one realistic job made through applyjobs (name, url, state varied)."""
+    from django.db import connection
+
     from endpoints.models import Endpoint
-    from runs.models import Log
 
     now = datetime.now(UTC)
     later = now + timedelta(hours=1)
+    [template] = make_jobs(
+        env, [{"name": "catalog-template", "url": "http://127.0.0.1:9/hook", "cron": "*/5 * * * *"}]
+    )
+    pg = connection.vendor == "postgresql"
+    overrides = {
+        "name": "'catalog-' || lpad(g::text, 6, '0')" if pg else "'catalog-' || printf('%%06d', g)",
+        "url": "'https://example.com/hook/' || g",
+        "enabled": "(g %% 20 != 0)",
+        "next_run_at": seconds_after(later, "g %% 3600"),
+        "last_status": "'success'",
+        "last_run_at": seconds_after(now, "0"),
+    }
+    for field in Endpoint._meta.concrete_fields:
+        if field.unique and not field.primary_key and field.column not in overrides:
+            text = unique_text("g")
+            uuid = field.get_internal_type() == "UUIDField"
+            overrides[field.column] = f"{text}::uuid" if uuid and pg else text
+    series_insert(Endpoint, template.pk, endpoints, overrides)
+    template.delete()
+
+
+def build_ours(endpoints: int, logs: int, env: Environment | None = None, jobs="minimal") -> None:
+    from endpoints.models import Endpoint
+
+    now = datetime.now(UTC)
+    later = now + timedelta(hours=1)
+    if jobs == "realistic":
+        build_realistic(env, endpoints)
+    else:
+        _build_minimal(endpoints, now, later)
+    first = Endpoint.objects.order_by("pk").values_list("pk", flat=True).first()
+    _build_logs(first, endpoints, logs, now, jobs)
+
+
+def _build_minimal(endpoints: int, now: datetime, later: datetime) -> None:
+    from endpoints.models import Endpoint
+
     Endpoint.objects.bulk_create(
         (
             Endpoint(
@@ -85,12 +136,24 @@ def build_ours(endpoints: int, logs: int) -> None:
         ),
         batch_size=5000,
     )
-    first = Endpoint.objects.order_by("pk").values_list("pk", flat=True).first()
+
+
+def _build_logs(first: int, endpoints: int, logs: int, now: datetime, jobs: str) -> None:
+    from runs.models import Log
+
+    request = {"method": "GET", "url": "https://example.com/hook"}
+    if jobs == "realistic":
+        request = {
+            "method": "POST", "url": "https://example.com/hook",
+            "headers": {"Content-Type": "application/json", "Accept": "application/json",
+                        "Authorization": "••••••••", "Idempotency-Key": "0" * 36},
+            "body": '{"job":"catalog","report":"daily-digest","since":"yesterday"}',
+        }  # fmt: skip
     template = Log.objects.create(
         endpoint_id=first, scheduled_for=now - timedelta(days=30), state="success",
         started_at=now, finished_at=now, duration_ms=42, status_code=200,
         response_headers={"content-type": "application/json"}, response_excerpt='{"ok":true}',
-        response_bytes=11, request={"method": "GET", "url": "https://example.com/hook"},
+        response_bytes=11, request=request,
         result_summary={"status_code": 200, "duration_ms": 42, "response_bytes": 11},
     )  # fmt: skip
     when = minutes_before(now, f"g / {endpoints}")
@@ -163,13 +226,16 @@ def get(client, url: str):
 def catalog(args, baseline: bool) -> dict:
     endpoints = args.endpoints or 100_000
     logs = endpoints * 10
-    with Environment("catalog", args.db, args.redis, args.workers):
+    with Environment("catalog", args.db, args.redis, args.workers) as env:
         from django.contrib.auth.models import User
         from django.db import connection
         from django.test import Client
 
         started = time.monotonic()
-        (build_baseline if baseline else build_ours)(endpoints, logs)
+        if baseline:
+            build_baseline(endpoints, logs)
+        else:
+            build_ours(endpoints, logs, env, args.jobs)
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")

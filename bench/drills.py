@@ -7,7 +7,11 @@
     python bench/drills.py all
 
 Options: --db postgres|sqlite (default postgres), --redis (default on with postgres),
---seconds, --endpoints. Each prints one line of figures and writes bench/results/drill_*.json:
+--seconds, --endpoints, --jobs realistic|minimal (default realistic: endpoints made through
+`manage.py applyjobs` — POST, a JSON body, JSON and Bearer headers — with the settings a drill
+needs beyond the job format set afterwards, as in the admin; minimal: bulk_create of GETs),
+--ceiling-seconds S (the machine's ceilings, measured first; 0: not measured).
+Each prints one line of figures and writes bench/results/drill_*.json:
 slots expected / executed / duplicated / missed / skipped / stuck / unaccounted.
 Not tests: they take minutes and stop the shared PostgreSQL server (pg_outage).
 """
@@ -50,19 +54,24 @@ class Environment(harness.Environment):
         return super().__enter__()
 
 
-def make_endpoints(count: int, url: str, **fields) -> list:
-    from endpoints.models import Endpoint
+JOBS = "realistic"  # set from --jobs
 
-    now = datetime.now(UTC)
-    endpoints = Endpoint.objects.bulk_create(
-        Endpoint(name=f"drill-{i:04d}", url=f"{url}?e={i}", timezone="UTC", **fields)
+
+def make_endpoints(
+    env: Environment, count: int, url: str, cron_expression: str, prefix="drill", **fields
+) -> list:
+    """`count` endpoints on `cron_expression` to url?e=i, made per --jobs (harness.make_jobs);
+    `timeout_seconds` and `max_attempts` go in the job, the other fields are set afterwards as a
+    user would in the admin (the job format does not carry them)."""
+    timeout = fields.pop("timeout_seconds", None)
+    job = {"max_attempts": fields.pop("max_attempts")} if "max_attempts" in fields else {}
+    glue = "&" if "?" in url else "?"
+    specs = [
+        {"name": f"{prefix}-{i:04d}", "url": f"{url}{glue}e={i}", "cron": cron_expression,
+         "timeout": timeout, "job": job, "fields": dict(fields)}
         for i in range(count)
-    )
-    for endpoint in endpoints:
-        endpoint.created_at = now
-        endpoint.next_run_at = endpoint.compute_next_run_at(now)
-    Endpoint.objects.bulk_update(endpoints, ["next_run_at", "created_at"])
-    return endpoints
+    ]  # fmt: skip
+    return harness.make_jobs(env, specs, JOBS)
 
 
 def account(start: datetime, end: datetime, expected_per_endpoint: dict, requests: int) -> dict:
@@ -127,7 +136,7 @@ def drill_overload(args) -> dict:
 
     target = Target()
     with Environment("overload", args.db, args.redis) as env:
-        endpoints = make_endpoints(args.endpoints, target.url("/ok"), cron_expression="* * * * * *")
+        endpoints = make_endpoints(env, args.endpoints, target.url("/ok"), "* * * * * *")
         clusters = [env.start_cluster() for _ in range(3)]
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
         time.sleep(5 + args.seconds)
@@ -153,7 +162,7 @@ def drill_kill9(args) -> dict:
         from runs.models import Log
 
         make_endpoints(
-            20, target.url("/slow/4"), cron_expression="* * * * * */20", timeout_seconds=6,
+            env, 20, target.url("/slow/4"), "* * * * * */20", timeout_seconds=6,
             max_attempts=2, retry_backoff_seconds=1, overlap_policy="allow",
         )  # fmt: skip
         # One cluster holds every run in flight; it is killed, two others carry on.
@@ -208,7 +217,7 @@ def drill_pg_outage(args) -> dict:
     target = Target()
     version = sorted(os.listdir("/etc/postgresql"))[0]
     with Environment("pg_outage", "postgres", True) as env:
-        endpoints = make_endpoints(50, target.url("/ok"), cron_expression="* * * * * *")
+        endpoints = make_endpoints(env, 50, target.url("/ok"), "* * * * * *")
         cluster = env.start_cluster()
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
         time.sleep(15)
@@ -254,9 +263,9 @@ def drill_downtime(args) -> dict:
         away = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
         policies = {"skip": {}, "run_once": {}, "run_all": {"catch_up_window_seconds": 300}}
         for policy, extra in policies.items():
-            endpoint = Endpoint.objects.create(
-                name=f"down-{policy}", url=target.url(f"/ok?p={policy}"), timezone="UTC",
-                cron_expression="* * * * *", missed_policy=policy, overlap_policy="allow", **extra,
+            [endpoint] = make_endpoints(
+                env, 1, target.url(f"/ok?p={policy}"), "* * * * *", prefix=f"down-{policy}",
+                missed_policy=policy, overlap_policy="allow", **extra,
             )  # fmt: skip
             Endpoint.objects.filter(pk=endpoint.pk).update(next_run_at=away)
         cluster = env.start_cluster()
@@ -265,7 +274,8 @@ def drill_downtime(args) -> dict:
         figures = {}
         for policy in policies:
             logs = Log.objects.filter(
-                endpoint__name=f"down-{policy}", scheduled_for__lt=datetime.now(UTC)
+                endpoint__name__startswith=f"down-{policy}-",
+                scheduled_for__lt=datetime.now(UTC),
             )
             states = Counter(logs.values_list("state", flat=True))
             figures[policy] = {
@@ -296,7 +306,11 @@ def main() -> None:
     parser.add_argument("--no-redis", dest="redis", action="store_false")
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--endpoints", type=int, default=200)
+    parser.add_argument("--jobs", choices=harness.JOBS, default="realistic")
+    parser.add_argument("--ceiling-seconds", type=float, default=5)
     args = parser.parse_args()
+    global JOBS
+    JOBS = args.jobs
     if args.db == "sqlite":
         args.redis = False
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -305,9 +319,13 @@ def main() -> None:
         for name in names:  # each drill in its own process: one Django setup per database
             subprocess.run([sys.executable, __file__, name, *sys.argv[2:]], check=False)
         return
+    ceilings = harness.measure_ceilings(args.ceiling_seconds) if args.ceiling_seconds else None
     figures = DRILLS[names[0]](args)
     line = " · ".join(f"{key}={value}" for key, value in figures.items())
-    print(f"drill {names[0]} ({args.db}{' + redis' if args.redis else ''}): {line}")
+    setup = f"{args.db}{' + redis' if args.redis else ''}, jobs: {args.jobs}"
+    print(f"drill {names[0]} ({setup}): {line}")
+    print(harness.describe_ceilings(ceilings))
+    figures.update(jobs=args.jobs, ceilings=ceilings)
     (RESULTS / f"drill_{names[0]}.json").write_text(json.dumps(figures, indent=2, default=str))
 
 

@@ -152,17 +152,26 @@ class Target:
         with urlopen(self.url("/__arrivals"), timeout=30) as response:
             return [tuple(row) for row in json.load(response)]
 
+    def keyed_arrivals(self) -> dict[str, float]:
+        """The first arrival of each Idempotency-Key (a slot's retries share theirs)."""
+        first: dict[str, float] = {}
+        with urlopen(self.url("/__arrivals?keys=1"), timeout=30) as response:
+            for _path, at, key in json.load(response):
+                if key and key not in first:
+                    first[key] = at
+        return first
+
+    def hangups(self) -> list[tuple[str, str, float, float | None]]:
+        """Hostile requests: (path, key, arrived, when the client hung up or None)."""
+        with urlopen(self.url("/__hangups"), timeout=30) as response:
+            return [tuple(row) for row in json.load(response)]
+
     def reset(self) -> None:
         urlopen(Request(self.url("/__reset"), method="POST"), timeout=10).close()
 
     def ceiling(self) -> int:
-        """The target's own rate (requests/s) with 32 keep-alive clients, measured from outside."""
-        out = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "target.py"), "--ceiling", "--port",
-             str(self.port), "--seconds", "2"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        return json.loads(out.stdout)["requests_per_s"]
+        """Requests/s a tight aiohttp client loop (32 keep-alive connections) gets from it."""
+        return client_loop(self.port, 32, 2)["requests_per_s"]
 
     def close(self) -> None:
         self.process.terminate()
@@ -171,6 +180,157 @@ class Target:
     def _kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
+
+
+def client_loop(port: int, connections: int, seconds: float, cpu: int | None = None) -> dict:
+    """bench/target.py --ceiling: a tight aiohttp client loop in its own process."""
+    args = [sys.executable, str(ROOT / "bench" / "target.py"), "--ceiling", "--port", str(port),
+            "--connections", str(connections), "--seconds", str(seconds)]  # fmt: skip
+    if cpu is not None:
+        args += ["--cpu", str(cpu)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def measure_ceilings(seconds: float = 5.0) -> dict:
+    """The machine's own limits, measured now (DESIGN §9: printed beside every table).
+
+    target: bench/target.py pinned to one core, loaded by a tight aiohttp client loop (32
+    keep-alive connections) pinned to another; requests/s it got, and the target's CPU per
+    request (so its one-core limit, 1000 / that). client: one aiohttp process, 256 concurrent
+    keep-alive requests, on one core: requests/s and its CPU per request — what one execution-
+    engine process could send at most.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    target_cpu, client_cpu = cpus[0], cpus[-1]
+    figures: dict = {"cpus": len(cpus), "seconds": seconds}
+    for name, connections in (("target", 32), ("client", 256)):
+        target = Target(0)
+        process = psutil.Process(target.process.pid)
+        process.cpu_affinity([target_cpu])
+        client_loop(target.port, connections, 0.5, client_cpu)  # warm up (imports, connections)
+        before = process.cpu_times()
+        started = time.monotonic()
+        loop = client_loop(target.port, connections, seconds, client_cpu)
+        elapsed = time.monotonic() - started
+        after = process.cpu_times()
+        target.close()
+        used = (after.user + after.system) - (before.user + before.system)
+        # The client's own window is `seconds`; the target's CPU is over the process's lifetime.
+        served = loop["requests"] or 1
+        row = {
+            "requests_per_s": loop["requests_per_s"],
+            "connections": connections,
+            "client_cpu_ms_per_request": loop["client_cpu_ms_per_request"],
+            "client_cpu_cores": loop["client_cpu_cores"],
+            "target_cpu_ms_per_request": round(used * 1000 / served, 4),
+            "target_cpu_cores": round(used / elapsed, 2),
+        }
+        if row["target_cpu_ms_per_request"]:
+            row["target_one_core_rps"] = round(1000 / row["target_cpu_ms_per_request"])
+        figures[name] = row
+    figures["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return figures
+
+
+def describe_ceilings(ceilings: dict | None) -> str:
+    if not ceilings:
+        return "ceilings: not measured"
+    t, c = ceilings["target"], ceilings["client"]
+    return (
+        f"ceilings (same run, {ceilings['seconds']:g} s each): target alone "
+        f"{t['requests_per_s']:,} req/s from a tight aiohttp loop ({t['connections']} conns; "
+        f"target {t['target_cpu_ms_per_request']:.3f} ms CPU/req → "
+        f"{t.get('target_one_core_rps', 0):,} req/s on one core) · aiohttp client alone "
+        f"{c['requests_per_s']:,} req/s at {c['connections']} concurrent, "
+        f"{c['client_cpu_ms_per_request']:.3f} ms CPU/req ({c['client_cpu_cores']:.2f} cores)"
+    )
+
+
+# --- endpoints, as users make them ---------------------------------------------------------------
+
+JOBS = ("realistic", "minimal")
+BEARER = "Bearer bench-" + "0123456789abcdef" * 3
+
+
+def job_object(name: str, url: str, cron: str, timeout: float | None = None, **more) -> dict:
+    """A job as a user writes it in a job file: POST, a JSON body, JSON and Bearer headers, and
+    the default policies (overlap `skip`, the default retries and timeout unless given)."""
+    job = {
+        "job_name": name,
+        "description": "bench: a realistic job (POST, JSON body, bearer token)",
+        "cron_expression": cron,
+        "timezone": "UTC",
+        "url": url,
+        "method": "POST",
+        "headers": {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Authorization": BEARER,
+        },
+        "body": {
+            "job": name,
+            "report": "daily-digest",
+            "since": "yesterday",
+            "notify": ["ops@example.com"],
+            "options": {"format": "json", "include_archived": False, "page_size": 500},
+        },
+    }
+    if timeout is not None:
+        job["timeout_seconds"] = timeout
+    return job | more
+
+
+def make_jobs(env: Environment, specs: list[dict], jobs: str = "realistic") -> list:
+    """Create endpoints from specs {name, url, cron, timeout?, job?, fields?}; return them.
+
+    realistic: one job file through `manage.py applyjobs` (as a user does: validated, headers
+    encrypted, next_run_at computed on save); `fields` (endpoint settings the job format does not
+    carry, such as retry backoff or missed-run policy) are then set as a user would in the admin.
+    minimal: bulk_create of GET endpoints with no headers or body, `fields` included, next_run_at
+    computed here (the benchmarks' earlier way, kept for comparison).
+    """
+    from endpoints.models import Endpoint
+
+    if jobs == "realistic":
+        path = Path(f"/tmp/{env.name}_jobs.json")
+        objects = [
+            job_object(s["name"], s["url"], s["cron"], s.get("timeout"), **s.get("job", {}))
+            for s in specs
+        ]
+        path.write_text(json.dumps(objects))
+        out = env.manage("applyjobs", str(path))
+        if out.returncode != 0:
+            raise RuntimeError(f"applyjobs failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+        names = [s["name"] for s in specs]
+        by_name = Endpoint.objects.in_bulk(names, field_name="name")
+        if any(spec.get("fields") for spec in specs):
+            for spec in specs:
+                if spec.get("fields"):
+                    Endpoint.objects.filter(pk=by_name[spec["name"]].pk).update(**spec["fields"])
+            by_name = Endpoint.objects.in_bulk(names, field_name="name")
+        return [by_name[name] for name in names]
+    now = datetime.now(UTC)
+    endpoints = Endpoint.objects.bulk_create(
+        (
+            Endpoint(
+                name=s["name"],
+                url=s["url"],
+                cron_expression=s["cron"],
+                timezone="UTC",
+                **({"timeout_seconds": s["timeout"]} if s.get("timeout") else {}),
+                **s.get("job", {}),
+                **s.get("fields", {}),
+            )  # fmt: skip
+            for s in specs
+        ),
+        batch_size=2000,
+    )
+    for endpoint in endpoints:
+        endpoint.created_at = now
+        endpoint.next_run_at = endpoint.compute_next_run_at(now)
+    Endpoint.objects.bulk_update(endpoints, ["next_run_at", "created_at"], batch_size=2000)
+    return endpoints
 
 
 def free_port() -> int:

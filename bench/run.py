@@ -6,14 +6,22 @@
     python bench/run.py throughput        # N endpoints every second for 60 s, runs/s, CPU/run
     python bench/run.py catalog           # 100,000 endpoints, 1,000,000 logs: list p95, idle tick
     python bench/run.py memory            # RSS of the whole qcluster, idle and under load
+    python bench/run.py neighbours        # 200 fast every second beside 20 slow and 3 hostile
 
 Options: --db sqlite|postgres (default sqlite), --redis (the Redis broker; with postgres),
+--jobs realistic|minimal (default realistic: endpoints made through `manage.py applyjobs` as
+users make them — POST, a JSON body, JSON and Bearer headers, default policies; minimal: the
+earlier bulk_create of GETs with overlap `allow`),
 --baseline (the same load through django-q2's own cron Schedule + a requests task, for the
 ratio; --baseline-only runs just that, --reuse-baseline takes it from the scenario's last
 results file: it does not depend on cronplane's code), --endpoints N, --seconds S,
---workers W (default: the WORKERS default).
+--workers W (default: the WORKERS default), --slow-every S (neighbours: the slow endpoints'
+period, default 5), --ceiling-seconds S (the ceilings' measuring time, default 5; 0 takes them
+from the scenario's last results file).
+The machine's ceilings (the target alone, an aiohttp client alone) are measured once per
+invocation, before the phases, and printed under every table.
 Each phase runs in its own process against a fresh database; results go to
-bench/results/<scenario>_<db>[_redis].json.
+bench/results/<scenario>_<db>[_redis][_minimal].json.
 """
 
 from __future__ import annotations
@@ -27,7 +35,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import RESULTS, print_table  # noqa: E402
+from bench.harness import (  # noqa: E402
+    JOBS,
+    RESULTS,
+    describe_ceilings,
+    measure_ceilings,
+    print_table,
+)
 
 # (label, path into the figures, "low" or "high" is better) per scenario.
 ROWS = {
@@ -80,6 +94,23 @@ ROWS = {
         ("under load RSS (MB)", "load.rss_mb", "low"),
         ("under load PSS (MB)", "load.pss_mb", "low"),
     ],
+    # (label, path, better, bar)
+    "neighbours": [
+        ("fast slots in the window", "fast.slots_expected", None),
+        ("fast slots run (%)", "fast.share_pct", "high", "≥ 99.5"),
+        ("fast runs not `success`", "fast.ran_not_success", "low", "0"),
+        ("fast lag p50 (s)", "fast.lag_s.p50", "low"),
+        ("fast lag p99 (s)", "fast.lag_s.p99", "low", "≤ 0.25"),
+        ("fast lag max (s)", "fast.lag_s.max", "low"),
+        ("hostile runs started", "hostile.runs", None),
+        ("hostile runs ended", "hostile.ended", None),
+        ("hostile ended `timeout`", "hostile.timeouts", None, "= started"),
+        ("hostile open past deadline + 1 s", "hostile.open_past_deadline", "low", "0"),
+        ("hostile worst overrun (s)", "hostile.worst_overrun_s", "low", "≤ 1"),
+        ("slow runs started", "slow.started", None),
+        ("slow runs finished", "slow.finished", None),
+        ("cluster CPU (cores)", "cluster_cpu_cores", None),
+    ],
 }
 
 
@@ -102,9 +133,10 @@ def ratio(ours, theirs, better: str | None) -> str | None:
 
 def run_phase(args) -> dict:
     from bench.catalog import catalog
+    from bench.neighbours import neighbours
     from bench.scenarios import SCENARIOS
 
-    scenarios = {**SCENARIOS, "catalog": catalog}
+    scenarios = {**SCENARIOS, "catalog": catalog, "neighbours": neighbours}
     return scenarios[args.scenario](args, args.phase == "baseline")
 
 
@@ -119,6 +151,9 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, default=0)
     parser.add_argument("--seconds", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--jobs", choices=JOBS, default="realistic")
+    parser.add_argument("--slow-every", type=int, default=5)
+    parser.add_argument("--ceiling-seconds", type=float, default=5)
     parser.add_argument(
         "--reuse-baseline",
         action="store_true",
@@ -133,8 +168,15 @@ def main() -> None:
         print(json.dumps(run_phase(args), default=str))
         return
     setup = f"{args.db} + {'redis' if args.redis else 'orm broker'}"
-    figures: dict = {"scenario": args.scenario, "setup": setup}
+    figures: dict = {"scenario": args.scenario, "setup": setup, "jobs": args.jobs}
     name = f"{args.scenario}_{args.db}{'_redis' if args.redis else ''}"
+    if args.jobs != "realistic":
+        name += f"_{args.jobs}"
+    earlier_file = RESULTS / f"{name}.json"
+    if args.ceiling_seconds > 0:
+        figures["ceilings"] = measure_ceilings(args.ceiling_seconds)
+    elif earlier_file.exists():
+        figures["ceilings"] = json.loads(earlier_file.read_text()).get("ceilings")
     flags = ("--baseline", "--reuse-baseline", "--baseline-only")
     argv = [a for a in sys.argv[1:] if a not in flags]
     phases = ["ours", "baseline"] if args.baseline else ["ours"]
@@ -159,16 +201,17 @@ def main() -> None:
     figures["measured_at"] = measured
     (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
     rows = []
-    for label, path, better in ROWS[args.scenario]:
+    with_bars = any(len(row) > 3 for row in ROWS[args.scenario])
+    for label, path, better, *bar in ROWS[args.scenario]:
         ours = lookup(figures.get("ours"), path)
         theirs = lookup(figures.get("baseline"), path)
-        rows.append((label, ours, theirs, ratio(ours, theirs, better)))
-    headers = ("", "cronplane", "django-q2 Schedule", "ratio")
+        row = (label, *bar[:1], *([""] if with_bars and not bar else []), ours)
+        rows.append((*row, theirs, ratio(ours, theirs, better)))
+    headers = ("", *(["bar"] if with_bars else []), "cronplane", "django-q2 Schedule", "ratio")
     if not args.baseline:
-        rows, headers = [row[:2] for row in rows], headers[:2]
-    ceiling = figures.get("ours", figures.get("baseline", {})).get("target_ceiling_rps")
-    note = f" — target ceiling {ceiling:,} req/s" if ceiling else ""
-    print_table(f"{args.scenario} ({setup}){note}", rows, headers)
+        rows, headers = [row[:-2] for row in rows], headers[:-2]
+    print_table(f"{args.scenario} ({setup}, jobs: {args.jobs})", rows, headers)
+    print(describe_ceilings(figures.get("ceilings")))
     plans = figures.get("ours", {}).get("plans") or []
     if plans:
         print_table(

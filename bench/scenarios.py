@@ -1,21 +1,25 @@
 """The timed scenarios of DESIGN §9, each as `name(args, baseline) -> figures`.
 
-Ours: endpoints made with bulk_create (next_run_at set here), `manage.py qcluster` running.
-Baseline: the same number of django-q2 cron Schedules calling `bench.baseline.call`, run by
-django-q2's cluster alone. Lag is always request arrival at the target minus the slot.
+Ours: `manage.py qcluster` running; endpoints made as users make them (`--jobs realistic`, the
+default: a job file through `manage.py applyjobs`, POST with a JSON body and Bearer token,
+default policies), or with bulk_create as GETs with overlap `allow` (`--jobs minimal`).
+Baseline: the same number of django-q2 cron Schedules calling `bench.baseline.call` (the same
+request), run by django-q2's cluster alone. Lag is always request arrival at the target minus
+the slot.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bench import baseline as q2
 from bench.harness import (
     RESULTS,
     Environment,
     Target,
+    make_jobs,
     next_minute,
     next_second,
     percentiles,
@@ -50,6 +54,38 @@ def make_endpoints(urls: list[str], cron: str, first_run: datetime, **fields) ->
     )
 
 
+def create(env: Environment, args, urls: list[str], cron: str, first_run: datetime) -> None:
+    """Our endpoints for `urls`: realistic jobs through applyjobs (next_run_at computed on save,
+    so `first_run` is the schedule's own next slot), or minimal ones due at `first_run`."""
+    if args.jobs == "minimal":
+        make_endpoints(urls, cron, first_run, overlap_policy="allow")
+        return
+    specs = [{"name": f"bench-{i:06d}", "url": url, "cron": cron} for i, url in enumerate(urls)]
+    make_jobs(env, specs, "realistic")
+
+
+def creation_margin(args, n: int) -> float:
+    """Seconds to leave before a slot for creating n endpoints (applyjobs: ~4 ms a job)."""
+    return 3.0 if args.jobs == "minimal" else 4.0 + 0.008 * n
+
+
+def slot_lags(target: Target, since: datetime, until: datetime) -> tuple[list[float], int]:
+    """(lag of each first attempt scheduled in [since, until] whose request arrived, Logs seen):
+    matched by the Idempotency-Key each run sends."""
+    from runs.models import Log, idempotency_key_for_slot
+
+    arrivals = target.keyed_arrivals()
+    rows = Log.objects.filter(scheduled_for__gte=since, scheduled_for__lte=until, attempt=1)
+    lags, seen = [], 0
+    columns = ("endpoint_id", "scheduled_for", "idempotency_key")
+    for endpoint_id, slot, key in rows.values_list(*columns):
+        seen += 1
+        at = arrivals.get(key or idempotency_key_for_slot(endpoint_id, slot))
+        if at is not None:
+            lags.append(at - slot.timestamp())
+    return lags, seen
+
+
 def start(env: Environment, baseline: bool):
     """Start the cluster and wait until it is ready to dispatch (ours: its heartbeat is written)."""
     cluster = env.start_cluster(baseline=baseline)
@@ -80,19 +116,21 @@ def _one_slot(args, baseline: bool, name: str, delay_ms: float) -> dict:
     """N endpoints due at one instant: lag of each request, and when all are logged."""
     n = args.endpoints or 1000
     target = Target(delay_ms)
-    figures: dict = {"endpoints": n, "target_ceiling_rps": target.ceiling()}
-    target.reset()
+    figures: dict = {"endpoints": n}
     urls = [target.url(f"/e/{i}") for i in range(n)]
     with Environment(name, args.db, args.redis, args.workers) as env:
         done = _done_file(env)
         if baseline:
             slot = next_minute(10)
-            q2.make_schedules(urls, "* * * * *", slot, done)
+            q2.make_schedules(urls, "* * * * *", slot, done, args.jobs)
             cluster = start(env, baseline)
         else:
             cluster = start(env, baseline)
-            slot = next_second(3)
-            make_endpoints(urls, f"* * * * * {slot.second}", slot, overlap_policy="allow")
+            slot = next_second(creation_margin(args, n))
+            create(env, args, urls, f"* * * * * {slot.second}", slot)
+            late = (datetime.now(UTC) - slot).total_seconds()
+            # Each endpoint's next slot is this one only if it was saved before it.
+            assert late < -0.2, f"creating {n} endpoints ended {late:.1f} s after the slot"
         sleep_until(slot)
         cpu_before = tree_cpu_seconds(cluster.pid)
         t0 = slot.timestamp()
@@ -148,28 +186,31 @@ def precision_single(args, baseline: bool) -> dict:
     """One endpoint every second (django-q2's cron: every minute) for --seconds."""
     seconds = args.seconds or 60
     target = Target(0)
-    figures: dict = {"seconds": seconds, "target_ceiling_rps": target.ceiling()}
-    target.reset()
+    figures: dict = {"seconds": seconds}
     with Environment("precision_single", args.db, args.redis, args.workers) as env:
         if baseline:
             slot = next_minute(10)
-            q2.make_schedules([target.url("/e/0")], "* * * * *", slot, "")
+            q2.make_schedules([target.url("/e/0")], "* * * * *", slot, "", args.jobs)
             cluster = start(env, baseline)
             period = 60
             sleep_until(slot + timedelta(seconds=seconds))
             wait_for(lambda: len(target.arrivals()) >= 1, timeout=40)
         else:
             cluster = start(env, baseline)
-            slot = next_second(3)
-            make_endpoints([target.url("/e/0")], "* * * * * *", slot, overlap_policy="allow")
+            slot = next_second(creation_margin(args, 1))
+            create(env, args, [target.url("/e/0")], "* * * * * *", slot)
             period = 1
             # Slots slot … slot+seconds; the last one has most of a second to arrive.
             sleep_until(slot + timedelta(seconds=seconds, milliseconds=900))
         env.stop_cluster(cluster)
-    arrivals = sorted(at for path, at in target.arrivals() if path == "/e/0")
+        if not baseline:
+            lags, _ = slot_lags(target, slot, slot + timedelta(seconds=seconds))
+            arrivals = lags
+    if baseline:
+        arrivals = sorted(at for path, at in target.arrivals() if path == "/e/0")
+        slots = [slot.timestamp() + k * period for k in range(len(arrivals))]
+        lags = [at - when for at, when in zip(arrivals, slots, strict=True)]
     target.close()
-    slots = [slot.timestamp() + k * period for k in range(len(arrivals))]
-    lags = [at - when for at, when in zip(arrivals, slots, strict=True)]
     figures.update(
         slots_expected=seconds // period + (0 if baseline else 1),
         arrived=len(arrivals),
@@ -186,8 +227,6 @@ def throughput(args, baseline: bool) -> dict:
     rate = args.endpoints or (500 if args.db == "postgres" else 300)
     target = Target(0)
     figures: dict = {"offered_per_s": rate, "seconds": seconds}
-    figures["target_ceiling_rps"] = target.ceiling()
-    target.reset()
     with Environment("throughput", args.db, args.redis, args.workers) as env:
         done = _done_file(env)
         if baseline:
@@ -195,15 +234,15 @@ def throughput(args, baseline: bool) -> dict:
             count = rate * seconds
             slot = next_minute(15)
             urls = [target.url(f"/e/{i}") for i in range(count)]
-            q2.make_schedules(urls, "* * * * *", slot, done)
+            q2.make_schedules(urls, "* * * * *", slot, done, args.jobs)
             cluster = start(env, baseline)
             sleep_until(slot)
             wait_for(lambda: q2.finished(done), timeout=60)
         else:
             cluster = start(env, baseline)
-            slot = next_second(3)
+            slot = next_second(creation_margin(args, rate))
             urls = [target.url(f"/e/{i}") for i in range(rate)]
-            make_endpoints(urls, "* * * * * *", slot, overlap_policy="allow")
+            create(env, args, urls, "* * * * * *", slot)
             sleep_until(slot)
         time.sleep(warmup)
         window_start = time.time()
@@ -276,9 +315,11 @@ def memory(args, baseline: bool) -> dict:
             samples["idle"].append(tree_memory_mb(cluster.pid))
             time.sleep(1)
         if baseline:
-            q2.make_schedules(urls, "* * * * *", next_minute(0) - timedelta(minutes=1), "")
+            q2.make_schedules(
+                urls, "* * * * *", next_minute(0) - timedelta(minutes=1), "", args.jobs
+            )
         else:
-            make_endpoints(urls, "* * * * * *", next_second(1), overlap_policy="allow")
+            create(env, args, urls, "* * * * * *", next_second(1))
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             samples["load"].append(tree_memory_mb(cluster.pid))
