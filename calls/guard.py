@@ -67,8 +67,13 @@ def allowed_networks():
 
 def forbidden_reason(address: str) -> str | None:
     """Why this address may not be called, or None if it may."""
+    return _forbidden_reason(address, allowed_networks())
+
+
+@functools.lru_cache(maxsize=4096)  # every call checks its host: parse each address once
+def _forbidden_reason(address: str, allowed: tuple) -> str | None:
     ip = _normalize(address)
-    if any(ip in network for network in allowed_networks()):
+    if any(ip in network for network in allowed):
         return None
     for label, flag in (
         ("unspecified", ip.is_unspecified),
@@ -107,6 +112,7 @@ def checked_address(host: str, port: int) -> str:
     return checked_addresses(host, port)[0]
 
 
+@functools.lru_cache(maxsize=4096)
 def literal_address(host: str) -> str | None:
     """The address an IP-literal host means, in any form a socket accepts (`127.1`,
     `2130706433`, `0x7f000001`, `0177.0.0.1`, `[::ffff:127.0.0.1]`); None for a name."""
