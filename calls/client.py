@@ -330,7 +330,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
         where = f"{exc.host}: " if isinstance(exc, aiohttp.ClientConnectorError) else ""
         return "dns", f"DNS lookup failed: {where}{error.strerror or error}"[:500]
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connection", f"Connection failed: {exc.os_error}"[:500]
+        return "connection", f"Connection failed: {_os_message(exc.os_error)}"[:500]
     if isinstance(exc, aiohttp.InvalidURL):
         return "invalid", f"Invalid URL: {exc}"[:500]
     if isinstance(exc, aiohttp.ClientError | OSError):
@@ -338,6 +338,11 @@ def classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, ValueError | TypeError | UnicodeError | LookupError):
         return "invalid", f"Invalid request: {exc}"[:500]  # a header value aiohttp refuses
     return "connection", f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _os_message(error: OSError) -> str:
+    """`[Errno 111] Connection refused`: asyncio words it "Connect call failed (address)"."""
+    return f"[Errno {error.errno}] {os.strerror(error.errno)}" if error.errno else str(error)
 
 
 def _cause(exc: BaseException, kind: type[BaseException]) -> Any:
