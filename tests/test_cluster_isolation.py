@@ -16,7 +16,8 @@ from django.utils import timezone
 from endpoints.models import Endpoint
 from runs.models import Heartbeat, Log
 from tests.hostile import HostileServer, endless, silent, trickle
-from tests.test_cluster_processes import alive, children, kill_group, start_cluster, wait_for
+from tests.runs_support import wait_for
+from tests.test_cluster_processes import alive, children, kill_group, start_cluster
 
 pytestmark = [
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc"),

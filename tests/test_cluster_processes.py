@@ -5,13 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from runs.models import Heartbeat
 from tests.processes import ROOT, manage_env
+from tests.runs_support import wait_for
 
 
 def children(pid: int) -> set[int]:
@@ -52,15 +52,6 @@ def kill_group(cluster: subprocess.Popen) -> None:
         os.killpg(cluster.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def wait_for(predicate, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")

@@ -12,8 +12,9 @@ import pytest
 from django.utils import timezone
 
 from endpoints import registry
-from runs import dispatcher, engine, tasks
+from runs import engine, tasks
 from runs.models import Log
+from tests.runs_support import queued, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,27 +30,9 @@ def fresh_engine():
     engine._engine = None
 
 
-def queued(make_endpoint, urls: dict[str, str], **fields) -> list[Log]:
-    now = timezone.now()
-    for name, url in urls.items():
-        endpoint = make_endpoint(name=name, url=url, **fields)
-        endpoint.next_run_at = now
-        endpoint.save(update_fields=["next_run_at"])
-    return dispatcher.dispatch_due(now).to_run
-
-
 def state_of(logs: list[Log]) -> dict[str, str]:
     fresh = Log.objects.filter(pk__in=[log.pk for log in logs]).select_related("endpoint")
     return {log.endpoint.name: log.state for log in fresh}
-
-
-def wait_for(predicate, timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_a_batch_task_returns_while_its_calls_are_still_going(make_endpoint, target, fresh_engine):

@@ -17,17 +17,8 @@ from django.utils import timezone
 from runs import cluster, dispatcher, executor, services, tasks
 from runs.models import LEASE_GRACE, Log
 from tests.processes import ROOT, manage_env
+from tests.runs_support import queued
 from tests.target import free_port
-
-
-def queued(make_endpoint, urls: dict[str, str], **fields) -> list[Log]:
-    """One queued scheduled Log per (name, url), as the dispatcher makes them."""
-    now = timezone.now()
-    for name, url in urls.items():
-        endpoint = make_endpoint(name=name, url=url, **fields)
-        endpoint.next_run_at = now
-        endpoint.save(update_fields=["next_run_at"])
-    return dispatcher.dispatch_due(now).to_run
 
 
 def run(log_ids: list[int]) -> dict[str, int]:
