@@ -126,6 +126,8 @@ def _ours(env, args, fast, hostile, seconds, n, slow_every) -> dict:
     # The last fast slots' requests; the hostile runs started in the window reach their deadline.
     time.sleep(2)
     wait_for(lambda: not _open_hostile(end, HOSTILE_TIMEOUT + 1.5), timeout=HOSTILE_TIMEOUT + 2)
+    # Outcomes may be recorded a moment after the call (a recorder writes them in bulk).
+    wait_for(lambda: not _open_fast(t0, end), timeout=5)
     figures = {
         "fast": _fast(fast, n, t0, seconds),
         "hostile": _hostile(hostile, created, end),
@@ -136,6 +138,17 @@ def _ours(env, args, fast, hostile, seconds, n, slow_every) -> dict:
     code = env.stop_cluster(cluster, timeout=45)
     figures["cluster_exit_code"] = code
     return figures
+
+
+def _open_fast(t0: datetime, end: datetime) -> bool:
+    from runs.models import Log
+
+    return Log.objects.filter(
+        endpoint__name__startswith="fast-",
+        scheduled_for__gte=t0,
+        scheduled_for__lt=end,
+        state="running",
+    ).exists()
 
 
 def _open_hostile(before: datetime, older_than: float):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import RESULTS  # noqa: E402
+from bench.harness import RESULTS, describe_ceilings  # noqa: E402
 from bench.run import lookup, ratio  # noqa: E402
 
 # (scenario, label, path into the figures, which way is better, the bar)
@@ -33,6 +33,10 @@ LINES = [
     ("memory", "processes", "load.processes", None, ""),
     ("memory", "idle: RSS summed / PSS (MB)", "idle", None, "< 400"),
     ("memory", "under load: RSS summed / PSS (MB)", "load", None, "< 400"),
+    ("neighbours", "fast slots run (%)", "fast.share_pct", "high", "≥ 99.5"),
+    ("neighbours", "fast lag p99 (s)", "fast.lag_s.p99", "low", "≤ 0.25"),
+    ("neighbours", "hostile runs started / ended `timeout`", "hostile", None, "all"),
+    ("neighbours", "hostile worst overrun (s)", "hostile.worst_overrun_s", "low", "≤ 1"),
 ]
 
 
@@ -41,6 +45,8 @@ def cell(value) -> str:
         return "–"
     if isinstance(value, dict) and "rss_mb" in value:
         return f"{value['rss_mb']:.0f} / {value['pss_mb']:.0f}"
+    if isinstance(value, dict) and "timeouts" in value:
+        return f"{value['runs']} / {value['timeouts']}"
     if isinstance(value, float):
         return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
@@ -52,6 +58,7 @@ def main() -> None:
     parser.add_argument("--redis", action="store_true")
     args = parser.parse_args()
     suffix = f"_{args.db}{'_redis' if args.redis else ''}"
+    ceilings = None
     print("| scenario | figure | bar | cronplane | django-q2 Schedule | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
     for scenario, label, path, better, bar in LINES:
@@ -59,11 +66,13 @@ def main() -> None:
         if not file.exists():
             continue
         figures = json.loads(file.read_text())
+        ceilings = figures.get("ceilings") or ceilings
         ours, theirs = lookup(figures.get("ours"), path), lookup(figures.get("baseline"), path)
         shown = ratio(ours, theirs, better) or ""
         if bar == "≥ 200 / ≥ 500":
             bar = "≥ 500" if args.db == "postgres" else "≥ 200"
         print(f"| {scenario} | {label} | {bar} | {cell(ours)} | {cell(theirs)} | {shown} |")
+    print(f"\n{describe_ceilings(ceilings)} (from the last results file that has them)")
 
 
 if __name__ == "__main__":
