@@ -2,7 +2,8 @@
 
 A django-q2 worker runs one task at a time. If a task waited for its calls, two slow targets
 would hold both workers and every other endpoint's slots would wait behind them. So a batch
-task only claims its runs and hands them here (`submit`), then returns:
+task only claims its runs and hands them here (`submit`), then returns (a run claimed ahead of
+its slot waits on the loop for its instant, request already built):
 
 - the **loop thread** runs `executor.perform` for each run on one asyncio loop: HTTP calls
   through one `calls.client.Client` (pooled keep-alive connections, at most

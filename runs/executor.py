@@ -25,6 +25,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from calls import templating
@@ -48,36 +49,45 @@ def claim(
     *,
     cluster: str = "",
     loaded: dict[int, Log] | None = None,
+    until: datetime | None = None,
 ) -> list[Log]:
-    """Mark the still-waiting, due Logs among `log_ids` running and held by `cluster`; return
-    them. A Log not yet due stays queued: never before its time.
+    """Mark the still-waiting Logs among `log_ids` that are due by `until` (default: now)
+    running and held by `cluster`; return them. A Log not due by then stays queued.
 
-    `loaded` are these Logs read (without a lock) while a batch waited for its slot: then only
-    their ids are locked and checked here."""
+    A Log claimed ahead of its due_at starts then (`started_at`): the engine sends it at that
+    instant, with the claim already done. `loaded` are these Logs read (without a lock) by the
+    caller: then only their ids are locked and checked here."""
+    until = until or now
+    waiting = Q(state__in=WAITING, due_at__lte=until)
     with transaction.atomic():
         if loaded is None:
             logs = list(
                 Log.objects.select_related("endpoint")
-                .filter(pk__in=log_ids, state__in=WAITING, due_at__lte=now)
+                .filter(waiting, pk__in=log_ids)
                 .select_for_update(skip_locked=True, of=("self",))
                 .order_by("pk")
             )
         else:
             ids = (
-                Log.objects.filter(pk__in=list(loaded), state__in=WAITING, due_at__lte=now)
+                Log.objects.filter(waiting, pk__in=list(loaded))
                 .select_for_update(skip_locked=True)
                 .values_list("pk", flat=True)
             )
             logs = [loaded[pk] for pk in sorted(ids)]
-        leases: dict[datetime, list[int]] = {}
+        starts: dict[tuple[datetime, datetime], list[int]] = {}
         for log in logs:
-            log.state, log.started_at, log.cluster = Log.State.RUNNING, now, cluster
-            log.lease_expires_at = log.lease_for(now)
-            leases.setdefault(log.lease_expires_at, []).append(log.pk)
-        # One statement per distinct timeout (usually one); the rows are ours until commit.
-        for lease, ids in leases.items():
+            log.state, log.cluster = Log.State.RUNNING, cluster
+            log.started_at = max(now, log.due_at)
+            log.lease_expires_at = log.lease_for(log.started_at)
+            starts.setdefault((log.started_at, log.lease_expires_at), []).append(log.pk)
+        # One statement per distinct start and timeout (usually one or two); the rows are ours
+        # until commit.
+        for (started_at, lease), ids in starts.items():
             Log.objects.filter(pk__in=ids).update(
-                state=Log.State.RUNNING, started_at=now, lease_expires_at=lease, cluster=cluster
+                state=Log.State.RUNNING,
+                started_at=started_at,
+                lease_expires_at=lease,
+                cluster=cluster,
             )
     return logs
 
@@ -106,7 +116,8 @@ async def _perform_all(logs: list[Log]) -> list[Finished]:
 
 
 async def perform_finished(log: Log, client: Client) -> Finished:
-    """perform(), never raising, with the instant it finished."""
+    """perform(), never raising, with the instant it finished. A run claimed ahead of its start
+    has its request built first, then waits for the instant: only the send is left then."""
     try:
         outcome = await perform(log, client)
     except Exception as exc:  # a bug in our code must still end the run, not leave it running
@@ -118,6 +129,7 @@ async def perform_finished(log: Log, client: Client) -> Finished:
 async def perform(log: Log, client: Client) -> Outcome:
     endpoint = log.endpoint
     if endpoint.kind == Endpoint.Kind.HANDLER:
+        await _until(log.started_at)
         return await run_handler(log)
     try:
         spec = build_call(endpoint, log)
@@ -129,7 +141,15 @@ async def perform(log: Log, client: Client) -> Outcome:
             request=spec.snapshot(),
             result_summary={"dry_run": True, "would_send": spec.snapshot()},
         )
+    await _until(log.started_at)
     return await client.send(spec)
+
+
+async def _until(instant: datetime | None) -> None:
+    if instant is not None:
+        wait = (instant - timezone.now()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 async def run_handler(log: Log) -> Outcome:

@@ -141,10 +141,27 @@ def test_a_batch_delivered_twice_is_performed_once(make_endpoint, target, fresh_
 
 
 def test_a_run_not_yet_due_stays_queued(make_endpoint, target, fresh_engine, monkeypatch):
-    monkeypatch.setattr(tasks, "MAX_HOLD_SECONDS", 0.1)
+    monkeypatch.setattr(tasks, "MAX_AHEAD_SECONDS", 0.1)
     logs = queued(make_endpoint, {"later": target.url("/ok")})
     Log.objects.filter(pk=logs[0].pk).update(due_at=timezone.now() + timedelta(seconds=30))
 
     assert tasks.run_batch([logs[0].pk]) == {"claimed": 0}
 
     assert state_of(logs) == {"later": "queued"}
+
+
+def test_a_batch_handed_over_early_is_claimed_at_once_and_sent_at_its_slot(
+    make_endpoint, target, fresh_engine
+):
+    logs = queued(make_endpoint, {"early": target.url("/ok")})
+    slot = timezone.now() + timedelta(seconds=0.5)
+    Log.objects.filter(pk=logs[0].pk).update(due_at=slot)
+
+    assert tasks.run_batch([logs[0].pk]) == {"claimed": 1}
+
+    assert state_of(logs) == {"early": "running"}  # claimed; the worker is free for others
+    assert target.received == []
+    assert wait_for(lambda: state_of(logs) == {"early": "success"}, timeout=5)
+    log = Log.objects.get(pk=logs[0].pk)
+    assert log.started_at >= slot
+    assert target.received[0].at >= slot.timestamp()

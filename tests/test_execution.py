@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from runs import cluster, dispatcher, executor, services, tasks
+from runs import cluster, dispatcher, executor, services
 from runs.models import LEASE_GRACE, Log
 from tests.processes import ROOT, manage_env
 from tests.runs_support import queued
@@ -272,7 +272,7 @@ def test_a_slot_taken_early_is_called_at_its_instant_not_before(make_endpoint, t
     assert [log.scheduled_for for log in logs] == [slot]
     assert logs[0].due_at == slot and logs[0].state == "queued"
     assert run([logs[0].pk]) == {}  # not before its time
-    tasks._hold_until_due([logs[0].pk])  # what a batch task does
+    time.sleep(max(0.0, (slot - timezone.now()).total_seconds()))
     run([logs[0].pk])
 
     log = Log.objects.get(pk=logs[0].pk)
@@ -318,15 +318,3 @@ def test_a_due_slot_is_never_missed_because_the_next_one_is_taken_early(make_end
     assert [log.scheduled_for for log in first.to_run] == [due]
     assert first.missed == 0
     assert [log.scheduled_for for log in second.to_run] == [due + timedelta(seconds=1)]
-
-
-def test_a_batch_never_runs_a_log_before_its_due_at(make_endpoint, target, monkeypatch):
-    monkeypatch.setattr(tasks, "MAX_HOLD_SECONDS", 0.1)
-    endpoint = make_endpoint(name="not-yet", url=target.url("/ok"))
-    log = services.create_run(endpoint, state="queued", now=timezone.now())
-    Log.objects.filter(pk=log.pk).update(due_at=timezone.now() + timedelta(seconds=30))
-
-    assert tasks.run_batch([log.pk]) == {"claimed": 0}
-
-    log.refresh_from_db()
-    assert log.state == "queued" and target.received == []
