@@ -7,6 +7,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from scheduler_site import limits
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -190,7 +192,7 @@ SCHEDULER_CA_BUNDLE = env.str("SCHEDULER_CA_BUNDLE", default="")
 # certificate) everyone notified about the endpoint.
 SCHEDULER_TLS_WARNING_DAYS = env.int("SCHEDULER_TLS_WARNING_DAYS", default=14)
 # Longest a single run may take; the per-endpoint timeout is capped by it.
-SCHEDULER_MAX_TIMEOUT_SECONDS = 300
+SCHEDULER_MAX_TIMEOUT_SECONDS = limits.MAX_TIMEOUT_SECONDS
 # A queued run held by no cluster (queued by a web process) whose task has not started after
 # this long is handed to the broker again (a broker that lost it); running it twice is
 # impossible. Runs held by a cluster come back as soon as that cluster's heartbeat is stale.

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +18,7 @@ from django.utils import timezone
 from endpoints.models import Endpoint
 from runs.models import Heartbeat, Log
 from tests.hostile import HostileServer, endless, silent, trickle
+from tests.processes import ROOT, manage_env
 from tests.runs_support import wait_for
 from tests.test_cluster_processes import alive, children, kill_group, start_cluster
 
@@ -180,3 +183,29 @@ def test_every_slot_of_a_healthy_endpoint_runs_beside_slow_and_hostile_targets(t
     for log in finished:
         assert (log.state, log.error_class) == ("failed", "timeout"), (log.endpoint.name, log)
         assert log.duration_ms <= 2000 + 1000, (log.endpoint.name, log.duration_ms)
+
+
+def test_ctrl_c_under_make_run_lets_a_call_longer_than_honchos_5_s_finish(target, tmp_path):
+    every_second(
+        "longer", target.url("/slow/7"), timeout_seconds=10, cron_expression="*/30 * * * * *"
+    )
+    Endpoint.objects.update(next_run_at=timezone.now())
+    procfile = tmp_path / "Procfile"
+    # As the Procfile says it (exec: the shell honcho starts becomes the command).
+    procfile.write_text(f"worker: exec {sys.executable} manage.py qcluster\n")
+    honcho = subprocess.Popen(
+        [sys.executable, "-m", "scheduler_site.procfile", "start", "-f", str(procfile),
+         "-d", str(ROOT)],
+        cwd=ROOT, env=manage_env(WORKERS="1"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: Log.objects.filter(state="running").exists(), timeout=30)
+        honcho.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+        output, _ = honcho.communicate(timeout=30)
+    finally:
+        kill_group(honcho)
+    assert "worker.1 stopped (rc=0)" in output, output
+    log = Log.objects.get(endpoint__name="longer", state__in=("success", "failed"))
+    assert log.state == "success", (log.error_class, log.error_message, output)
+    assert not Log.objects.filter(state__in=("queued", "running")).exists()
