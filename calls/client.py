@@ -16,10 +16,7 @@ caller's own cancellation):
 4. The body is read in chunks: the first SCHEDULER_RESPONSE_EXCERPT_BYTES are kept, all counted.
 5. The verdict comes from calls.judge.
 
-Timing: one TraceConfig serves every call, each call's state rides on `trace_request_ctx`.
-aiohttp reports a new connection as one step, so the connector marks the moment TCP is up
-(the protocol factory runs right after the TCP connect, before the TLS handshake) and reads
-the certificate once per new connection; it finds the call's state in a context variable.
+Timing: calls.timing (a TraceConfig and a connector that marks the phases of each call).
 
 One Client per event loop: it owns one ClientSession, so connections are kept alive across
 calls. `call()` is the synchronous door for code outside the engine.
@@ -30,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import concurrent.futures
-import contextvars
 import functools
 import os
 import re
@@ -49,12 +45,12 @@ from yarl import URL
 from calls import guard
 from calls.judge import judge
 from calls.spec import KEPT_RESPONSE_HEADERS, USER_AGENT, CallSpec, Outcome, parse_retry_after
+from calls.timing import TRACING, CallState, GuardedConnector, current_call
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 _BREAKS = re.compile(r"[\r\n\0]")
 _HEADER_LIMIT = 65536  # what http.client (and so requests) accepted for a line or a header
-_current: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("call", default=None)
 
 
 class Client:
@@ -75,22 +71,22 @@ class Client:
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=_GuardedConnector(),
+                connector=GuardedConnector(),
                 headers={"User-Agent": USER_AGENT},
                 # A body is sent as given: no Content-Type the endpoint did not set.
                 skip_auto_headers=("Content-Type",),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,  # no proxies or .netrc: the guard must see the real target
                 timeout=aiohttp.ClientTimeout(total=None),  # the deadline is send()'s own
-                trace_configs=[_TRACING],
+                trace_configs=[TRACING],
                 max_line_size=_HEADER_LIMIT,
                 max_field_size=_HEADER_LIMIT,
             )
         return self._session
 
     async def _send(self, spec: CallSpec) -> Outcome:
-        state = _Call()
-        token = _current.set(state)
+        state = CallState()
+        token = current_call.set(state)
         started = perf_counter()
         deadline = asyncio.timeout(spec.timeout)
         try:
@@ -104,7 +100,7 @@ class Client:
             else:
                 outcome = _failed(spec, state, *classify(exc))
         finally:
-            _current.reset(token)
+            current_call.reset(token)
             if state.response is not None:
                 state.response.close()  # no-op once released; drops a half-read connection
         total = perf_counter() - started
@@ -128,7 +124,7 @@ class _TooManyRedirects(Exception):
     pass
 
 
-async def _exchange(session: aiohttp.ClientSession, spec: CallSpec, state: _Call) -> Outcome:
+async def _exchange(session: aiohttp.ClientSession, spec: CallSpec, state: CallState) -> Outcome:
     method, url, headers = spec.method.upper(), _parse(spec.url), _checked(spec.headers)
     body = spec.body.encode() if isinstance(spec.body, str) else spec.body
     tls = _tls_context(settings.SCHEDULER_CA_BUNDLE or None)
@@ -220,7 +216,7 @@ def _is_https_upgrade(old: URL, new: URL) -> bool:
     )
 
 
-async def _read(response: aiohttp.ClientResponse, spec: CallSpec, state: _Call) -> Outcome:
+async def _read(response: aiohttp.ClientResponse, spec: CallSpec, state: CallState) -> Outcome:
     state.reading = True
     cap = settings.SCHEDULER_RESPONSE_EXCERPT_BYTES
     content = response.content
@@ -241,7 +237,7 @@ async def _read(response: aiohttp.ClientResponse, spec: CallSpec, state: _Call) 
     return outcome
 
 
-def _failed(spec: CallSpec, state: _Call, error_class: str, message: str) -> Outcome:
+def _failed(spec: CallSpec, state: CallState, error_class: str, message: str) -> Outcome:
     return Outcome(
         ok=False,
         error_class=error_class,
@@ -251,7 +247,7 @@ def _failed(spec: CallSpec, state: _Call, error_class: str, message: str) -> Out
     )
 
 
-def _what_arrived(state: _Call) -> dict[str, Any]:
+def _what_arrived(state: CallState) -> dict[str, Any]:
     response = state.response
     if response is None:
         return {}
@@ -286,7 +282,7 @@ def _codec(name: str) -> str:
     return codecs.lookup(name).name
 
 
-def _timeout_message(spec: CallSpec, state: _Call) -> str:
+def _timeout_message(spec: CallSpec, state: CallState) -> str:
     message = f"Timeout after {spec.timeout:g} s"
     return message + " while reading the response" if state.response is not None else message
 
@@ -358,169 +354,6 @@ def _cause(exc: BaseException, kind: type[BaseException]) -> Any:
 
 
 # --- timing ------------------------------------------------------------------------------------
-
-
-def _add(total: float | None, seconds: float) -> float:
-    return (total or 0.0) + seconds
-
-
-class _Call:
-    """One call's progress: its phases (seconds, summed over hops; None until one completes),
-    the response whose headers arrived last, and the body read so far."""
-
-    __slots__ = (
-        "dns",
-        "connect",
-        "tls",
-        "ttfb",
-        "opened",
-        "requests",
-        "tls_expires",
-        "https",
-        "literal",
-        "mark",
-        "ready",
-        "response",
-        "reading",
-        "kept",
-        "received",
-    )
-
-    def __init__(self) -> None:
-        self.dns = self.connect = self.tls = self.ttfb = None
-        self.opened = self.requests = 0
-        self.tls_expires: float | None = None
-        self.https = self.literal = False
-        self.mark = 0.0
-        self.ready: float | None = None  # when this hop's connection was ready to send on
-        self.response: aiohttp.ClientResponse | None = None
-        self.reading = False
-        self.kept = bytearray()
-        self.received = 0
-
-    def new_hop(self, *, https: bool, literal: bool) -> None:
-        self.https, self.literal, self.ready = https, literal, None
-
-    def headers_received(self, response: aiohttp.ClientResponse) -> None:
-        self.response = response
-        if self.ready is not None:
-            self.ttfb = _add(self.ttfb, perf_counter() - self.ready)
-
-    def timing(self, total: float) -> dict[str, Any]:
-        """Log.timing: milliseconds, None for a phase that did not happen (a reused connection
-        has no dns/connect/tls) or did not complete (an error)."""
-        return {
-            "dns_ms": _ms(self.dns),
-            "connect_ms": _ms(self.connect),
-            "tls_ms": _ms(self.tls),
-            "ttfb_ms": _ms(self.ttfb),
-            "total_ms": _ms(total),
-            "reused": self.opened == 0 and self.requests > 0,
-            "requests": self.requests,
-            "connections": self.opened,
-        }
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
-
-
-async def _on_request_start(session, context, params) -> None:
-    context.trace_request_ctx.requests += 1
-
-
-async def _on_connection_create_start(session, context, params) -> None:
-    state: _Call = context.trace_request_ctx
-    state.opened += 1
-    if state.literal:
-        state.dns = state.dns or 0.0  # an IP literal needs no lookup: 0, not "did not happen"
-    state.mark = perf_counter()
-
-
-async def _on_dns_start(session, context, params) -> None:
-    context.trace_request_ctx.mark = perf_counter()
-
-
-async def _on_dns_end(session, context, params) -> None:
-    state: _Call = context.trace_request_ctx
-    now = perf_counter()
-    state.dns = _add(state.dns, now - state.mark)
-    state.mark = now
-
-
-async def _on_connection_create_end(session, context, params) -> None:
-    state: _Call = context.trace_request_ctx
-    now = perf_counter()
-    if state.https:
-        state.tls = _add(state.tls, now - state.mark)  # since _GuardedConnector saw TCP up
-    state.ready = now
-
-
-async def _on_connection_reuse(session, context, params) -> None:
-    context.trace_request_ctx.ready = perf_counter()
-
-
-def _tracing() -> aiohttp.TraceConfig:
-    config = aiohttp.TraceConfig()
-    config.on_request_start.append(_on_request_start)
-    config.on_connection_create_start.append(_on_connection_create_start)
-    config.on_dns_resolvehost_start.append(_on_dns_start)
-    config.on_dns_resolvehost_end.append(_on_dns_end)
-    config.on_connection_create_end.append(_on_connection_create_end)
-    config.on_connection_reuseconn.append(_on_connection_reuse)
-    config.freeze()
-    return config
-
-
-_TRACING = _tracing()
-
-
-class _GuardedConnector(aiohttp.TCPConnector):
-    """Connects only to addresses the guard checked; marks TCP-up and reads the certificate."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            resolver=guard.GuardedResolver(),
-            use_dns_cache=False,  # a cached answer would skip the check of the next lookup
-            limit=0,  # Client's semaphore is the cap
-            limit_per_host=0,
-        )
-        self._tls_expiry: weakref.WeakKeyDictionary[Any, float | None] = weakref.WeakKeyDictionary()
-
-    async def _wrap_create_connection(self, factory, *args, **kwargs):
-        state = _current.get()
-
-        def tcp_is_up():
-            # asyncio builds the protocol right after the TCP connect, before any handshake.
-            if state is not None:
-                now = perf_counter()
-                state.connect = _add(state.connect, now - state.mark)
-                state.mark = now
-            return factory()
-
-        transport, protocol = await super()._wrap_create_connection(tcp_is_up, *args, **kwargs)
-        if kwargs.get("ssl"):
-            self._tls_expiry[protocol] = _not_after(transport)
-        return transport, protocol
-
-    async def connect(self, req, traces, timeout):
-        connection = await super().connect(req, traces, timeout)
-        state = _current.get()
-        if state is not None and connection.protocol is not None:
-            expires = self._tls_expiry.get(connection.protocol)
-            if expires is not None:  # the certificate of the connection this hop goes over
-                state.tls_expires = expires
-        return connection
-
-
-def _not_after(transport: asyncio.BaseTransport) -> float | None:
-    cert = transport.get_extra_info("peercert")
-    if cert and cert.get("notAfter"):
-        try:
-            return ssl.cert_time_to_seconds(cert["notAfter"])
-        except ValueError:
-            return None
-    return None
 
 
 # --- the synchronous door ----------------------------------------------------------------------
