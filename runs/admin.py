@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from calls.masking import mask_headers
+from runs import admin_endpoints  # noqa: F401 — registers the Endpoint admin
 from runs.models import Log
 
 

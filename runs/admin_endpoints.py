@@ -1,4 +1,5 @@
 """Django admin for endpoints: filters, search, run now / enable / disable, the latest runs inline.
+(Here, not in endpoints/: it runs and shows runs, and `endpoints` never imports `runs`.)
 
 Secret header values and signing keys are never rendered: the form shows them masked and keeps
 the stored value for one left as the mask; a view-only user sees the masked headers and whether
