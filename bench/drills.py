@@ -11,7 +11,7 @@ Options: --db postgres|sqlite (default postgres), --redis (default on with postg
 `manage.py applyjobs` — POST, a JSON body, JSON and Bearer headers — with the settings a drill
 needs beyond the job format set afterwards, as in the admin; minimal: bulk_create of GETs),
 --ceiling-seconds S (the machine's ceilings, measured first; 0: not measured).
-Each prints one line of figures and writes bench/results/drill_*.json:
+Each prints one line of figures and writes bench/results/drill_<drill>_<db>[_redis].json:
 slots expected / executed / duplicated / missed / skipped / stuck / unaccounted.
 Not tests: they take minutes and stop the shared PostgreSQL server (pg_outage).
 """
@@ -176,29 +176,33 @@ def drill_kill9(args) -> dict:
         killed_at = time.monotonic()
         # Timeout (6 s) + grace (30 s) + a sweep (5 s), then the retries' own 4 s calls.
         deadline = killed_at + 90
+        detected_in = None
         while time.monotonic() < deadline:
             stuck = Log.objects.filter(error_class="stuck")
+            if detected_in is None and stuck.count() >= running_before:
+                detected_in = time.monotonic() - killed_at
             retried = Log.objects.filter(retry_of__in=stuck, state__in=("success", "failed"))
             if stuck.exists() and retried.count() == stuck.count():
                 break
-            time.sleep(1)
+            time.sleep(0.5)
         recovered_in = time.monotonic() - killed_at
         stuck = list(Log.objects.filter(error_class="stuck"))
         retried_ok = sum(
             Log.objects.filter(retry_of=log, state="success").exists() for log in stuck
         )
         alive = [cluster.poll() is None for cluster in clusters[1:]]
-        for cluster in clusters[1:]:
-            env.stop_cluster(cluster)
+        codes = [env.stop_cluster(cluster) for cluster in clusters[1:]]
         wait_settled(5)
         figures = {
             "running_when_killed": running_before,
             "stuck_detected": len(stuck),
             "stuck_retried_successfully": retried_ok,
+            "stuck_detected_within_s": None if detected_in is None else round(detected_in, 1),
             "recovered_within_s": round(recovered_in, 1),
             "left_running": Log.objects.filter(state="running").count(),
             "schedules_went_on": Log.objects.filter(started_at__gte=_ago(20)).exists(),
             "other_clusters_alive": all(alive),
+            "cluster_exit_codes": codes,
         }
     target.close()
     return figures
@@ -325,8 +329,11 @@ def main() -> None:
     setup = f"{args.db}{' + redis' if args.redis else ''}, jobs: {args.jobs}"
     print(f"drill {names[0]} ({setup}): {line}")
     print(harness.describe_ceilings(ceilings))
-    figures.update(jobs=args.jobs, ceilings=ceilings)
-    (RESULTS / f"drill_{names[0]}.json").write_text(json.dumps(figures, indent=2, default=str))
+    figures.update(
+        setup=setup, measured_at=datetime.now(UTC).isoformat(timespec="seconds"), ceilings=ceilings
+    )
+    name = f"drill_{names[0]}_{args.db}{'_redis' if args.redis else ''}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -16,12 +16,13 @@ earlier bulk_create of GETs with overlap `allow`),
 ratio; --baseline-only runs just that, --reuse-baseline takes it from the scenario's last
 results file: it does not depend on cronplane's code), --endpoints N, --seconds S,
 --workers W (default: the WORKERS default), --slow-every S (neighbours: the slow endpoints'
-period, default 5), --ceiling-seconds S (the ceilings' measuring time, default 5; 0 takes them
-from the scenario's last results file).
+period, default 5), --at-once (memory: the --endpoints all due at one instant),
+--ceiling-seconds S (the ceilings' measuring time, default 5; 0 takes them from the scenario's
+last results file).
 The machine's ceilings (the target alone, an aiohttp client alone) are measured once per
 invocation, before the phases, and printed under every table.
 Each phase runs in its own process against a fresh database; results go to
-bench/results/<scenario>_<db>[_redis][_minimal].json.
+bench/results/<scenario>_<db>[_redis][_minimal][_n<N> with --endpoints N][_at_once].json.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ ROWS = {
         ("idle dispatcher tick p95 (ms)", "idle_tick_ms.p95", "low"),
     ],
     "memory": [
+        ("load endpoints", "load_endpoints", None),
+        ("requests arrived", "requests", None),
         ("processes", "load.processes", None),
         ("idle RSS (MB)", "idle.rss_mb", "low"),
         ("idle PSS (MB)", "idle.pss_mb", "low"),
@@ -155,6 +158,11 @@ def main() -> None:
     parser.add_argument("--slow-every", type=int, default=5)
     parser.add_argument("--ceiling-seconds", type=float, default=5)
     parser.add_argument(
+        "--at-once",
+        action="store_true",
+        help="memory: the --endpoints are all due at one instant (results: memory_…_at_once)",
+    )
+    parser.add_argument(
         "--reuse-baseline",
         action="store_true",
         help="take the django-q2 figures from this scenario's last results file (they do not "
@@ -172,6 +180,11 @@ def main() -> None:
     name = f"{args.scenario}_{args.db}{'_redis' if args.redis else ''}"
     if args.jobs != "realistic":
         name += f"_{args.jobs}"
+    if args.endpoints:
+        # A load other than the scenario's default keeps its own file (and its own baseline).
+        name += f"_n{args.endpoints}"
+    if args.at_once:
+        name += "_at_once"
     earlier_file = RESULTS / f"{name}.json"
     if args.ceiling_seconds > 0:
         figures["ceilings"] = measure_ceilings(args.ceiling_seconds)

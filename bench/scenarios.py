@@ -147,7 +147,7 @@ def _one_slot(args, baseline: bool, name: str, delay_ms: float) -> dict:
         figures["cluster_cpu_s"] = round(tree_cpu_seconds(cluster.pid) - cpu_before, 2)
         arrivals = first_arrivals(target)
         finished = logged()
-        env.stop_cluster(cluster)
+        figures["cluster_exit_code"] = env.stop_cluster(cluster)
         if not baseline:
             figures.update(_accounting(slot))
     target.close()
@@ -202,7 +202,7 @@ def precision_single(args, baseline: bool) -> dict:
             period = 1
             # Slots slot … slot+seconds; the last one has most of a second to arrive.
             sleep_until(slot + timedelta(seconds=seconds, milliseconds=900))
-        env.stop_cluster(cluster)
+        figures["cluster_exit_code"] = env.stop_cluster(cluster)
         if not baseline:
             lags, _ = slot_lags(target, slot, slot + timedelta(seconds=seconds))
             arrivals = lags
@@ -261,7 +261,7 @@ def throughput(args, baseline: bool) -> dict:
             time.sleep(RECORD_GRACE_SECONDS)
             finished, lag, behind = _our_throughput(window_start, window_end)
             figures["open_or_behind_at_end"] = behind
-        env.stop_cluster(cluster)
+        figures["cluster_exit_code"] = env.stop_cluster(cluster)
     arrivals = [at for path, at in target.arrivals() if path.startswith("/e/")]
     target.close()
     span = window_end - window_start
@@ -300,11 +300,16 @@ def _our_throughput(window_start: float, window_end: float):
 
 
 def memory(args, baseline: bool) -> dict:
-    """RSS of the whole qcluster (every process) idle, then under a light load."""
+    """RSS of the whole qcluster (every process) idle, then under load: --endpoints N (default
+    100) every second, or with --at-once N endpoints due at one instant (sampled every 0.5 s from
+    1 s before it). django-q2's side has minute cron slots: its N schedules are all due at once
+    either way."""
     seconds = args.seconds or 30
     load = args.endpoints or 100
+    at_once = getattr(args, "at_once", False)
     target = Target(0)
     samples: dict[str, list[dict]] = defaultdict(list)
+    figures: dict = {}
     with Environment("memory", args.db, args.redis, args.workers) as env:
         urls = [target.url(f"/e/{i}") for i in range(load)]
         if baseline:
@@ -318,17 +323,28 @@ def memory(args, baseline: bool) -> dict:
             q2.make_schedules(
                 urls, "* * * * *", next_minute(0) - timedelta(minutes=1), "", args.jobs
             )
+        elif at_once:
+            slot = next_second(creation_margin(args, load))
+            create(env, args, urls, f"* * * * * {slot.second}", slot)
+            sleep_until(slot - timedelta(seconds=1))
         else:
             create(env, args, urls, "* * * * * *", next_second(1))
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             samples["load"].append(tree_memory_mb(cluster.pid))
-            time.sleep(1)
-        env.stop_cluster(cluster)
+            time.sleep(0.5 if at_once else 1)
+        if at_once and not baseline:
+            from runs.models import Log
+
+            figures["logged"] = Log.objects.filter(scheduled_for=slot, state__in=FINAL).count()
+        figures["cluster_exit_code"] = env.stop_cluster(cluster)
     requests = len(target.arrivals())
     target.close()
     peak = {phase: max(rows, key=lambda m: m["rss_mb"]) for phase, rows in samples.items()}
-    return {"load_endpoints": load, "seconds": seconds, "requests": requests, **peak}
+    return {
+        "load_endpoints": load, "at_once": at_once, "seconds": seconds, "requests": requests,
+        **peak, **figures,
+    }  # fmt: skip
 
 
 SCENARIOS = {
