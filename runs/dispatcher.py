@@ -34,6 +34,9 @@ from runs.models import Log, idempotency_key_for_slot
 MISFIRE_GRACE = timedelta(seconds=30)
 # Slots examined per endpoint per pass; a longer backlog is worked off over successive passes.
 MAX_SLOTS_PER_PASS = 1000
+# Why a one-time endpoint is disabled once its slot is dispatched: it is done scheduling, not
+# stopped, so that slot's retries still run (a user's pause or cancel replaces this reason).
+ONE_TIME_DISPATCHED = "One-time run dispatched."
 
 
 # What a call sends, not when or whether: left in the database (headers are decrypted per row,
@@ -132,7 +135,7 @@ def dispatch_due(
             endpoint.next_run_at = plan.next_run_at
             if plan.finished and endpoint.schedule_type == Endpoint.ScheduleType.ONCE:
                 endpoint.enabled = False
-                endpoint.disabled_reason = "One-time run dispatched."
+                endpoint.disabled_reason = ONE_TIME_DISPATCHED
         logs = _without_claimed_slots(logs)
         Log.objects.bulk_create(logs)
         _advance(due)
@@ -300,7 +303,7 @@ def dispatch_pending(now: datetime, *, limit: int = 500, cluster: str = "") -> D
         changed = []
         for log in pending:
             endpoint = log.endpoint
-            if not endpoint.enabled and log.trigger == Log.Trigger.RETRY:
+            if _stopped(endpoint) and log.trigger == Log.Trigger.RETRY:
                 _mark(log, Log.State.CANCELLED, "The endpoint was disabled before this retry.")
                 log.finished_at = now
             elif not endpoint.enabled and log.trigger in _SCHEDULED_TRIGGERS:
@@ -321,6 +324,15 @@ def dispatch_pending(now: datetime, *, limit: int = 500, cluster: str = "") -> D
             changed, ["state", "queued_at", "lease_expires_at", "reason", "finished_at", "cluster"]
         )
     return result
+
+
+def _stopped(endpoint: Endpoint) -> bool:
+    """Disabled by a person or a policy; a finished one-time endpoint is not (see above)."""
+    finished_once = (
+        endpoint.schedule_type == Endpoint.ScheduleType.ONCE
+        and endpoint.disabled_reason == ONE_TIME_DISPATCHED
+    )
+    return not endpoint.enabled and not finished_once
 
 
 def next_wakeup(now: datetime, ahead: timedelta = timedelta(0)) -> datetime | None:
