@@ -432,11 +432,14 @@ class LastResultView(ApiView):
         tags=[TAG],
         operation_id="getJobLastResult",
         summary="Get the result of the most recent execution of a job",
+        description="The latest run that started (running, success or failed); dry runs are "
+        "rehearsals, not executions, and are never shown here.",
         responses={200: LastResult, 404: ErrorSerializer, **ERRORS},
     )
     def get(self, request, job_name: str):
         endpoint = get_job(job_name)
-        log = Log.objects.latest_for(endpoint).filter(state__in=EXECUTED).first()
+        executions = Log.objects.latest_for(endpoint).filter(state__in=EXECUTED, dry_run=False)
+        log = executions.first()
         if log is None:
             raise exceptions.NotFound("This job has not run yet")
         result = {

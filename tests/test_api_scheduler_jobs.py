@@ -300,7 +300,7 @@ def test_a_bad_trigger_body_is_a_400_and_runs_nothing(as_operator, nightly, body
     assert not Log.objects.exists()
 
 
-def test_the_last_result_is_the_latest_executed_run_with_its_summary(
+def test_the_last_result_is_the_latest_execution_with_its_summary_never_a_dry_run(
     as_operator, make_endpoint, report_handler
 ):
     make_endpoint(
@@ -310,8 +310,10 @@ def test_the_last_result_is_the_latest_executed_run_with_its_summary(
         handler="generateWeeklyExpiryReport",
     )
     trigger = f"{JOBS}/certification-expiry-nightly/trigger"
-    run_id = as_operator.post(trigger, {"dry_run": True}, format="json").json()["run_id"]
+    run_id = as_operator.post(trigger, {"dry_run": False}, format="json").json()["run_id"]
     executor.execute(Log.objects.by_run_id(run_id).get().pk)
+    dry_id = as_operator.post(trigger, {"dry_run": True}, format="json").json()["run_id"]
+    executor.execute(Log.objects.by_run_id(dry_id).get().pk)  # later, but a rehearsal
     as_operator.post(trigger)  # queued, not executed: not a result yet
 
     response = as_operator.get(f"{JOBS}/certification-expiry-nightly/last-result")
@@ -326,14 +328,27 @@ def test_the_last_result_is_the_latest_executed_run_with_its_summary(
         "completed_at": iso(log.finished_at),
         "status": "success",
         "result_summary": {"mentors_checked": 87, "expired_found": 2, "errors": 0},
-        "dry_run": True,
+        "dry_run": False,
         "duration_ms": log.duration_ms,
         "error": None,
         "trigger": "api",
         "as_of": None,
         "idempotency_key": log.idempotency_key,
     }
-    assert report_handler == [({}, True)]
+    assert report_handler == [({}, False), ({}, True)]
+
+
+def test_a_job_that_only_had_dry_runs_has_no_last_result(
+    as_operator, make_endpoint, report_handler
+):
+    make_endpoint(name="rehearsed", kind="handler", url="", handler="generateWeeklyExpiryReport")
+    dry_id = as_operator.post(f"{JOBS}/rehearsed/trigger", {"dry_run": True}, format="json")
+    executor.execute(Log.objects.by_run_id(dry_id.json()["run_id"]).get().pk)
+
+    response = as_operator.get(f"{JOBS}/rehearsed/last-result")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "This job has not run yet", "code": "NOT_FOUND"}
 
 
 def test_the_last_result_of_a_failed_http_call_names_the_error(as_operator, make_endpoint, target):
