@@ -373,3 +373,27 @@ def test_the_history_lists_executions_newest_first_with_a_total(as_viewer, daily
     assert as_viewer.get(f"{SCHEDULES}/sched-{daily_report.pk}/history").json()["total"] == 3
     bad_limit = as_viewer.get(f"{SCHEDULES}/sched-{daily_report.pk}/history", {"limit": "0"})
     assert bad_limit.status_code == 400
+
+
+def test_enabling_an_enabled_schedule_changes_nothing(as_operator, daily_report, at_seed_time):
+    # The dispatcher holds a slot that is not the next from now (e.g. a missed one to catch up).
+    held_slot = datetime(2024, 1, 26, 14, tzinfo=UTC)
+    Endpoint.objects.filter(pk=daily_report.pk).update(
+        consecutive_failures=2, next_run_at=held_slot
+    )
+    before = Endpoint.objects.get(pk=daily_report.pk)
+    at_seed_time.shift(timedelta(minutes=5))
+
+    response = as_operator.post(f"{SCHEDULES}/sched-{daily_report.pk}/enable")
+
+    assert response.status_code == 200
+    assert (response.json()["enabled"], response.json()["nextRun"]) == (
+        True,
+        "2024-01-26T09:00:00-05:00",
+    )
+    after = Endpoint.objects.get(pk=daily_report.pk)
+    assert (after.consecutive_failures, after.next_run_at, after.updated_at) == (
+        2,
+        held_slot,
+        before.updated_at,
+    )
