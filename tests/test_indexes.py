@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 
 from endpoints.models import Endpoint
+from runs import cluster
 from runs.models import Log
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -51,6 +52,11 @@ def plan(queryset) -> str:
                 state__in=("queued", "running"), lease_expires_at__lt=NOW
             ).order_by(),
             ("log_open_lease_idx", "log_state_latest_idx"),
+        ),
+        (
+            "runs lost with their cluster or lease",
+            lambda: Log.objects.filter(cluster._lost(NOW, {"live-cluster"})).order_by(),
+            ("log_open_cluster_idx", "log_open_lease_idx", "log_state_latest_idx"),
         ),
         (
             "an endpoint's latest runs",
