@@ -34,7 +34,7 @@ from api.fields import (
     query_int,
     whole_number,
 )
-from api.scheduler_jobs import StrictIntegerField
+from api.scheduler_jobs import EXECUTED, StrictIntegerField
 from endpoints.jobs import save_job
 from endpoints.models import Endpoint
 from runs import services
@@ -444,6 +444,8 @@ class HistoryView(ApiView):
         tags=[TAG],
         operation_id="getScheduleHistory",
         summary="Get schedule history",
+        description="Executions, newest first: each run that started (not a dry run), shown "
+        "by its latest attempt; `total` counts them. Queued runs are not executions yet.",
         parameters=[OpenApiParameter("limit", OpenApiTypes.INT, description="Maximum entries")],
         responses={200: History, **NOT_FOUND, **ERRORS},
     )
@@ -451,10 +453,17 @@ class HistoryView(ApiView):
         endpoint = get_schedule(schedule_id)
         limit = query_int(request.query_params, "limit", HISTORY_SIZE, high=MAX_HISTORY_SIZE)
         zone = _zone(endpoint.timezone)
-        runs = endpoint.logs.order_by("-id")
+        runs = executions(endpoint).order_by("-id")
         return Response(
             {"data": [execution_json(log, zone) for log in runs[:limit]], "total": runs.count()}
         )
+
+
+def executions(endpoint: Endpoint):
+    """One Log per execution: a run that started and is not a dry run, shown by its latest
+    attempt that started (a retry still waiting leaves the failed attempt before it shown)."""
+    started = endpoint.logs.filter(state__in=EXECUTED, dry_run=False)
+    return started.exclude(next_attempt__state__in=EXECUTED)
 
 
 def execution_json(log, zone: ZoneInfo) -> dict[str, Any]:

@@ -397,3 +397,37 @@ def test_enabling_an_enabled_schedule_changes_nothing(as_operator, daily_report,
         held_slot,
         before.updated_at,
     )
+
+
+def test_the_history_counts_and_lists_executions_not_attempts_or_queued_runs(
+    as_viewer, daily_report
+):
+    def run(day: int, state: str, *, attempt: int = 1, retry_of=None, dry_run=False) -> Log:
+        slot = datetime(2024, 1, day, 14, tzinfo=UTC)
+        started = slot + timedelta(seconds=attempt) if state not in ("queued", "pending") else None
+        return Log.objects.create(
+            endpoint=daily_report,
+            scheduled_for=None if dry_run else slot,
+            state=state,
+            attempt=attempt,
+            retry_of=retry_of,
+            dry_run=dry_run,
+            started_at=started,
+            finished_at=started + timedelta(milliseconds=100) if started else None,
+            duration_ms=100 if started else None,
+        )
+
+    first = run(23, "failed")
+    retried = run(23, "success", attempt=2, retry_of=first)  # one execution: two attempts
+    waiting = run(24, "failed")
+    run(24, "pending", attempt=2, retry_of=waiting)  # its retry is not an execution yet
+    run(25, "success", dry_run=True)  # a rehearsal, not an execution
+    run(26, "queued")  # not executed yet
+
+    body = as_viewer.get(f"{SCHEDULES}/sched-{daily_report.pk}/history").json()
+
+    assert body["total"] == 2
+    assert [(entry["executionId"], entry["status"]) for entry in body["data"]] == [
+        (waiting.run_id, "failed"),
+        (retried.run_id, "success"),
+    ]
