@@ -5,6 +5,7 @@ Only geometry is computed here; templates draw the SVG (and escape every text in
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -169,13 +170,14 @@ def run_chart(logs: Iterable[Log]) -> RunChart | None:
     if not logs:
         return None
     peak = max((log.duration_ms or 0 for log in logs), default=0) or 1
+    top = axis_top(peak)
     slot = CHART_WIDTH / CHART_RUNS
     offset = CHART_WIDTH - slot * len(logs)
     bars = []
     for i, log in enumerate(logs):
         duration = log.duration_ms or 0
         # Runs that never executed (skipped, missed, cancelled) still get a sliver to be seen.
-        height = max(2.0, CHART_HEIGHT - _y(duration, peak, CHART_HEIGHT))
+        height = max(2.0, CHART_HEIGHT - _y(duration, top, CHART_HEIGHT))
         when = f"{log.started_at:%Y-%m-%d %H:%M:%S}" if log.started_at else ""
         bars.append(
             Bar(
@@ -188,8 +190,34 @@ def run_chart(logs: Iterable[Log]) -> RunChart | None:
                 log_id=log.pk,
             )
         )
-    gridlines = [(round(CHART_HEIGHT * (1 - f), 2), _ms(int(peak * f))) for f in (0.5, 1.0)]
-    return RunChart(bars=bars, max_ms=peak, gridlines=gridlines)
+    return RunChart(bars=bars, max_ms=peak, gridlines=axis_gridlines(top))
+
+
+# An axis ends at the first of these (times a power of ten) at or above the longest value, and
+# both gridlines are labelled with the same formatter in the top's unit: a 5 ms top has its mid
+# line at "2.5 ms", never "2 ms" (half of 5, truncated to an int).
+AXIS_STEPS = (1, 2, 3, 4, 5, 6, 8, 10)
+
+
+def axis_top(peak: float) -> float:
+    """The value at the top of a chart whose longest value is `peak` ms (> 0)."""
+    power = 10.0 ** math.floor(math.log10(peak))
+    for step in AXIS_STEPS:
+        if step * power >= peak * (1 - 1e-9):
+            return step * power
+    return 10 * power
+
+
+def axis_gridlines(top: float) -> list[tuple[float, str]]:
+    """(y, label) of the mid and top gridlines, both labelled in the top's unit."""
+    return [(round(CHART_HEIGHT * (1 - f), 2), axis_label(top * f, top)) for f in (0.5, 1.0)]
+
+
+def axis_label(value: float, top: float) -> str:
+    """'0.5 ms', '3 ms', '250 ms', '1.5 s': seconds when the axis reaches a second."""
+    if top >= 1000:
+        return f"{round(value / 1000, 3):g} s"
+    return f"{round(value, 3):g} ms"
 
 
 def _y(value: float, peak: float, height: float) -> float:
@@ -268,6 +296,7 @@ def phase_chart(logs: Iterable[Log]) -> PhaseChart | None:
     if not logs:
         return None
     peak = max(float(log.timing["total_ms"]) for log in logs) or 1.0
+    top = axis_top(peak)
     slot = CHART_WIDTH / CHART_RUNS
     offset = CHART_WIDTH - slot * len(logs)
     split = [phases(log.timing) for log in logs]
@@ -275,7 +304,7 @@ def phase_chart(logs: Iterable[Log]) -> PhaseChart | None:
     for i, (log, parts) in enumerate(zip(logs, split, strict=True)):
         segments, bottom = [], float(CHART_HEIGHT)
         for phase in parts:
-            height = (phase.ms or 0) / peak * (CHART_HEIGHT - 1)
+            height = (phase.ms or 0) / top * (CHART_HEIGHT - 1)
             if height <= 0:
                 continue
             bottom -= height
@@ -295,10 +324,7 @@ def phase_chart(logs: Iterable[Log]) -> PhaseChart | None:
     for index, (key, label) in enumerate(PHASES):
         values = [parts[index].ms for parts in split if parts[index].ms]
         medians.append((key, label, phase_ms(statistics.median(values)) if values else "–"))
-    gridlines = [
-        (round(CHART_HEIGHT * (1 - f), 2), phase_ms(round(peak * f, 1))) for f in (0.5, 1.0)
-    ]
-    return PhaseChart(columns=columns, max_ms=peak, medians=medians, gridlines=gridlines)
+    return PhaseChart(columns=columns, max_ms=peak, medians=medians, gridlines=axis_gridlines(top))
 
 
 def phase_ms(value: float | None) -> str:

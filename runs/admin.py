@@ -8,10 +8,28 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django_q import admin as q_admin  # registers django-q's admin now, so it can be amended
+from django_q.models import Schedule
 
 from calls.masking import mask_headers
 from runs import admin_endpoints  # noqa: F401 — registers the Endpoint admin
 from runs.models import Log
+
+admin.site.site_header = "cronplane administration"
+admin.site.site_title = "cronplane admin"
+admin.site.index_title = "Endpoints, runs and users"
+
+
+class ScheduleAdmin(q_admin.ScheduleAdmin):
+    """django-q's own schedules hold only cronplane's housekeeping (the daily log retention,
+    made by `qcluster`): jobs are Endpoints, so this list offers no "Add" beside them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+admin.site.unregister(Schedule)
+admin.site.register(Schedule, ScheduleAdmin)
 
 
 @admin.register(Log)

@@ -277,3 +277,58 @@ def make_catalog() -> list[Endpoint]:
         name="worker-1:4242", host="worker-1", pid=4242, started_at=now, last_seen_at=now
     )
     return endpoints
+
+
+def console_errors(page) -> list[str]:
+    """Every console error the page logs from now on (a CSP refusal is one, so is htmx's
+    `htmx:sendAbort`)."""
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def test_the_tokens_page_keeps_its_csp_and_copies_the_new_token(browser, live_server):
+    _, password = user_in_role("tom-browser", "Viewer")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    page = context.new_page()
+    errors = console_errors(page)
+    sign_in(page, live_server, "tom-browser", password)
+    page.goto(live_server.url + "/tokens/")
+    page.fill("#id_name", "ci")
+    page.click("button:has-text('Create token')")
+    token = page.locator("#new-token-value").input_value()
+    page.click("button[data-copy]")
+    expect(page.locator("button[data-copy]")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == token
+    page.focus("#new-token-value")
+    assert page.evaluate("document.activeElement.selectionEnd") == len(token)
+    assert errors == []
+    context.close()
+
+
+def test_typing_in_the_form_logs_no_htmx_errors(page, live_server):
+    _, password = user_in_role("eve-browser", "Editor")
+    errors = console_errors(page)
+    sign_in(page, live_server, "eve-browser", password)
+    page.goto(live_server.url + "/endpoints/new/")
+    # A slow server: each preview request is held until the next key has been typed, so that
+    # a new request starts while the last one is still in flight.
+    held: list = []
+
+    def hold(route) -> None:
+        held.append(route)
+
+    page.route("**/endpoints/schedule-preview/**", hold)
+    page.locator("#id_cron_expression").press_sequentially("*/15 * * * *", delay=400)
+    page.unroute("**/endpoints/schedule-preview/**", hold)
+    for _ in range(20):
+        while held:
+            try:
+                held.pop(0).continue_()
+            except sync_api.Error:  # aborted by the browser meanwhile
+                pass
+        page.wait_for_timeout(150)
+    expect(page.locator("#schedule-preview-text")).to_contain_text("Every 15 minutes")
+    assert errors == []
