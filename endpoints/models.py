@@ -418,6 +418,9 @@ class Endpoint(models.Model):
         self._clean_schedule(errors)
         if self.kind == self.Kind.HTTP:
             self._clean_http(errors)
+            if not (self.url or "").strip():
+                # A job given neither is an HTTP job by default: say what is missing.
+                errors["url"] = "Give a url to call, or a handler to run."
         elif self.kind == self.Kind.HANDLER:
             if not self.handler:
                 errors["handler"] = "Choose a registered handler."

@@ -97,6 +97,9 @@ def normalize_cron(expression: str) -> str:
             f"A cron expression has 5 fields (minute hour day-of-month month day-of-week), "
             f"or 6 with seconds last; '{text}' has {len(fields)}.",
         )
+    for index, value in enumerate(fields):
+        if problem := _cron_field_problem(value, _CRON_FIELDS[index]):
+            raise ScheduleError("cron_expression", f"Invalid cron expression '{text}': {problem}.")
     try:
         probe = croniter(
             text,
@@ -108,9 +111,67 @@ def normalize_cron(expression: str) -> str:
         raise ScheduleError(
             "cron_expression", f"'{text}' never fires (no such date, e.g. 30 February)."
         ) from None
-    except (CroniterBadCronError, CroniterError, ValueError, KeyError) as exc:
-        raise ScheduleError("cron_expression", f"Invalid cron expression '{text}': {exc}") from None
+    except (CroniterBadCronError, CroniterError, ValueError, KeyError):
+        # What our field check lets through and croniter still refuses (e.g. '5L', 'H'): its
+        # own text quotes the expression back in brackets, so say what each field takes.
+        raise ScheduleError(
+            "cron_expression", f"Invalid cron expression '{text}': {_CRON_SYNTAX}."
+        ) from None
     return text
+
+
+@dataclass(frozen=True)
+class _CronField:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()
+    # Letters croniter reads in this field beyond names: L (last day), W (weekday), # (nth).
+    specials: str = ""
+
+    @property
+    def allowed(self) -> str:
+        spelled = f" or {self.names[0]}–{self.names[-1]}" if self.names else ""
+        return f"{self.low}–{self.high}{spelled}"
+
+
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+# In order; the optional 6th field is seconds (croniter's convention: last).
+_CRON_FIELDS = (
+    _CronField("minute", 0, 59),
+    _CronField("hour", 0, 23),
+    _CronField("day-of-month", 1, 31, specials="LW"),
+    _CronField("month", 1, 12, _MONTHS),
+    _CronField("day-of-week", 0, 7, _DAYS, specials="L#"),
+    _CronField("second", 0, 59),
+)
+_CRON_SYNTAX = (
+    "the fields are "
+    + ", ".join(f"{field.name} {field.allowed}" for field in _CRON_FIELDS[:5])
+    + ", and optionally second 0–59 last; each is *, a value, a range a-b, a list a,b or a step */n"
+)
+
+
+def _cron_field_problem(text: str, field: _CronField) -> str | None:
+    """What is wrong with one field, in the user's terms ('minute must be 0–59; got 61')."""
+    for part in text.split(","):
+        base, slash, step = part.partition("/")
+        if slash and not (step.isdigit() and int(step) >= 1):
+            return f"the {field.name} step must be a whole number from 1; got '/{step}'"
+        if base in ("*", "?"):
+            continue
+        for value in base.split("-"):
+            if not value:
+                return f"{field.name} has an empty value in '{text}'"
+            if value.isdigit():
+                if not field.low <= int(value) <= field.high:
+                    return f"{field.name} must be {field.allowed}; got {value}"
+            elif value.upper() in field.names:
+                continue
+            elif not any(letter in field.specials for letter in value.upper()):
+                return f"{field.name} must be {field.allowed}; got '{value}'"
+    return None
 
 
 def validate_timezone(name: str) -> ZoneInfo:
