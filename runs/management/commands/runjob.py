@@ -1,3 +1,9 @@
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
@@ -42,7 +48,9 @@ class Command(BaseCommand):
                 message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
                 raise CommandError(f"--as-of: {message}") from None
         if queue:
-            log = services.trigger(endpoint, by="runjob", dry_run=dry_run, as_of=instant)
+            # The run id is the whole answer: a script reads it from stdout.
+            with _quiet("django-q"):
+                log = services.trigger(endpoint, by="runjob", dry_run=dry_run, as_of=instant)
             self.stdout.write(log.run_id)
             return
         last = services.run_in_foreground(
@@ -55,7 +63,7 @@ class Command(BaseCommand):
         attempts = log.endpoint.max_attempts
         parts = [f"{log.run_id} attempt {log.attempt}/{attempts}", log.state]
         if log.as_of:
-            parts.append(f"as of {log.as_of.isoformat()}")
+            parts.append(f"as of {_on_clock(log.as_of, log.endpoint)}")
         if log.dry_run:
             parts.append("dry run, nothing sent")
         if log.status_code is not None:
@@ -75,8 +83,25 @@ class Command(BaseCommand):
             self.stdout.write(f"  retrying in {wait:.1f} s (attempt {retry.attempt}/{attempts})")
 
 
-def _compact(summary: dict) -> str:
-    import json
+def _on_clock(moment: datetime, endpoint: Endpoint) -> str:
+    """The instant as the job's zone reads it, as --as-of was typed: '2026-11-01 01:30:00 EDT'."""
+    local = moment.astimezone(endpoint.zone)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
 
-    text = json.dumps(summary, separators=(",", ":"), default=str)
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Silence a library's INFO lines for a moment (django-q logs every enqueue to stdout)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _compact(summary: dict) -> str:
+    # ensure_ascii=False: a masked value prints as its "••••" (a terminal shows UTF-8).
+    text = json.dumps(summary, separators=(",", ":"), default=str, ensure_ascii=False)
     return text if len(text) <= 300 else text[:297] + "..."
