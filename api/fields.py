@@ -125,10 +125,19 @@ def body_of(request) -> dict[str, Any]:
 
 
 def iso(moment: datetime | None, zone: tzinfo | None = None) -> str | None:
-    """2026-03-26T02:00:00Z, or with the zone's offset; milliseconds only when there are some."""
+    """2026-03-26T02:00:00Z, or with the zone's offset: whole seconds, as every seed example
+    writes its instants (a fraction is dropped, not rounded, so a time never moves later)."""
+    return _written(moment, zone, "seconds")
+
+
+def iso_ms(moment: datetime | None, zone: tzinfo | None = None) -> str | None:
+    """2024-01-26T09:00:00.500-05:00: always milliseconds, as seed 002 writes the times of a
+    run (startedAt, finishedAt), even when they are .000."""
+    return _written(moment, zone, "milliseconds")
+
+
+def _written(moment: datetime | None, zone: tzinfo | None, timespec: str) -> str | None:
     if moment is None:
         return None
-    local = moment.astimezone(zone or UTC)
-    spec = "milliseconds" if local.microsecond else "seconds"
-    text = local.isoformat(timespec=spec)
+    text = moment.astimezone(zone or UTC).isoformat(timespec=timespec)
     return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text

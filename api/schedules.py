@@ -30,6 +30,7 @@ from api.fields import (
     StrictSerializer,
     body_of,
     iso,
+    iso_ms,
     query_bool,
     query_int,
     whole_number,
@@ -470,8 +471,8 @@ def execution_json(log, zone: ZoneInfo) -> dict[str, Any]:
     entry = {
         "executionId": log.run_id,
         "scheduledTime": iso(log.scheduled_for or log.created_at, zone),
-        "startedAt": iso(log.started_at, zone),
-        "finishedAt": iso(log.finished_at, zone),
+        "startedAt": iso_ms(log.started_at, zone),
+        "finishedAt": iso_ms(log.finished_at, zone),
         "status": log.state,
         "duration": log.duration_ms,
     }

@@ -364,7 +364,7 @@ def test_the_history_lists_executions_newest_first_with_a_total(as_viewer, daily
             "executionId": failed.run_id,
             "scheduledTime": "2024-01-25T09:00:00-05:00",
             "startedAt": "2024-01-25T09:00:00.500-05:00",
-            "finishedAt": "2024-01-25T09:00:01-05:00",
+            "finishedAt": "2024-01-25T09:00:01.000-05:00",
             "status": "failed",
             "duration": 500,
             "error": "HTTP request timeout",
