@@ -7,8 +7,12 @@
 
 A job object is the whole truth about the fields that apply to it: one left out takes its default
 (so no cron_expression, interval_seconds or run_at means manual only). `handler` present makes a
-handler job, otherwise it is an HTTP job. Endpoint fields outside the format (retry backoff,
-overlap and missed-run policies, windows) are left as they are.
+handler job, otherwise it is an HTTP job.
+
+The policy fields (POLICY_FIELDS: retry backoff, overlap and missed-run policies, the window and
+maximum number of runs, auto-disable, notifications) are optional: left out, a new job takes the
+default and an existing one keeps its value (the job API takes them beside the job object).
+exportjobs writes every one of them, so export → wipe → apply → export gives the same file.
 """
 
 from __future__ import annotations
@@ -50,6 +54,12 @@ JOB_FIELDS = {
     "signing_secret": "signing_secret",
     "signing_secret_next": "signing_secret_next",
 }
+# Job field = Endpoint field; in the order an exported job lists them, after JOB_FIELDS.
+POLICY_FIELDS = (
+    "retry_backoff_seconds", "retry_backoff_max_seconds", "overlap_policy", "missed_policy",
+    "catch_up_window_seconds", "starts_at", "ends_at", "max_runs", "auto_disable_after",
+    "notify_emails", "notify_webhook_url", "notify_on_failure", "notify_on_recovery",
+)  # fmt: skip
 # Written as the mask on export; the mask on apply keeps the stored value.
 SECRET_FIELDS = ("signing_secret", "signing_secret_next")
 MODEL_TO_JOB = {model: job for job, model in JOB_FIELDS.items()}
@@ -112,7 +122,17 @@ def endpoint_to_job(endpoint: Endpoint) -> dict[str, Any]:
     job["max_attempts"] = endpoint.max_attempts
     if endpoint.jitter_seconds:
         job["jitter_seconds"] = endpoint.jitter_seconds
+    for field in POLICY_FIELDS:
+        job[field] = _exported(getattr(endpoint, field))
     return job
+
+
+def _exported(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def apply_job(
@@ -195,8 +215,9 @@ def _model_values(job: dict[str, Any], errors: dict[str, list[str]]) -> dict[str
     touched: they are inert, and resetting them would report changes nobody made.
     """
     for key in job:
-        if key not in JOB_FIELDS:
-            errors[str(key)] = [f"Unknown field; the fields are {', '.join(JOB_FIELDS)}."]
+        if key not in JOB_FIELDS and key not in POLICY_FIELDS:
+            known = ", ".join((*JOB_FIELDS, *POLICY_FIELDS))
+            errors[str(key)] = [f"Unknown field; the fields are {known}."]
     given = {key: value for key, value in job.items() if key in JOB_FIELDS and value is not None}
     is_handler = "handler" in given
     schedule_keys = [key for key in SCHEDULE_FIELDS if key in given]
@@ -221,6 +242,16 @@ def _model_values(job: dict[str, Any], errors: dict[str, list[str]]) -> dict[str
                 values[JOB_FIELDS[key]] = CONVERTERS.get(key, _string)(value)
             except ValueError as exc:
                 errors[key] = [str(exc)]
+    for key in POLICY_FIELDS:
+        if key not in job:
+            continue  # kept as it is (see the module docstring)
+        if job[key] is None and Endpoint._meta.get_field(key).null:
+            values[key] = None
+            continue
+        try:
+            values[key] = CONVERTERS.get(key, _string)(job[key])
+        except ValueError as exc:
+            errors[key] = [str(exc)]
     return values
 
 
@@ -231,7 +262,7 @@ def _default(field: str) -> Any:
 def _changes(
     existing: Endpoint | None, endpoint: Endpoint, fields: list[str]
 ) -> dict[str, tuple[Any, Any]]:
-    order = ["kind", "schedule_type", *JOB_FIELDS.values()]
+    order = ["kind", "schedule_type", *JOB_FIELDS.values(), *POLICY_FIELDS]
     changes = {}
     for field in sorted(fields, key=order.index):
         old = getattr(existing, field) if existing is not None else None
@@ -335,4 +366,13 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "timeout_seconds": _number,
     "max_attempts": _integer,
     "jitter_seconds": _integer,
+    "retry_backoff_seconds": _number,
+    "retry_backoff_max_seconds": _number,
+    "catch_up_window_seconds": _integer,
+    "starts_at": _instant,
+    "ends_at": _instant,
+    "max_runs": _integer,
+    "auto_disable_after": _integer,
+    "notify_on_failure": _boolean,
+    "notify_on_recovery": _boolean,
 }
