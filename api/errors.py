@@ -2,23 +2,31 @@
 
     400 {"error": "Invalid cron expression", "code": "VALIDATION_ERROR",
          "details": {"cronExpression": "Invalid cron expression '61 * * * *': …"}}
-    401 UNAUTHORIZED · 403 FORBIDDEN · 404 NOT_FOUND · 409 CONFLICT · 429 RATE_LIMITED (Retry-After)
+    401 UNAUTHORIZED · 403 FORBIDDEN · 404 NOT_FOUND (also any /api/ address that is no route)
+    409 CONFLICT · 413 PAYLOAD_TOO_LARGE · 429 RATE_LIMITED (Retry-After) · 500 INTERNAL_ERROR
 
 Seed 003's routes wrap their answers in {"success": …}; their errors carry "success": false too.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+logger = logging.getLogger(__name__)
 
 CODES = {
     400: "VALIDATION_ERROR",
@@ -28,7 +36,9 @@ CODES = {
     405: "METHOD_NOT_ALLOWED",
     406: "NOT_ACCEPTABLE",
     409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
     429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
 }
 TITLES = {
     401: "Unauthorized",
@@ -37,7 +47,9 @@ TITLES = {
     405: "Method not allowed",
     406: "Not acceptable",
     409: "Conflict",
+    413: "Payload too large",
     429: "Too many requests",
+    500: "Internal error",
 }
 WHOLE_REQUEST = "non_field_errors"
 NUL = "\x00"
@@ -47,6 +59,15 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "Conflict"
     default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+    def __init__(self) -> None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+        super().__init__(f"The request body is larger than {limit // 1024} KB.")
 
 
 class InvalidInput(exceptions.ValidationError):
@@ -65,7 +86,7 @@ class BoundedJSONParser(JSONParser):
         length = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if limit is not None and length > limit:
-            raise exceptions.ParseError(f"The request body is larger than {limit // 1024} KB.")
+            raise PayloadTooLarge()
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
@@ -106,13 +127,19 @@ def _text_problem(text: str) -> str | None:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]):
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own answer is an HTML 400 and a logged traceback: the client sent too much.
+        exc = PayloadTooLarge()
     if isinstance(exc, DjangoValidationError):
         exc = InvalidInput(django_details(exc))
     if isinstance(exc, exceptions.UnsupportedMediaType):
         exc = InvalidInput({WHOLE_REQUEST: "Send a JSON body with Content-Type: application/json."})
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        # A bug, not a request's fault: logged with its traceback, answered in the one shape.
+        logger.error("Unhandled error in %s", _path(context), exc_info=exc)
+        set_rollback()
+        response = Response(status=500)
     body = error_body(exc, response.status_code)
     if isinstance(exc, exceptions.Throttled):
         # DRF rounds a sub-second wait down to 0 (or drops it): a client must be told to wait.
@@ -121,6 +148,33 @@ def exception_handler(exc: Exception, context: dict[str, Any]):
         body = {"success": False, **body}
     response.data = body
     return response
+
+
+def _path(context: dict[str, Any]) -> str:
+    request = context.get("request")
+    return request.path if request is not None else "the API"
+
+
+def not_found(request, unmatched: str = "") -> JsonResponse | HttpResponsePermanentRedirect:
+    """Any /api/ address that is no route: a JSON 404 (Django's would be an HTML page).
+
+    As APPEND_SLASH would, a GET of a route written without its trailing slash is redirected.
+    """
+    with_slash = f"{request.path_info}/"
+    if request.method in ("GET", "HEAD") and not request.path_info.endswith("/"):
+        match = _resolved(with_slash)
+        if match is not None and match.func is not not_found:
+            query = request.META.get("QUERY_STRING", "")
+            return HttpResponsePermanentRedirect(with_slash + (f"?{query}" if query else ""))
+    message = f"No route at {request.path}; the routes are listed at /api/docs/."
+    return JsonResponse({"error": TITLES[404], "code": CODES[404], "message": message}, status=404)
+
+
+def _resolved(path: str):
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None
 
 
 def error_body(exc: Exception, status_code: int) -> dict[str, Any]:

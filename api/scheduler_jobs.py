@@ -39,6 +39,8 @@ from runs.models import Log
 TAG = "Nightly Scheduler jobs (seed 001)"
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 EXECUTED = (Log.State.RUNNING, Log.State.SUCCESS, Log.State.FAILED)
+# A description is a line or a paragraph shown in lists; a megabyte of it is a mistake.
+MAX_DESCRIPTION_LENGTH = 1000
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
 
 
@@ -113,6 +115,12 @@ def build_job(data: dict[str, Any]) -> Endpoint:
     job = {key: value for key, value in data.items() if key not in POLICY_FIELDS}
     policies = PolicySerializer(data={k: v for k, v in data.items() if k in POLICY_FIELDS})
     details = {} if policies.is_valid() else flatten(policies.errors)
+    description = job.get("description")
+    if isinstance(description, str) and len(description) > MAX_DESCRIPTION_LENGTH:
+        details["description"] = (
+            f"At most {MAX_DESCRIPTION_LENGTH} characters; this one has {len(description)}."
+        )
+        job.pop("description")
     if isinstance(job.get("run_at"), str) and (problem := parse_instant(job["run_at"])[1]):
         details["run_at"] = problem  # before apply_job: its dates are not bounded
         job.pop("run_at")
@@ -166,7 +174,7 @@ class JobRequest(serializers.Serializer):
     `interval_seconds`, `run_at` schedules it; none means manual only."""
 
     job_name = serializers.CharField(max_length=100)
-    description = serializers.CharField(required=False)
+    description = serializers.CharField(required=False, max_length=MAX_DESCRIPTION_LENGTH)
     cron_expression = serializers.CharField(required=False, allow_null=True)
     interval_seconds = serializers.IntegerField(required=False, allow_null=True)
     run_at = serializers.DateTimeField(required=False, allow_null=True)

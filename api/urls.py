@@ -1,10 +1,10 @@
 """Every route of the three contracts, with full paths (included at the site's root)."""
 
 from django.contrib.auth.decorators import login_required
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from api import backfill, cron, scheduled_actions, scheduler_jobs, schedules
+from api import backfill, cron, errors, scheduled_actions, scheduler_jobs, schedules
 
 JOBS = "api/v1/scheduler/jobs"
 SCHEDULES = "api/v1/schedules"
@@ -41,4 +41,6 @@ urlpatterns = [
         login_required(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
         name="api-docs",
     ),
+    # Last: any other /api/ address is a JSON 404 in the one error shape.
+    re_path(r"^api/", errors.not_found, name="api-not-found"),
 ]
