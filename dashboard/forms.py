@@ -14,7 +14,7 @@ from django.db.models import Q, QuerySet
 
 from calls import templating
 from calls.masking import ALWAYS_SECRET_HEADERS, MASK
-from dashboard import signing_fields
+from dashboard import signing_fields, states
 from endpoints import schedules
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
@@ -359,7 +359,8 @@ def _zone(name: str) -> ZoneInfo | None:
 class EndpointFilterForm(forms.Form):
     q = forms.CharField(required=False, label="Search")
     enabled = forms.ChoiceField(
-        required=False, choices=[("", "Any state"), ("yes", "Active"), ("no", "Paused")]
+        required=False,
+        choices=[("", "Any state"), ("yes", "Active"), ("no", "Paused"), ("done", "Done")],
     )
     status = forms.ChoiceField(
         required=False,
@@ -384,8 +385,10 @@ class EndpointFilterForm(forms.Form):
                 | Q(url__icontains=term)
                 | Q(handler__icontains=term)
             )
-        if data["enabled"]:
-            queryset = queryset.filter(enabled=data["enabled"] == "yes")
+        if data["enabled"] == "done":
+            queryset = queryset.filter(states.DONE)
+        elif data["enabled"]:
+            queryset = queryset.filter(enabled=data["enabled"] == "yes").exclude(states.DONE)
         if data["status"] == "never":
             queryset = queryset.filter(last_status="")
         elif data["status"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -13,7 +14,7 @@ from django import template
 from django.utils import timezone
 
 from calls.masking import mask_headers
-from dashboard import charts
+from dashboard import charts, states
 from endpoints import schedules
 
 register = template.Library()
@@ -108,6 +109,65 @@ def get(mapping: dict | None, key: str) -> Any:
 def host(url: str) -> str:
     """The host[:port] of a URL, for compact display."""
     return urlsplit(url or "").netloc or url
+
+
+TARGET_PATH_CHARS = 28
+
+
+@register.filter
+def target(url: str) -> str:
+    """Host and path, the path shortened in its middle: '127.0.0.1:8765/ok',
+    'crm.example.com/api/…/sync'. Enough to tell /ok from /fail; the full URL goes in a title."""
+    parts = urlsplit(url or "")
+    if not parts.netloc:
+        return url
+    path = parts.path if parts.path != "/" else ""
+    if len(path) > TARGET_PATH_CHARS:
+        segments = path.strip("/").split("/")
+        short = f"/{segments[0]}/…/{segments[-1]}" if len(segments) > 2 else ""
+        if not short or len(short) > TARGET_PATH_CHARS:
+            half = TARGET_PATH_CHARS // 2 - 1
+            short = f"{path[:half]}…{path[-half:]}"
+        path = short
+    return f"{parts.netloc}{path}{'?…' if parts.query else ''}"
+
+
+# Names that runs.actions gives scheduled actions: the action type, then a random suffix.
+ACTION_NAME = re.compile(r"^(?P<type>.+)\.(?:dedup-[0-9a-f]{24}|[0-9a-f]{16})$")
+
+
+@register.filter
+def action_type(endpoint: Any) -> str:
+    """The action type of a scheduled action named by the API ('webhook:send.d869…'), else ''."""
+    if getattr(endpoint, "kind", "") != "handler":
+        return ""
+    match = ACTION_NAME.match(endpoint.name or "")
+    return endpoint.handler if match and match["type"] == endpoint.handler else ""
+
+
+@register.filter
+def action_label(endpoint: Any) -> str:
+    """A readable second line for a scheduled action: what it acts on, when it runs."""
+    payload = endpoint.payload if isinstance(endpoint.payload, dict) else {}
+    what = next(
+        (str(payload[key]) for key in ("url", "name", "email", "to", "id") if payload.get(key)),
+        "",
+    )
+    if what.startswith(("http://", "https://")):
+        what = target(what)
+    kind = "recurring action" if endpoint.schedule_type == "interval" else "one-time action"
+    return f"{kind} · {what}" if what else kind
+
+
+@register.filter
+def state(endpoint: Any) -> str:
+    """'active', 'paused' or 'done' (see dashboard.states)."""
+    return states.state_of(endpoint)
+
+
+@register.filter
+def done_description(endpoint: Any) -> str:
+    return states.done_description(endpoint)
 
 
 @register.filter

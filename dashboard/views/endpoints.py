@@ -14,10 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from dashboard import charts
+from dashboard import charts, states
 from dashboard.forms import EndpointFilterForm, LogFilterForm
 from dashboard.run_forms import RunNowForm
-from dashboard.templatetags.dashboard import in_zone
+from dashboard.templatetags.dashboard import action_label, action_type, in_zone
 from dashboard.views.common import _get_endpoint_for_user, paginate, redirect_back, vary_on_htmx
 from endpoints.models import Endpoint
 from runs import services
@@ -41,7 +41,8 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
         return vary_on_htmx(render(request, "dashboard/partials/endpoint_table.html", context))
     context["totals"] = Endpoint.objects.aggregate(
         all=Count("pk"),
-        paused=Count("pk", filter=Q(enabled=False)),
+        paused=Count("pk", filter=Q(enabled=False) & ~states.DONE),
+        done=Count("pk", filter=states.DONE),
         failing=Count("pk", filter=Q(last_status=Endpoint.Status.FAILED)),
     )
     return vary_on_htmx(render(request, "dashboard/endpoint_list.html", context))
@@ -70,8 +71,11 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     recent = list(reversed(recent[: charts.CHART_RUNS]))
     now = timezone.now()
     warn_from = now + timedelta(days=settings.SCHEDULER_TLS_WARNING_DAYS)
+    state = states.state_of(endpoint)
     context.update(
-        next_runs=endpoint.next_runs(now, NEXT_RUNS) if endpoint.enabled else [],
+        state=state,
+        action_label=action_label(endpoint) if action_type(endpoint) else "",
+        next_runs=endpoint.next_runs(now, NEXT_RUNS) if state == states.ACTIVE else [],
         chart=charts.run_chart(recent),
         phase_chart=charts.phase_chart(recent),
         open_runs=Log.objects.filter(endpoint=endpoint, state__in=Log.OPEN_STATES).count(),
