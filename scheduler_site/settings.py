@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "endpoints",
     "api",
     "dashboard",
+    # The handlers the README and the API contracts name (registered when CRONPLANE_EXAMPLES).
+    "examples",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -191,6 +193,10 @@ SCHEDULER_CA_BUNDLE = env.str("SCHEDULER_CA_BUNDLE", default="")
 # A run that sees its target's certificate expire within this many days warns (once per
 # certificate) everyone notified about the endpoint.
 SCHEDULER_TLS_WARNING_DAYS = env.int("SCHEDULER_TLS_WARNING_DAYS", default=14)
+# Register the example handlers (examples/handlers.py: billing:check-renewals,
+# generateWeeklyExpiryReport) so that the README's and the contracts' examples run as written.
+# Tests register stand-ins of their own under those names (tests/test_examples.py the real ones).
+CRONPLANE_EXAMPLES = env.bool("CRONPLANE_EXAMPLES", default=not TESTING)
 # Longest a single run may take; the per-endpoint timeout is capped by it.
 SCHEDULER_MAX_TIMEOUT_SECONDS = limits.MAX_TIMEOUT_SECONDS
 # A queued run held by no cluster (queued by a web process) whose task has not started after
