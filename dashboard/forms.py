@@ -74,6 +74,11 @@ GROUPS: list[tuple[str, list[str]]] = [
         ],
     ),
 ]
+# Groups folded under "Advanced settings" (a <details>: no script needed), so that a simple job
+# is a short form; and the schedule's rarer fields, folded inside the Schedule group.
+ADVANCED_GROUPS = ("Signing", "Success and retries", "Overlap and missed runs", "Notifications")
+FOLDED_FIELDS = ("starts_at", "ends_at", "max_runs", "jitter_seconds")
+
 # CSS classes that let the stylesheet hide fields of the kind or schedule type not chosen.
 FIELD_CLASSES = {
     **dict.fromkeys(
@@ -331,6 +336,32 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
                 field.css_class = FIELD_CLASSES.get(field.name, "")
             groups.append((title, fields))
         return groups
+
+    @property
+    def basic_groups(self) -> list[tuple[str, list[forms.BoundField], list[forms.BoundField]]]:
+        """(title, fields shown, fields folded under "More") of the groups always open."""
+        return [
+            (
+                title,
+                [f for f in fields if f.name not in FOLDED_FIELDS],
+                [f for f in fields if f.name in FOLDED_FIELDS],
+            )
+            for title, fields in self.groups()
+            if title not in ADVANCED_GROUPS
+        ]
+
+    @property
+    def advanced_groups(self) -> list[tuple[str, list[forms.BoundField]]]:
+        return [(title, fields) for title, fields in self.groups() if title in ADVANCED_GROUPS]
+
+    @property
+    def advanced_open(self) -> bool:
+        """Unfold the advanced settings when one of them has an error to show."""
+        return any(f.errors for _, fields in self.advanced_groups for f in fields)
+
+    @property
+    def folded_open(self) -> bool:
+        return any(self[name].errors for name in FOLDED_FIELDS)
 
     @property
     def template_variables(self) -> dict[str, str]:

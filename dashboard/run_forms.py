@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import forms
+from django.utils import timezone
 
 from endpoints import schedules
 from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
@@ -68,6 +69,18 @@ class PauseForm(EndpointActionForm):
         self.fields[
             "until"
         ].help_text = f"Optional, on the {self.endpoint.timezone} clock: it resumes by itself then."
+
+    def clean_until(self) -> datetime | None:
+        until = self.cleaned_data["until"]
+        now = timezone.now()
+        if until is not None and until <= now:
+            local = now.astimezone(self.endpoint.zone)
+            raise forms.ValidationError(
+                f"Choose a time in the future to resume at: it is {local:%Y-%m-%d %H:%M} "
+                f"{local.tzname()} now on the {self.endpoint.timezone} clock. Leave it empty to "
+                "pause until someone resumes it."
+            )
+        return until
 
 
 class BackfillForm(EndpointActionForm):

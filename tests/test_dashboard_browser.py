@@ -332,3 +332,57 @@ def test_typing_in_the_form_logs_no_htmx_errors(page, live_server):
         page.wait_for_timeout(150)
     expect(page.locator("#schedule-preview-text")).to_contain_text("Every 15 minutes")
     assert errors == []
+
+
+def in_viewport(page, selector: str) -> bool:
+    return page.evaluate(
+        """(selector) => { const box = document.querySelector(selector).getBoundingClientRect();
+             return box.top >= 0 && box.top < window.innerHeight; }""",
+        selector,
+    )
+
+
+def test_the_test_request_result_comes_into_view(page, live_server):
+    _, password = user_in_role("tess-browser", "Editor")
+    sign_in(page, live_server, "tess-browser", password)
+    page.goto(live_server.url + "/endpoints/new/")
+    page.fill("#id_name", "viewed")
+    page.fill("#id_url", "https://example.com/hook")
+    page.fill("#id_cron_expression", "0 9 * * *")
+    page.click("button:has-text('Test request')")
+    expect(page.locator("#test-result")).to_contain_text("GET https://example.com/hook")
+    page.wait_for_function(
+        "() => { const b = document.querySelector('#test-result').getBoundingClientRect();"
+        " return b.top >= 0 && b.top < window.innerHeight; }"
+    )
+    assert in_viewport(page, "#test-result h2")
+
+
+def test_a_past_resume_time_is_an_error_in_the_pause_menu(page, live_server):
+    _, password = user_in_role("pia-browser", "Operator")
+    endpoint = Endpoint.objects.create(
+        name="menu-ping", url="https://example.com/ok", cron_expression="0 * * * *",
+        timezone="Asia/Tokyo",
+    )  # fmt: skip
+    sign_in(page, live_server, "pia-browser", password)
+    page.goto(f"{live_server.url}/endpoints/{endpoint.pk}/")
+    page.click("summary:has-text('Pause…')")
+    page.fill("#pause-menu input[name=reason]", "oops")
+    page.fill("#pause-menu input[name=until]", "2020-01-01T09:00")
+    page.click("#pause-menu button:has-text('Pause')")
+    errors = page.locator("#pause-menu #pause-until-errors")
+    expect(errors).to_contain_text("Choose a time in the future")
+    expect(errors).to_contain_text("JST now on the Asia/Tokyo clock")
+    # Still the endpoint page, the menu open, what was typed kept.
+    assert page.url == f"{live_server.url}/endpoints/{endpoint.pk}/"
+    assert page.locator("#pause-menu").get_attribute("open") is not None
+    expect(page.locator("#pause-menu input[name=reason]")).to_have_value("oops")
+    endpoint.refresh_from_db()
+    assert endpoint.enabled
+    # Corrected in place, it pauses; the page reloads with the news.
+    until = (timezone.now() + timedelta(days=1)).astimezone(ZoneInfo("Asia/Tokyo"))
+    page.fill("#pause-menu input[name=until]", f"{until:%Y-%m-%dT%H:%M}")
+    page.click("#pause-menu button:has-text('Pause')")
+    expect(page.locator(".messages")).to_contain_text(
+        f"Paused menu-ping until {until:%Y-%m-%d %H:%M}:00 JST: it resumes by itself then."
+    )

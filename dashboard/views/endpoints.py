@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from dashboard import charts, states
 from dashboard.forms import EndpointFilterForm, LogFilterForm
-from dashboard.run_forms import RunNowForm
+from dashboard.run_forms import PauseForm, RunNowForm
 from dashboard.templatetags.dashboard import action_label, action_type, in_zone
 from dashboard.views.common import _get_endpoint_for_user, paginate, redirect_back, vary_on_htmx
 from endpoints.models import Endpoint
@@ -74,6 +74,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     state = states.state_of(endpoint)
     context.update(
         state=state,
+        pause_form=PauseForm(endpoint=endpoint),
         action_label=action_label(endpoint) if action_type(endpoint) else "",
         next_runs=endpoint.next_runs(now, NEXT_RUNS) if state == states.ACTIVE else [],
         chart=charts.run_chart(recent),

@@ -3,6 +3,8 @@ range (preview, then confirm), and the signing keys (promote the next key, revea
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
@@ -16,6 +18,7 @@ from django.views.decorators.http import require_POST
 from dashboard.run_forms import BackfillForm, PauseForm
 from dashboard.templatetags.dashboard import in_zone
 from dashboard.views.common import _get_endpoint_for_user, redirect_back
+from endpoints.models import Endpoint
 from runs import backfill, services
 
 # The preview lists this many slots; the counts cover them all.
@@ -37,13 +40,27 @@ def endpoint_pause(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_model_errors(exc, {"paused_until": "until"})
         else:
-            until = data["until"]
-            then = (
-                f"it resumes at {in_zone(until, endpoint.timezone)}" if until else "until resumed"
-            )
-            messages.success(request, f"Paused {endpoint.name}: no scheduled runs {then}.")
-            return redirect_back(request, reverse("dashboard:endpoint", args=[endpoint.pk]))
+            messages.success(request, paused_message(endpoint, data["until"]))
+            back = redirect_back(request, reverse("dashboard:endpoint", args=[endpoint.pk]))
+            if request.htmx:
+                # The menu's form posts through htmx; the page it sits on reloads with the news.
+                return HttpResponse(status=204, headers={"HX-Redirect": back.url})
+            return back
+    if request.htmx:
+        # The menu on the endpoint page: its errors inline, the page left where it is.
+        context = {"endpoint": endpoint, "pause_form": form}
+        return render(request, "dashboard/partials/pause_menu.html", context)
     return render(request, "dashboard/endpoint_pause.html", {"endpoint": endpoint, "form": form})
+
+
+def paused_message(endpoint: Endpoint, until: datetime | None) -> str:
+    """'Paused ping until 2026-12-03 09:00:00 JST: it resumes by itself then.'"""
+    if until is None:
+        return f"Paused {endpoint.name}: no scheduled runs until someone resumes it."
+    return (
+        f"Paused {endpoint.name} until {in_zone(until, endpoint.timezone)}: "
+        "it resumes by itself then."
+    )
 
 
 @login_required
