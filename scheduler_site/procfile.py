@@ -2,7 +2,7 @@
 
 honcho kills whatever is still running 5 s after Ctrl-C. The worker's clean stop lets the
 calls in flight finish within their own deadlines (at most MAX_TIMEOUT_SECONDS), so here honcho
-waits that long, and 5 s more; a second Ctrl-C kills at once.
+waits that long, and 5 s more, before it kills anything.
 
     python -m scheduler_site.procfile start --port 8000
 """
@@ -12,17 +12,8 @@ from honcho import command, manager
 from scheduler_site.limits import MAX_TIMEOUT_SECONDS
 
 
-class PatientManager(manager.Manager):
-    def terminate(self) -> None:
-        if self._terminating:  # asked again: do not wait
-            self.kill()
-            return
-        super().terminate()
-
-
 def main() -> None:
     manager.KILL_WAIT = MAX_TIMEOUT_SECONDS + 5
-    command.Manager = PatientManager
     command.main()
 
 

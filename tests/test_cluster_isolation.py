@@ -20,6 +20,7 @@ from runs.models import Heartbeat, Log
 from tests.hostile import HostileServer, endless, silent, trickle
 from tests.processes import ROOT, manage_env
 from tests.runs_support import wait_for
+from tests.target import free_port
 from tests.test_cluster_processes import alive, children, kill_group, start_cluster
 
 pytestmark = [
@@ -193,8 +194,10 @@ def test_ctrl_c_under_make_run_lets_a_call_longer_than_honchos_5_s_finish(target
     )
     Endpoint.objects.update(next_run_at=timezone.now())
     procfile = tmp_path / "Procfile"
-    # As the Procfile says it (exec: the shell honcho starts becomes the command).
-    procfile.write_text(f"worker: exec {sys.executable} manage.py qcluster\n")
+    # As the Procfile says it (exec: the shell honcho starts becomes the command); the web
+    # server stops at once, which must not hurry the worker.
+    web = f"{sys.executable} -m gunicorn scheduler_site.wsgi --bind 127.0.0.1:{free_port()}"
+    procfile.write_text(f"web: exec {web}\nworker: exec {sys.executable} manage.py qcluster\n")
     honcho = subprocess.Popen(
         [sys.executable, "-m", "scheduler_site.procfile", "start", "-f", str(procfile),
          "-d", str(ROOT)],
@@ -207,6 +210,7 @@ def test_ctrl_c_under_make_run_lets_a_call_longer_than_honchos_5_s_finish(target
         output, _ = honcho.communicate(timeout=30)
     finally:
         kill_group(honcho)
+    assert "web.1 stopped (rc=0)" in output, output
     assert "worker.1 stopped (rc=0)" in output, output
     log = Log.objects.get(endpoint__name="longer", state__in=("success", "failed"))
     assert log.state == "success", (log.error_class, log.error_message, output)
