@@ -32,7 +32,7 @@ class CronSecretInvalid(exceptions.AuthenticationFailed):
 
 
 class CronResult(serializers.Serializer):
-    actionId = serializers.CharField(help_text="The endpoint's id")
+    actionId = serializers.UUIDField(help_text="The endpoint's public id")
     actionType = serializers.CharField(help_text="The handler, or 'http' for an HTTP call")
     success = serializers.BooleanField()
     duration = serializers.IntegerField(required=False, help_text="Milliseconds")
@@ -52,7 +52,7 @@ def result_json(log: Log) -> dict:
     endpoint = log.endpoint
     handler = endpoint.kind == Endpoint.Kind.HANDLER
     result = {
-        "actionId": str(endpoint.pk),
+        "actionId": str(endpoint.uuid),
         "actionType": endpoint.handler if handler else "http",
         "success": log.state == Log.State.SUCCESS,
     }

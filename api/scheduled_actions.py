@@ -2,7 +2,8 @@
 
 Every answer is wrapped as {"success": true, "data": …} (errors: {"success": false, "error", …}).
 An action is a handler endpoint with a one-time or interval schedule (runs/actions.py); its id is
-the endpoint's id. Teams are not a concept here: `teamId` is accepted and shown as null.
+the endpoint's public uuid (the old numeric id is accepted too). Teams are not a concept here:
+`teamId` is accepted and shown as null.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def action_json(endpoint, latest: Log | None) -> dict[str, Any]:
     if latest is not None:
         moments += [latest.created_at, latest.started_at, latest.finished_at]
     return {
-        "id": str(endpoint.pk),
+        "id": str(endpoint.uuid),
         "actionType": endpoint.handler,
         "status": actions.status_of(endpoint, latest),
         "payload": endpoint.payload,
@@ -102,7 +103,8 @@ def interval_name(seconds: int | None) -> str | None:
 
 
 def get_action(action_id: str):
-    endpoint = actions.find_action(action_id)
+    """The action whose uuid (or old numeric id) is `action_id`."""
+    endpoint = actions.actions().by_public_id(action_id).first()
     if endpoint is None:
         raise exceptions.NotFound("Action not found")
     return endpoint
@@ -128,7 +130,7 @@ class ActionRequest(StrictSerializer):
 
 
 class Action(serializers.Serializer):
-    id = serializers.CharField()
+    id = serializers.UUIDField()
     actionType = serializers.CharField()
     status = serializers.ChoiceField(actions.STATUSES)
     payload = serializers.DictField()
@@ -166,13 +168,13 @@ class ActionPage(serializers.Serializer):
 
 
 class Created(serializers.Serializer):
-    id = serializers.CharField()
+    id = serializers.UUIDField()
     actionType = serializers.CharField()
     status = serializers.ChoiceField(actions.STATUSES)
 
 
 class Retried(serializers.Serializer):
-    id = serializers.CharField()
+    id = serializers.UUIDField()
     status = serializers.ChoiceField(actions.STATUSES)
     retryCount = serializers.IntegerField()
 
@@ -256,7 +258,7 @@ class ActionsView(ApiView):
         except ValidationError as exc:
             raise InvalidInput(django_details(exc, NAMES)) from None
         endpoint = actions.find_action(action_id)
-        data = {"id": action_id, "actionType": endpoint.handler, "status": "pending"}
+        data = {"id": str(endpoint.uuid), "actionType": endpoint.handler, "status": "pending"}
         return Response({"success": True, "data": data}, status=201)
 
 
@@ -289,8 +291,8 @@ class ActionView(ApiView):
         },
     )
     def delete(self, request, action_id: str):
-        get_action(action_id)
-        if not actions.cancel_scheduled_action(action_id):
+        endpoint = get_action(action_id)
+        if not actions.cancel_scheduled_action(endpoint.pk):
             raise Conflict("Only a pending action can be cancelled")
         return Response({"success": True, "message": "Action cancelled"})
 
@@ -314,11 +316,11 @@ class RetryView(ApiView):
     def post(self, request, action_id: str):
         endpoint = get_action(action_id)
         try:
-            attempt = actions.retry_scheduled_action(action_id, by=request.user.get_username())
+            attempt = actions.retry_scheduled_action(endpoint.pk, by=request.user.get_username())
         except services.NotRetryable as exc:
             raise Conflict(str(exc)) from None
         data = {
-            "id": str(endpoint.pk),
+            "id": str(endpoint.uuid),
             "status": actions.status_of(endpoint, attempt),
             "retryCount": attempt.attempt - 1,
         }

@@ -85,6 +85,7 @@ def job_json(endpoint: Endpoint) -> dict[str, Any]:
     job = endpoint_to_job(endpoint)
     shown = {
         "job_name": job.pop("job_name"),
+        "uuid": str(endpoint.uuid),
         "cron_expression": job.pop("cron_expression", None),
         "is_active": job.pop("is_active"),
         "last_run_at": iso(endpoint.last_run_at),
@@ -220,6 +221,7 @@ class JobRequest(serializers.Serializer):
 
 class Job(serializers.Serializer):
     job_name = serializers.CharField()
+    uuid = serializers.UUIDField(help_text="The public id: seed 002's workflowId, seed 003's id")
     cron_expression = serializers.CharField(allow_null=True)
     is_active = serializers.BooleanField()
     last_run_at = serializers.DateTimeField(allow_null=True)

@@ -1,8 +1,10 @@
 """Seed 002, "Schedules API": /api/v1/schedules.
 
-A workflow is an Endpoint (`workflowId` its id, `workflowName` its name) and its schedule is the
-endpoint's own schedule: schedule "sched-42" belongs to endpoint 42, exists while that endpoint
-has a schedule (cron, interval or once), and deleting it leaves the endpoint manual-only.
+A workflow is an Endpoint (`workflowId` its public uuid, `workflowName` its name) and its
+schedule is the endpoint's own schedule: schedule "sched-42" belongs to endpoint 42 (also found
+as "sched-<uuid>" or "<uuid>"), exists while that endpoint has a schedule (cron, interval or
+once), and deleting it leaves the endpoint manual-only. A workflowId may also be the old numeric
+id.
 `inputData` is the handler payload as one item, `[{"json": payload}]`.
 """
 
@@ -68,7 +70,7 @@ def schedule_json(endpoint: Endpoint) -> dict[str, Any]:
     cron = endpoint.schedule_type == Endpoint.ScheduleType.CRON
     return {
         "id": f"{PREFIX}{endpoint.pk}",
-        "workflowId": str(endpoint.pk),
+        "workflowId": str(endpoint.uuid),
         "workflowName": endpoint.name,
         "cronExpression": endpoint.cron_expression if cron else None,
         "timezone": endpoint.timezone,
@@ -108,11 +110,12 @@ def input_data(endpoint: Endpoint) -> list[dict[str, Any]]:
 
 
 def get_schedule(schedule_id: str) -> Endpoint:
-    number = whole_number(schedule_id.removeprefix(PREFIX))
-    endpoint = None
-    if schedule_id.startswith(PREFIX) and number is not None:
-        scheduled = Endpoint.objects.exclude(schedule_type=Endpoint.ScheduleType.NONE)
-        endpoint = scheduled.filter(pk=number).first()
+    """The schedule "sched-42", "sched-<uuid>" or "<uuid>" (its workflow's public id)."""
+    public_id = schedule_id.removeprefix(PREFIX)
+    if public_id == schedule_id and whole_number(schedule_id) is not None:
+        public_id = ""  # a bare number is an endpoint's id, not a schedule's
+    scheduled = Endpoint.objects.exclude(schedule_type=Endpoint.ScheduleType.NONE)
+    endpoint = scheduled.by_public_id(public_id).first() if public_id else None
     if endpoint is None:
         raise exceptions.NotFound("Schedule not found")
     return endpoint
@@ -162,14 +165,21 @@ def _zone(name: str) -> ZoneInfo:
 # --- the schema ---
 
 
-@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+@extend_schema_field(
+    {"oneOf": [{"type": "string", "format": "uuid"}, {"type": "string"}, {"type": "integer"}]}
+)
 class WorkflowIdField(serializers.Field):
-    def to_internal_value(self, data: Any) -> int:
-        text = str(data) if isinstance(data, int | str) and not isinstance(data, bool) else ""
-        number = whole_number(text)
-        if number is None:
-            raise serializers.ValidationError('Must be a workflow id, e.g. "42".')
-        return number
+    """A workflow's uuid (or its old numeric id, as a number or a string): the Endpoint."""
+
+    def to_internal_value(self, data: Any) -> Endpoint:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            raise serializers.ValidationError(
+                'Must be a workflow id, e.g. "550e8400-e29b-41d4-a716-446655440000".'
+            )
+        endpoint = Endpoint.objects.by_public_id(data).first()
+        if endpoint is None:
+            raise serializers.ValidationError("No workflow has this id.")
+        return endpoint
 
 
 class InputItem(StrictSerializer):
@@ -177,7 +187,7 @@ class InputItem(StrictSerializer):
 
 
 class ScheduleRequest(StrictSerializer):
-    workflowId = WorkflowIdField(help_text="The endpoint's id")
+    workflowId = WorkflowIdField(help_text="The workflow's uuid (its old numeric id works too)")
     cronExpression = StrictCharField(max_length=200)
     timezone = StrictCharField(required=False, max_length=64, help_text="IANA time zone")
     enabled = StrictBooleanField(required=False)
@@ -206,7 +216,7 @@ class ScheduleRequest(StrictSerializer):
 
 class Schedule(serializers.Serializer):
     id = serializers.CharField()
-    workflowId = serializers.CharField()
+    workflowId = serializers.UUIDField()
     workflowName = serializers.CharField()
     cronExpression = serializers.CharField(allow_null=True)
     timezone = serializers.CharField()
@@ -307,7 +317,9 @@ class SchedulesView(ApiView):
         schedules = Endpoint.objects.exclude(schedule_type=Endpoint.ScheduleType.NONE)
         workflow = params.get("workflowId")
         if workflow is not None:
-            schedules = schedules.filter(pk=whole_number(workflow) or 0)
+            schedules = schedules.filter(
+                pk__in=Endpoint.objects.by_public_id(workflow).values("pk")
+            )
         enabled = query_bool(params, "enabled")
         if enabled is not None:
             schedules = schedules.filter(enabled=enabled)
@@ -327,9 +339,7 @@ class SchedulesView(ApiView):
         given = ScheduleRequest(data=body_of(request))
         given.is_valid(raise_exception=True)
         values = {"enabled": True, **given.validated_data}
-        endpoint = Endpoint.objects.filter(pk=values.pop("workflowId")).first()
-        if endpoint is None:
-            raise InvalidInput({"workflowId": "No workflow has this id."})
+        endpoint = values.pop("workflowId")
         if endpoint.schedule_type != Endpoint.ScheduleType.NONE:
             raise Conflict("Schedule already exists for this workflow")
         apply_schedule(endpoint, values)
@@ -362,7 +372,7 @@ class ScheduleView(ApiView):
         given = ScheduleRequest(data=body_of(request), partial=True)
         given.is_valid(raise_exception=True)
         values = dict(given.validated_data)
-        if values.pop("workflowId", endpoint.pk) != endpoint.pk:
+        if values.pop("workflowId", endpoint).pk != endpoint.pk:
             raise InvalidInput({"workflowId": "A schedule cannot move to another workflow."})
         apply_schedule(endpoint, values)
         return Response(schedule_json(endpoint))

@@ -5,6 +5,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -65,6 +66,17 @@ class EndpointQuerySet(models.QuerySet):
     def enabled(self) -> EndpointQuerySet:
         return self.filter(enabled=True)
 
+    def by_public_id(self, value: object) -> EndpointQuerySet:
+        """The endpoint whose `uuid` is `value` or, as before there were uuids, whose numeric
+        id is; matches nothing for anything else (never raises on a malformed id)."""
+        text = str(value).strip()
+        if text.isascii() and text.isdigit() and len(text) <= 18:
+            return self.filter(pk=int(text))
+        try:
+            return self.filter(uuid=UUID(text))
+        except ValueError:
+            return self.none()
+
 
 class Endpoint(models.Model):
     class Kind(models.TextChoices):
@@ -112,6 +124,8 @@ class Endpoint(models.Model):
         help_text="Unique, URL-safe: letters, digits and - _ . :",
     )
     description = models.TextField(blank=True)
+    # The public id (DESIGN §10): seed 002's workflowId, seed 003's action id. Stable for ever.
+    uuid = models.UUIDField(unique=True, default=uuid4, editable=False)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.HTTP)
 
     # kind = http

@@ -74,7 +74,9 @@ def test_it_runs_due_actions_and_reports_each_as_the_seed_does(
     assert response.status_code == 200
     body = response.json()
     assert body["success"] is True and body["processed"] == 3
-    results = {result["actionId"]: result for result in body["results"]}
+    results = {
+        str(Endpoint.objects.get(uuid=result["actionId"]).pk): result for result in body["results"]
+    }
     assert set(results) == {webhook, renewals, failing}
     assert {k: results[webhook][k] for k in ("actionType", "success")} == {
         "actionType": "webhook:send",
@@ -98,7 +100,7 @@ def test_it_also_runs_due_cron_jobs_and_queued_runs(anonymous, clock, make_endpo
     assert body["processed"] == 1
     (result,) = body["results"]
     assert (result["actionId"], result["actionType"], result["success"]) == (
-        str(job.pk),
+        str(job.uuid),
         "http",
         True,
     )

@@ -31,6 +31,11 @@ def at_seed_time():
         yield traveller
 
 
+def public_id(action_id: str) -> str:
+    """The id the API shows for an action the Python API returned."""
+    return str(Endpoint.objects.get(pk=action_id).uuid)
+
+
 def run_due_now() -> list[Log]:
     return services.run_due_inline(datetime.now(UTC), budget_seconds=30, batch_size=100)
 
@@ -49,7 +54,7 @@ def test_creating_the_seed_example_answers_as_the_seed_does(as_editor, editor):
     endpoint = Endpoint.objects.get()
     assert response.json() == {
         "success": True,
-        "data": {"id": str(endpoint.pk), "actionType": "webhook:send", "status": "pending"},
+        "data": {"id": str(endpoint.uuid), "actionType": "webhook:send", "status": "pending"},
     }
     assert (endpoint.kind, endpoint.handler, endpoint.schedule_type) == (
         "handler",
@@ -74,7 +79,7 @@ def test_the_list_answers_as_the_seed_does(as_viewer, renewals_handler):
     )
     (action,) = body["data"]["actions"]
     assert {key: action[key] for key in SEED_LIST_FIELDS} == {
-        "id": action_id,
+        "id": public_id(action_id),
         "actionType": "webhook:send",
         "status": "pending",
         "payload": SEED_PAYLOAD,
@@ -119,7 +124,7 @@ def test_a_completed_action_shows_its_run_as_the_seed_detail_does(as_viewer, at_
     body = response.json()
     assert body["success"] is True
     assert {key: body["data"][key] for key in SEED_DETAIL_FIELDS} == {
-        "id": action_id,
+        "id": public_id(action_id),
         "actionType": "webhook:send",
         "status": "completed",
         "payload": {"url": target.url("/ok"), "n": 1},
@@ -145,7 +150,8 @@ def test_the_list_filters_by_status_and_type_and_pages(as_viewer, renewals_handl
     run_due_now()
 
     def ids(**query):
-        return [a["id"] for a in as_viewer.get(ACTIONS, query).json()["data"]["actions"]]
+        shown = [a["id"] for a in as_viewer.get(ACTIONS, query).json()["data"]["actions"]]
+        return [str(Endpoint.objects.get(uuid=action).pk) for action in shown]
 
     assert ids(status="failed") == [failing]
     assert ids(status="completed") == [renewing]
@@ -176,7 +182,7 @@ def test_a_recurring_action_runs_every_interval_from_its_first_time(as_editor):
     shown = as_editor.get(f"{ACTIONS}/{action_id}").json()["data"]
 
     assert shown["recurringInterval"] == "daily" and shown["scheduledAt"] == "2024-01-16T00:00:00Z"
-    endpoint = Endpoint.objects.get(pk=action_id)
+    endpoint = Endpoint.objects.get(uuid=action_id)
     assert (endpoint.schedule_type, endpoint.interval_seconds) == ("interval", 86400)
     assert endpoint.next_runs(SEED_NOW, 2) == [
         datetime(2024, 1, 16, tzinfo=UTC),
@@ -234,7 +240,7 @@ def test_retrying_a_failed_action_queues_it_again(as_operator, operator, renewal
     assert response.json() == {
         "success": True,
         "message": "Action queued for retry",
-        "data": {"id": action_id, "status": "pending", "retryCount": 1},
+        "data": {"id": public_id(action_id), "status": "pending", "retryCount": 1},
     }
     attempt = Log.objects.order_by("-id").first()
     assert (attempt.trigger, attempt.attempt, attempt.triggered_by) == (

@@ -71,7 +71,7 @@ def test_the_list_shows_each_schedule_with_the_seed_fields_and_a_total(as_viewer
     assert body["total"] == 1
     assert {key: body["data"][0][key] for key in SEED_LIST_FIELDS} == {
         "id": f"sched-{daily_report.pk}",
-        "workflowId": str(daily_report.pk),
+        "workflowId": str(daily_report.uuid),
         "workflowName": "Daily-Report",
         "cronExpression": "0 9 * * MON-FRI",
         "timezone": "America/New_York",
@@ -105,12 +105,13 @@ def test_the_list_filters_by_workflow_and_enabled(as_viewer, daily_report, make_
             schedule["workflowId"] for schedule in as_viewer.get(SCHEDULES, query).json()["data"]
         ]
 
-    assert ids() == [str(daily_report.pk), str(other.pk)]
-    assert ids(workflowId=str(other.pk)) == [str(other.pk)]
+    assert ids() == [str(daily_report.uuid), str(other.uuid)]
+    assert ids(workflowId=str(other.uuid)) == [str(other.uuid)]
+    assert ids(workflowId=str(other.pk)) == [str(other.uuid)]  # the old numeric id
     assert ids(workflowId="550e8400-e29b-41d4-a716-446655440000") == []
-    assert ids(enabled="true") == [str(daily_report.pk)]
-    assert ids(enabled="false", workflowId=str(daily_report.pk)) == []
-    assert ids(limit=1, offset=1) == [str(other.pk)]
+    assert ids(enabled="true") == [str(daily_report.uuid)]
+    assert ids(enabled="false", workflowId=str(daily_report.uuid)) == []
+    assert ids(limit=1, offset=1) == [str(other.uuid)]
     assert as_viewer.get(SCHEDULES, {"limit": 1}).json()["total"] == 2
     assert as_viewer.get(SCHEDULES, {"enabled": "maybe"}).json()["details"] == {
         "enabled": "Must be true or false."
@@ -128,7 +129,7 @@ def test_getting_a_schedule_shows_input_data_and_run_counts(as_viewer, daily_rep
     body = response.json()
     assert {key: body[key] for key in SEED_GET_FIELDS} == {
         "id": f"sched-{daily_report.pk}",
-        "workflowId": str(daily_report.pk),
+        "workflowId": str(daily_report.uuid),
         "workflowName": "Daily-Report",
         "cronExpression": "0 9 * * MON-FRI",
         "timezone": "America/New_York",
@@ -165,7 +166,7 @@ def test_an_unknown_schedule_is_not_found(as_viewer, db, schedule_id):
 
 def test_creating_the_seed_example_schedules_the_workflow(as_editor, unscheduled):
     seed_request = {
-        "workflowId": str(unscheduled.pk),
+        "workflowId": str(unscheduled.uuid),
         "cronExpression": "0 9 * * MON-FRI",
         "timezone": "America/New_York",
         "enabled": True,
@@ -178,7 +179,7 @@ def test_creating_the_seed_example_schedules_the_workflow(as_editor, unscheduled
     body = response.json()
     assert {key: body[key] for key in SEED_CREATED_FIELDS} == {
         "id": f"sched-{unscheduled.pk}",
-        "workflowId": str(unscheduled.pk),
+        "workflowId": str(unscheduled.uuid),
         "cronExpression": "0 9 * * MON-FRI",
         "timezone": "America/New_York",
         "enabled": True,
