@@ -29,6 +29,8 @@ from runs.recording import record
 logger = logging.getLogger("runs.dispatcher")
 ENV = "CRONPLANE_CLUSTER_ID"
 OPEN = (Log.State.QUEUED, Log.State.RUNNING)
+# A dead cluster's heartbeat stays this long (the status page shows it as not answering).
+FORGET_AFTER = timedelta(minutes=10)
 # A queued Log whose task has not started by then is handed to the broker again (idempotent).
 QUEUED_LEASE = timedelta(seconds=settings.SCHEDULER_QUEUED_LEASE_SECONDS)
 
@@ -83,7 +85,6 @@ def recover_stuck(now: datetime, *, cluster: str = "") -> tuple[list[Log], list[
     for log in requeued:
         log.lease_expires_at, log.cluster = now + QUEUED_LEASE, cluster
     Log.objects.bulk_update(requeued, ["lease_expires_at", "cluster"])
-    Heartbeat.objects.stale(now).exclude(cluster_id__in=live).delete()
     return failed, requeued
 
 
@@ -97,6 +98,12 @@ def forget_dead_neighbours(now: datetime) -> int:
         if not _process_exists(beat.pid)
     ]
     return Heartbeat.objects.filter(pk__in=dead).update(last_seen_at=now - CLUSTER_STALE * 2)
+
+
+def forget_long_gone(now: datetime) -> int:
+    """Heartbeats of clusters dead for a while (their runs long recovered): gone from the
+    status page and /healthz after FORGET_AFTER."""
+    return Heartbeat.objects.filter(last_seen_at__lt=now - FORGET_AFTER).delete()[0]
 
 
 def release(cluster: str, now: datetime) -> int:

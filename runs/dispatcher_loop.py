@@ -122,6 +122,7 @@ class DispatcherLoop:
             if cluster.needs_recovery(now, self.cluster_id):
                 _, requeued = cluster.recover_stuck(now, cluster=self.cluster_id)
                 to_run += requeued
+            cluster.forget_long_gone(now)
             notifications.due(now)
             self._next_sweep = now + SWEEP_EVERY
         self._hand_over(to_run)

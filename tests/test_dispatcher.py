@@ -284,3 +284,15 @@ def test_next_wakeup_is_the_earliest_slot_or_pending_run(due):
     endpoint = Endpoint.objects.get()
     Log.objects.create(endpoint=endpoint, state="pending", due_at=T0 + timedelta(seconds=5))
     assert dispatcher.next_wakeup(T0) == T0 + timedelta(seconds=5)
+
+
+def test_a_dead_clusters_heartbeat_is_forgotten_after_a_while(db):
+    from runs.models import Heartbeat
+
+    beat = {"host": "h", "pid": 1, "started_at": T0, "cluster_id": "gone"}
+    Heartbeat.objects.create(name="h:1", last_seen_at=T0, **beat)
+    Heartbeat.objects.create(name="h:2", last_seen_at=T0 + timedelta(minutes=9), **beat)
+
+    assert cluster.forget_long_gone(T0 + cluster.FORGET_AFTER + timedelta(seconds=1)) == 1
+
+    assert list(Heartbeat.objects.values_list("name", flat=True)) == ["h:2"]
