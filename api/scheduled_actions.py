@@ -2,8 +2,8 @@
 
 Every answer is wrapped as {"success": true, "data": …} (errors: {"success": false, "error", …}).
 An action is a handler endpoint with a one-time or interval schedule (runs/actions.py); its id is
-the endpoint's public uuid (the old numeric id is accepted too). Teams are not a concept here:
-`teamId` is accepted and shown as null.
+the endpoint's public uuid (the old numeric id is accepted too). `teamId` is a label the caller
+chooses (seed 003's "Team scope"): stored, shown, and a filter of the list; it grants nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
@@ -29,6 +30,7 @@ from api.fields import (
     iso,
     query_int,
 )
+from endpoints.models import Endpoint
 from endpoints.registry import registered_names
 from endpoints.schedules import NAMED_INTERVALS
 from runs import actions, services
@@ -55,7 +57,7 @@ def action_json(endpoint, latest: Log | None) -> dict[str, Any]:
         "actionType": endpoint.handler,
         "status": actions.status_of(endpoint, latest),
         "payload": endpoint.payload,
-        "teamId": None,
+        "teamId": endpoint.team_id or None,
         "scheduledAt": iso(_scheduled_at(endpoint, latest)),
         "startedAt": iso(latest.started_at) if latest else None,
         "completedAt": iso(latest.finished_at) if latest else None,
@@ -124,7 +126,13 @@ class IntervalField(serializers.Field):
 class ActionRequest(StrictSerializer):
     actionType = StrictCharField(max_length=200, help_text="A registered action type (handler)")
     payload = JSONObjectField(help_text="Action-specific data, given to the handler")
-    teamId = StrictCharField(required=False, allow_null=True, allow_blank=True)
+    teamId = StrictCharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=Endpoint._meta.get_field("team_id").max_length,
+        help_text="Team scope: stored, shown, and a filter of the list",
+    )
     scheduledAt = InstantField(required=False, allow_null=True, help_text="Default: now")
     recurringInterval = IntervalField(required=False, allow_null=True)
 
@@ -134,7 +142,7 @@ class Action(serializers.Serializer):
     actionType = serializers.CharField()
     status = serializers.ChoiceField(actions.STATUSES)
     payload = serializers.DictField()
-    teamId = serializers.CharField(allow_null=True)
+    teamId = serializers.CharField(allow_null=True, help_text="Team scope, as given")
     scheduledAt = serializers.DateTimeField(allow_null=True)
     startedAt = serializers.DateTimeField(allow_null=True)
     completedAt = serializers.DateTimeField(allow_null=True)
@@ -202,6 +210,7 @@ class ActionsView(ApiView):
         parameters=[
             OpenApiParameter("status", str, enum=actions.STATUSES, description="Filter by status"),
             OpenApiParameter("action_type", str, description="Filter by action type"),
+            OpenApiParameter("teamId", str, description="Filter by team (also as team_id)"),
             OpenApiParameter("page", OpenApiTypes.INT, description="Page number, from 1"),
             OpenApiParameter(
                 "limit", OpenApiTypes.INT, description="Per page (default 20, max 100)"
@@ -221,6 +230,9 @@ class ActionsView(ApiView):
             found = actions.filter_status(found, status)
         if params.get("action_type"):
             found = found.filter(handler=params["action_type"])
+        team = params.get("teamId") or params.get("team_id")
+        if team:
+            found = found.filter(team_id=team)
         total = found.count()
         shown = list(found.order_by("-id")[(page - 1) * limit : page * limit])
         latest = actions.latest_runs(shown)
@@ -248,16 +260,20 @@ class ActionsView(ApiView):
         given.is_valid(raise_exception=True)
         values = given.validated_data
         try:
-            action_id = actions.schedule_action(
-                values["actionType"],
-                values["payload"],
-                values.get("scheduledAt"),
-                recurring_interval=values.get("recurringInterval"),
-                created_by=request.user,
-            )
+            with transaction.atomic():
+                action_id = actions.schedule_action(
+                    values["actionType"],
+                    values["payload"],
+                    values.get("scheduledAt"),
+                    recurring_interval=values.get("recurringInterval"),
+                    created_by=request.user,
+                )
+                endpoint = actions.find_action(action_id)
+                if values.get("teamId"):
+                    endpoint.team_id = values["teamId"]
+                    endpoint.save(update_fields=["team_id"])
         except ValidationError as exc:
             raise InvalidInput(django_details(exc, NAMES)) from None
-        endpoint = actions.find_action(action_id)
         data = {"id": str(endpoint.uuid), "actionType": endpoint.handler, "status": "pending"}
         return Response({"success": True, "data": data}, status=201)
 

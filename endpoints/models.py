@@ -126,6 +126,8 @@ class Endpoint(models.Model):
     description = models.TextField(blank=True)
     # The public id (DESIGN §10): seed 002's workflowId, seed 003's action id. Stable for ever.
     uuid = models.UUIDField(unique=True, default=uuid4, editable=False)
+    # Seed 003's "Team scope": a label the caller chooses, stored and filtered on, not a tenant.
+    team_id = models.CharField("team id", max_length=100, blank=True, db_index=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.HTTP)
 
     # kind = http
