@@ -330,7 +330,10 @@ def main() -> None:
     print(f"drill {names[0]} ({setup}): {line}")
     print(harness.describe_ceilings(ceilings))
     figures.update(
-        setup=setup, measured_at=datetime.now(UTC).isoformat(timespec="seconds"), ceilings=ceilings
+        setup=setup,
+        code=harness.code_version(),
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        ceilings=ceilings,
     )
     name = f"drill_{names[0]}_{args.db}{'_redis' if args.redis else ''}"
     (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str))

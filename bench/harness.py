@@ -98,7 +98,9 @@ class Environment:
         args = [sys.executable, "manage.py", "qcluster"]
         if baseline:
             args = [sys.executable, "-c", DJANGO_Q2_QCLUSTER]
-        log = open(RESULTS / f"{self.name}_cluster.log", "w")  # noqa: SIM115 — the child owns it
+        # One log per cluster (a drill starts several): _cluster.log, _cluster_1.log, …
+        index = f"_{len(self.clusters)}" if self.clusters else ""
+        log = open(RESULTS / f"{self.name}_cluster{index}.log", "w")  # noqa: SIM115 — child's
         cluster = subprocess.Popen(
             args, cwd=ROOT, env=self.env, start_new_session=True, stdout=log, stderr=log
         )
@@ -231,6 +233,17 @@ def measure_ceilings(seconds: float = 5.0) -> dict:
         figures[name] = row
     figures["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return figures
+
+
+def code_version() -> dict:
+    """The commit measured, and the files that differed from it (the tree may be mid-edit)."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.rstrip("\n")
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": dirty}
 
 
 def describe_ceilings(ceilings: dict | None) -> str:

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.harness import (  # noqa: E402
     JOBS,
     RESULTS,
+    code_version,
     describe_ceilings,
     measure_ceilings,
     print_table,
@@ -176,7 +177,9 @@ def main() -> None:
         print(json.dumps(run_phase(args), default=str))
         return
     setup = f"{args.db} + {'redis' if args.redis else 'orm broker'}"
-    figures: dict = {"scenario": args.scenario, "setup": setup, "jobs": args.jobs}
+    figures: dict = {
+        "scenario": args.scenario, "setup": setup, "jobs": args.jobs, "code": code_version(),
+    }  # fmt: skip
     name = f"{args.scenario}_{args.db}{'_redis' if args.redis else ''}"
     if args.jobs != "realistic":
         name += f"_{args.jobs}"
