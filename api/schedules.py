@@ -5,7 +5,10 @@ schedule is the endpoint's own schedule: schedule "sched-42" belongs to endpoint
 as "sched-<uuid>" or "<uuid>"), exists while that endpoint has a schedule (cron, interval or
 once), and deleting it leaves the endpoint manual-only. A workflowId may also be the old numeric
 id.
-`inputData` is the handler payload as one item, `[{"json": payload}]`.
+`inputData` is the input of each run, one item `[{"json": {…}}]`. For a handler workflow it
+joins the handler's payload: the keys it names are set, every other key of the workflow's own
+configuration (webhook:send's url…) is kept, and `[]` changes nothing. An HTTP workflow keeps it
+in its (otherwise unused) payload, shown back as its inputData.
 """
 
 from __future__ import annotations
@@ -104,9 +107,7 @@ def pause_json(endpoint: Endpoint, zone: ZoneInfo) -> dict[str, Any]:
 
 
 def input_data(endpoint: Endpoint) -> list[dict[str, Any]]:
-    if endpoint.kind != Endpoint.Kind.HANDLER or not endpoint.payload:
-        return []
-    return [{"json": endpoint.payload}]
+    return [{"json": endpoint.payload}] if endpoint.payload else []
 
 
 def get_schedule(schedule_id: str) -> Endpoint:
@@ -146,13 +147,12 @@ def apply_schedule(endpoint: Endpoint, values: dict[str, Any]) -> None:
 
 
 def _payload(endpoint: Endpoint, items: list[dict[str, Any]]) -> dict[str, Any]:
-    if endpoint.kind != Endpoint.Kind.HANDLER and items:
-        raise InvalidInput(
-            {"inputData": "Only handler workflows take input data; this one is an HTTP call."}
-        )
+    """The payload with the input item's keys set on it: the input never erases the rest."""
     if len(items) > 1:
         raise InvalidInput({"inputData": "A workflow takes one input item per run."})
-    return items[0]["json"] if items else {}
+    given = items[0]["json"] if items else {}
+    current = endpoint.payload if isinstance(endpoint.payload, dict) else {}
+    return {**current, **given}
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -191,7 +191,12 @@ class ScheduleRequest(StrictSerializer):
     cronExpression = StrictCharField(max_length=200)
     timezone = StrictCharField(required=False, max_length=64, help_text="IANA time zone")
     enabled = StrictBooleanField(required=False)
-    inputData = InputItem(many=True, required=False)
+    inputData = InputItem(
+        many=True,
+        required=False,
+        help_text="The input of each run, one item: its keys are set on a handler's payload "
+        "(the workflow's other keys are kept); an HTTP workflow keeps it as its input.",
+    )
     jitterSeconds = StrictIntegerField(
         required=False,
         min_value=0,

@@ -257,16 +257,6 @@ def test_bad_input_is_a_400_with_field_details_and_changes_nothing(
     assert (unscheduled.schedule_type, unscheduled.cron_expression) == ("none", "")
 
 
-def test_input_data_is_refused_for_an_http_workflow(as_editor, make_endpoint):
-    plain = make_endpoint(name="http-one", schedule_type="none", cron_expression="")
-    response = as_editor.post(
-        SCHEDULES,
-        {"workflowId": plain.pk, "cronExpression": "@hourly", "inputData": [{"json": {}}]},
-        format="json",
-    )
-    assert response.status_code == 400 and "inputData" in response.json()["details"]
-
-
 def test_updating_changes_only_the_fields_given(as_editor, daily_report):
     response = as_editor.put(
         f"{SCHEDULES}/sched-{daily_report.pk}",
