@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from calls.masking import MASK, mask_headers
+from endpoints import schedules
 from endpoints.models import Endpoint
 
 # Job field → Endpoint field, in the order an exported job lists them.
@@ -136,13 +137,15 @@ def _exported(value: Any) -> Any:
 
 
 def apply_job(
-    job: Any, existing: Endpoint | None = None
+    job: Any, existing: Endpoint | None = None, *, now: datetime | None = None
 ) -> tuple[Endpoint, dict[str, tuple[Any, Any]]]:
     """Build (from `existing`, which is left untouched) an unsaved, validated Endpoint.
 
     Returns it with the changes as {job field: (old, new)}, header values masked; for a new
     endpoint every field counts as changed. Raises ValidationError keyed by job field names.
-    A header whose value is the mask keeps the value stored on `existing`.
+    A header whose value is the mask keeps the value stored on `existing`. An active one-time
+    job whose run_at is set (new, changed or turned on) at or before `now` is refused
+    (schedules.one_time_problem); an unchanged one is left alone.
     """
     if not isinstance(job, dict):
         raise ValidationError({NON_FIELD_ERRORS: ["A job must be a JSON object."]})
@@ -171,9 +174,26 @@ def apply_job(
         for field, messages in exc.message_dict.items():
             # A value we could not even convert explains the model's complaint about it.
             errors.setdefault(MODEL_TO_JOB.get(field, field), list(messages))
+    if "run_at" not in errors and _sets_one_time_instant(existing, endpoint):
+        if problem := schedules.one_time_problem(endpoint.run_at, now or timezone.now()):
+            errors["run_at"] = [problem]
     if errors:
         raise ValidationError(errors)
     return endpoint, _changes(existing, endpoint, list(values))
+
+
+def _sets_one_time_instant(existing: Endpoint | None, endpoint: Endpoint) -> bool:
+    """Whether this apply makes `endpoint` wait for its run_at: an active one-time job, new, or
+    whose instant changed, or turned on (a stored job's passed instant is history, not input)."""
+    if not endpoint.enabled or endpoint.schedule_type != Endpoint.ScheduleType.ONCE:
+        return False
+    if existing is None or existing._state.adding:
+        return True
+    return (
+        not existing.enabled
+        or existing.schedule_type != Endpoint.ScheduleType.ONCE
+        or existing.run_at != endpoint.run_at
+    )
 
 
 def save_job(endpoint: Endpoint, changes: dict[str, tuple[Any, Any]], *, reason: str) -> None:

@@ -243,6 +243,19 @@ def next_runs(schedule: Schedule, after: datetime, n: int = 1) -> list[datetime]
     return runs
 
 
+def one_time_problem(run_at: datetime | None, now: datetime) -> str | None:
+    """The one rule for a one-time instant, at every door that sets one on an active job (job
+    files, the job API, the dashboard form): it must be in the future, since nothing would ever
+    run a past one. Seed 003's scheduledAt is the exception its contract documents ("default:
+    now"): runs/actions.py runs a past one at once."""
+    if run_at is None or run_at > now:
+        return None
+    return (
+        f"{run_at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} is in the past: a one-time run must be in "
+        "the future (to run the job now, trigger it)."
+    )
+
+
 def next_run(schedule: Schedule, after: datetime) -> datetime | None:
     runs = next_runs(schedule, after, 1)
     return runs[0] if runs else None
