@@ -196,7 +196,7 @@ def run_chart(logs: Iterable[Log]) -> RunChart | None:
 # An axis ends at the first of these (times a power of ten) at or above the longest value, and
 # both gridlines are labelled with the same formatter in the top's unit: a 5 ms top has its mid
 # line at "2.5 ms", never "2 ms" (half of 5, truncated to an int).
-AXIS_STEPS = (1, 2, 3, 4, 5, 6, 8, 10)
+AXIS_STEPS = (1, 1.5, 2, 3, 4, 5, 6, 8, 10)
 
 
 def axis_top(peak: float) -> float:
