@@ -125,8 +125,8 @@ def body_of(request) -> dict[str, Any]:
 
 
 def iso(moment: datetime | None, zone: tzinfo | None = None) -> str | None:
-    """2026-03-26T02:00:00Z, or with the zone's offset: whole seconds, as every seed example
-    writes its instants (a fraction is dropped, not rounded, so a time never moves later)."""
+    """2026-03-26T02:00:00Z, or in `zone` with its offset (2024-01-26T09:00:00-05:00): whole
+    seconds, as every seed example writes its instants (a fraction is dropped, not rounded)."""
     return _written(moment, zone, "seconds")
 
 
@@ -140,4 +140,5 @@ def _written(moment: datetime | None, zone: tzinfo | None, timespec: str) -> str
     if moment is None:
         return None
     text = moment.astimezone(zone or UTC).isoformat(timespec=timespec)
-    return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+    # In a schedule's zone the offset is always written, +00:00 too (London in winter).
+    return text.removesuffix("+00:00") + "Z" if zone is None else text

@@ -267,7 +267,7 @@ def test_updating_changes_only_the_fields_given(as_editor, daily_report):
     assert response.status_code == 200
     body = response.json()
     assert (body["cronExpression"], body["timezone"]) == ("0 8 * * MON-FRI", "Europe/London")
-    assert body["nextRun"] == "2024-01-29T08:00:00Z"  # London keeps UTC in winter
+    assert body["nextRun"] == "2024-01-29T08:00:00+00:00"  # London is on UTC in winter
     assert body["inputData"] == [{"json": {"reportType": "daily"}}] and body["enabled"] is True
     assert body["runCount"] == 25  # an edit never touches run statistics
 
