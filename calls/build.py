@@ -85,6 +85,8 @@ def _template_context(endpoint, log) -> templating.Context | None:
         attempt=log.attempt,
         idempotency_key=log.idempotency_key or log.derive_idempotency_key(),
         endpoint_name=endpoint.name,
+        # An HTTP endpoint's payload is its runs' input (a workflow's inputData).
+        input=endpoint.payload if isinstance(endpoint.payload, dict) else None,
     )
 
 

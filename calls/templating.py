@@ -30,6 +30,7 @@ VARIABLES = {
     "attempt": "1 for the first attempt, 2 for the first retry, …",
     "idempotency_key": "The run's Idempotency-Key (the same for a slot's retries)",
     "endpoint.name": "The endpoint's name",
+    "input.KEY": "The value KEY of the run's input (a workflow's inputData), empty if unset",
     "env.NAME": "The environment variable NAME, if listed in SCHEDULER_TEMPLATE_ENV",
 }
 # A made-up run, to check a template renders (and what it renders to) before saving it.
@@ -49,8 +50,12 @@ class Context:
     attempt: int
     idempotency_key: str
     endpoint_name: str
+    input: dict | None = None
 
     def value(self, name: str, *, display: bool) -> str:
+        if name.startswith("input."):
+            found = (self.input or {}).get(name.removeprefix("input."), "")
+            return found if isinstance(found, str) else json.dumps(found, ensure_ascii=False)
         if name.startswith("env."):
             variable = name.removeprefix("env.")
             # Allowed environment values may well be secrets: never shown, only sent.
@@ -87,9 +92,15 @@ def problem(text: str) -> str | None:
                     f"{{{{ {name} }}}}: {variable} is not in SCHEDULER_TEMPLATE_ENV "
                     f"(allowed: {allowed})."
                 )
+        elif name.startswith("input.") and name != "input.":
+            continue
         elif name not in VARIABLES:
-            known = ", ".join(f"{{{{ {v} }}}}" for v in VARIABLES if v != "env.NAME")
-            return f"Unknown variable {{{{ {name} }}}}; use {known} or {{{{ env.NAME }}}}."
+            patterns = ("env.NAME", "input.KEY")
+            known = ", ".join(f"{{{{ {v} }}}}" for v in VARIABLES if v not in patterns)
+            return (
+                f"Unknown variable {{{{ {name} }}}}; use {known}, {{{{ input.KEY }}}} "
+                "or {{ env.NAME }}."
+            )
     if text and "{{" in TAG.sub("", text):
         return "A '{{' is not closed with '}}'."
     return None

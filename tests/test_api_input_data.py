@@ -97,10 +97,6 @@ def test_an_http_workflow_keeps_its_input_data_and_its_request(as_editor, make_e
     assert target.received[-1].json() == {"fixed": True}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs an {{ input.KEY }} template variable in calls/templating.py (outside api/)",
-)
 def test_an_http_workflows_input_reaches_its_request_as_a_template_variable(
     as_editor, make_endpoint, target
 ):
