@@ -66,8 +66,8 @@ def create(env: Environment, args, urls: list[str], cron: str, first_run: dateti
 
 def creation_margin(args, n: int) -> float:
     """Seconds to leave before a slot for creating n endpoints: applyjobs takes ~4 ms a job on a
-    quiet machine and three times that on a busy one (the slot must come after they are saved)."""
-    return 3.0 if args.jobs == "minimal" else 10.0 + 0.015 * n
+    quiet machine and four times that on a busy one (the slot must come after they are saved)."""
+    return 3.0 if args.jobs == "minimal" else 10.0 + 0.02 * n
 
 
 def once_at(slot: datetime) -> str:
