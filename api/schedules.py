@@ -8,7 +8,8 @@ id.
 `inputData` is the input of each run, one item `[{"json": {…}}]`. For a handler workflow it
 joins the handler's payload: the keys it names are set, every other key of the workflow's own
 configuration (webhook:send's url…) is kept, and `[]` changes nothing. An HTTP workflow keeps it
-in its (otherwise unused) payload, shown back as its inputData.
+in its (otherwise unused) payload, shown back as its inputData; its templates read it as
+{{ input.KEY }}.
 """
 
 from __future__ import annotations
@@ -195,7 +196,8 @@ class ScheduleRequest(StrictSerializer):
         many=True,
         required=False,
         help_text="The input of each run, one item: its keys are set on a handler's payload "
-        "(the workflow's other keys are kept); an HTTP workflow keeps it as its input.",
+        "(the workflow's other keys are kept); an HTTP workflow's templates read it as "
+        "{{ input.KEY }}.",
     )
     jitterSeconds = StrictIntegerField(
         required=False,
