@@ -34,7 +34,8 @@ pytestmark = [
 __all__ = ["browser"]  # the module-scoped fixture, shared
 
 WIDTHS = {"phone": 390, "laptop": 1280}
-LONG_WORD = "x" * 400  # a description with no space to break at
+LONG_WORD = "x" * 400
+SCREENSHOTS = ("list", "endpoint", "run", "form")  # a description with no space to break at
 
 
 def catalog() -> dict[str, str]:
@@ -70,6 +71,11 @@ def catalog() -> dict[str, str]:
         "endpoint": f"/endpoints/{first.pk}/",
         "run": f"/runs/{log.pk}/",
         "form": f"/endpoints/{first.pk}/edit/",
+        "new": "/endpoints/new/",
+        "status": "/status/",
+        "tokens": "/tokens/",
+        "backfill": f"/endpoints/{first.pk}/backfill/",
+        "pause": f"/endpoints/{first.pk}/pause/",
     }
 
 
@@ -117,7 +123,8 @@ def test_the_four_pages_fit_the_screen(browser, live_server, tmp_path, device):
             assert overflow(page) <= 0, (name, wider_than_viewport(page))
             if device == "phone":
                 assert_menu_folds(page)
-            shot(page, out / f"screenshot-{name}-{width}.png", width)
+            if name in SCREENSHOTS:
+                shot(page, out / f"screenshot-{name}-{width}.png", width)
     finally:
         context.close()
 
@@ -179,5 +186,23 @@ def test_a_long_description_stays_inside_its_card_at_1280(browser, live_server):
     expect(card).to_be_visible()
     widths = card.evaluate("card => [card.scrollWidth, card.clientWidth]")
     assert widths[0] <= widths[1], widths
+    assert overflow(page) <= 0
+    context.close()
+
+
+def test_the_pause_menu_and_its_error_fit_a_phone(browser, live_server):
+    _, password = user_in_role("ada", "Editor")
+    pages = catalog()
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    sign_in(page, live_server, "ada", password)
+    page.goto(live_server.url + pages["endpoint"])
+    page.click("summary:has-text('Pause…')")
+    page.fill("#pause-menu input[name=until]", "2020-01-01T09:00")
+    page.click("#pause-menu button:has-text('Pause')")
+    error = page.locator("#pause-until-errors")
+    expect(error).to_contain_text("Choose a time in the future")
+    box = page.locator("#pause-menu-form").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
     assert overflow(page) <= 0
     context.close()
