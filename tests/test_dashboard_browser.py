@@ -351,10 +351,10 @@ def test_the_test_request_result_comes_into_view(page, live_server):
     page.fill("#id_cron_expression", "0 9 * * *")
     page.click("button:has-text('Test request')")
     expect(page.locator("#test-result")).to_contain_text("GET https://example.com/hook")
-    page.wait_for_function(
-        "() => { const b = document.querySelector('#test-result').getBoundingClientRect();"
-        " return b.top >= 0 && b.top < window.innerHeight; }"
-    )
+    # Scrolled smoothly: wait for the scroll to end with the result's heading on screen.
+    expect(page.locator("#test-result h2")).to_be_in_viewport()
+    page.wait_for_function("() => new Promise(r => requestAnimationFrame(() => r(true)))")
+    expect(page.locator("#test-result h2")).to_be_in_viewport()
     assert in_viewport(page, "#test-result h2")
 
 
