@@ -22,7 +22,7 @@ run: $(STAMP) .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensureadmin
-	@echo "cronplane: http://127.0.0.1:8000/ (web + worker; Ctrl-C stops both)"
+	@echo "cronplane: http://127.0.0.1:$${PORT:-8000}/ (web + worker; Ctrl-C stops both)"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m scheduler_site.procfile start --port $${PORT:-8000}
 
 test: $(STAMP)
