@@ -5,17 +5,19 @@ person types (header lines, '5m', local date-times) into model values.
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from calls import templating
 from calls.masking import ALWAYS_SECRET_HEADERS, MASK
 from dashboard import signing_fields, states
-from endpoints import schedules
+from endpoints import jobs, schedules
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
 from runs.models import Log
@@ -209,6 +211,8 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.secrets_withheld: list[str] = []
+        # As stored, before this form changes the instance (for the rule on one-time instants).
+        self.stored = copy.copy(self.instance) if self.instance.pk else None
         names = registered_names()
         current = self.instance.handler
         choices = [("", "— choose a handler —")] + [(name, name) for name in names]
@@ -279,6 +283,14 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
                     wall = cleaned[name].astimezone(UTC).replace(tzinfo=None)
                     cleaned[name] = schedules.wall_to_instant(wall, zone)
         return cleaned
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # the instance now has the form's values, the model validated
+        # The one rule for one-time instants (endpoints.schedules.one_time_problem).
+        if "run_at" in self.errors or not jobs.sets_one_time_instant(self.stored, self.instance):
+            return
+        if problem := schedules.one_time_problem(self.instance.run_at, timezone.now()):
+            self.add_error("run_at", problem)
 
     def _headers_keeping_secrets(
         self, lines: list[tuple[str, str]], secret_names: list[str]

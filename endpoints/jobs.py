@@ -174,7 +174,7 @@ def apply_job(
         for field, messages in exc.message_dict.items():
             # A value we could not even convert explains the model's complaint about it.
             errors.setdefault(MODEL_TO_JOB.get(field, field), list(messages))
-    if "run_at" not in errors and _sets_one_time_instant(existing, endpoint):
+    if "run_at" not in errors and sets_one_time_instant(existing, endpoint):
         if problem := schedules.one_time_problem(endpoint.run_at, now or timezone.now()):
             errors["run_at"] = [problem]
     if errors:
@@ -182,9 +182,10 @@ def apply_job(
     return endpoint, _changes(existing, endpoint, list(values))
 
 
-def _sets_one_time_instant(existing: Endpoint | None, endpoint: Endpoint) -> bool:
-    """Whether this apply makes `endpoint` wait for its run_at: an active one-time job, new, or
-    whose instant changed, or turned on (a stored job's passed instant is history, not input)."""
+def sets_one_time_instant(existing: Endpoint | None, endpoint) -> bool:
+    """Whether this change makes `endpoint` (its enabled, schedule_type and run_at) wait for
+    its run_at: an active one-time job, new, or whose instant changed, or turned on (a stored
+    job's passed instant is history, not input). Job files and the dashboard form ask it."""
     if not endpoint.enabled or endpoint.schedule_type != Endpoint.ScheduleType.ONCE:
         return False
     if existing is None or existing._state.adding:

@@ -3,7 +3,7 @@ masked and kept, the live schedule preview and the "test request" dry run."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -388,3 +388,29 @@ def test_notification_settings_are_saved_and_validated(client, editor):
     endpoint = Endpoint.objects.get()
     assert endpoint.notification_emails == ["ops@example.com"]
     assert endpoint.auto_disable_after == 5
+
+
+def test_the_form_refuses_a_past_one_time_instant_inline_and_saves_nothing(editor):
+    client = login(editor)
+    data = form_data(schedule_type="once", cron_expression="", run_at="2020-01-01T01:00")
+
+    response = client.post(reverse("dashboard:endpoint_create"), data)
+
+    assert response.status_code == 200
+    errors = response.context["form"].errors["run_at"]
+    assert errors == [
+        "2020-01-01T00:00:00Z is in the past: a one-time run must be in the future "
+        "(to run the job now, trigger it)."
+    ]
+    assert not Endpoint.objects.exists()
+
+
+def test_the_form_accepts_a_future_one_time_instant(editor):
+    client = login(editor)
+    later = (timezone.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    data = form_data(schedule_type="once", cron_expression="", run_at=later)
+
+    response = client.post(reverse("dashboard:endpoint_create"), data)
+
+    assert response.status_code == 302, response.context["form"].errors
+    assert Endpoint.objects.get().run_at is not None
