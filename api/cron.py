@@ -21,7 +21,7 @@ from endpoints.models import Endpoint
 from runs import services
 from runs.models import Log
 
-TAG = "Scheduled actions (seed 003)"
+TAG = "Scheduled actions"
 MIN_SECRET_LENGTH = 32
 
 

@@ -36,7 +36,7 @@ from endpoints.schedules import NAMED_INTERVALS
 from runs import actions, services
 from runs.models import Log
 
-TAG = "Scheduled actions (seed 003)"
+TAG = "Scheduled actions"
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 # Python API parameter → seed 003 field, for validation errors.
 NAMES = {

@@ -36,7 +36,7 @@ from endpoints.models import Endpoint
 from runs import services
 from runs.models import Log
 
-TAG = "Nightly Scheduler jobs (seed 001)"
+TAG = "Nightly Scheduler jobs"
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 EXECUTED = (Log.State.RUNNING, Log.State.SUCCESS, Log.State.FAILED)
 # A description is a line or a paragraph shown in lists; a megabyte of it is a mistake.

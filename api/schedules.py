@@ -46,7 +46,7 @@ from endpoints.jobs import save_job
 from endpoints.models import Endpoint
 from runs import services
 
-TAG = "Schedules (seed 002)"
+TAG = "Schedules (workflows)"
 PREFIX = "sched-"
 HISTORY_SIZE, MAX_HISTORY_SIZE = 20, 100
 # Endpoint field → seed 002 field, for validation errors.
