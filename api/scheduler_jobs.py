@@ -32,7 +32,7 @@ from api.fields import (
     query_int,
 )
 from endpoints.jobs import JOB_FIELDS, SECRET_FIELDS, apply_job, endpoint_to_job, save_job
-from endpoints.models import Endpoint
+from endpoints.models import MAX_DESCRIPTION_LENGTH, Endpoint
 from runs import services
 from runs.models import Log
 
@@ -40,7 +40,6 @@ TAG = "Nightly Scheduler jobs"
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
 EXECUTED = (Log.State.RUNNING, Log.State.SUCCESS, Log.State.FAILED)
 # A description is a line or a paragraph shown in lists; a megabyte of it is a mistake.
-MAX_DESCRIPTION_LENGTH = 1000
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
 
 
@@ -116,12 +115,6 @@ def build_job(data: dict[str, Any]) -> Endpoint:
     job = {key: value for key, value in data.items() if key not in POLICY_FIELDS}
     policies = PolicySerializer(data={k: v for k, v in data.items() if k in POLICY_FIELDS})
     details = {} if policies.is_valid() else flatten(policies.errors)
-    description = job.get("description")
-    if isinstance(description, str) and len(description) > MAX_DESCRIPTION_LENGTH:
-        details["description"] = (
-            f"At most {MAX_DESCRIPTION_LENGTH} characters; this one has {len(description)}."
-        )
-        job.pop("description")
     if isinstance(job.get("run_at"), str) and (problem := parse_instant(job["run_at"])[1]):
         details["run_at"] = problem  # before apply_job: its dates are not bounded
         job.pop("run_at")

@@ -22,6 +22,17 @@ MIN_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
 MAX_HEADERS_BYTES = 8 * 1024
 MAX_BODY_BYTES = 256 * 1024
+MAX_DESCRIPTION_LENGTH = 1000
+
+
+def description_length(value: str) -> None:
+    """A description stays a description (a million characters broke the dashboard list)."""
+    if len(value) > MAX_DESCRIPTION_LENGTH:
+        raise ValidationError(
+            f"At most {MAX_DESCRIPTION_LENGTH} characters; this one has {len(value)}."
+        )
+
+
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _STATUS_SPEC_RE = re.compile(r"^\d{3}(-\d{3})?$")
 # Written only by the dispatcher and executor, never by an edit.
@@ -123,7 +134,7 @@ class Endpoint(models.Model):
         ],
         help_text="Unique, URL-safe: letters, digits and - _ . :",
     )
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, validators=[description_length])
     # The public id (DESIGN §10): seed 002's workflowId, seed 003's action id. Stable for ever.
     uuid = models.UUIDField(unique=True, default=uuid4, editable=False)
     # Seed 003's "Team scope": a label the caller chooses, stored and filtered on, not a tenant.

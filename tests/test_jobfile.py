@@ -357,3 +357,18 @@ def test_a_masked_header_with_no_stored_value_is_refused(tmp_path):
         f"job 1 (nightly-report): headers: 'Authorization' is masked ({MASK}) but has no stored "
         "value to keep; give its value."
     ]
+
+
+def test_a_description_longer_than_the_cap_is_refused_by_every_door(db):
+    from endpoints.jobs import apply_job
+    from endpoints.models import MAX_DESCRIPTION_LENGTH
+
+    job = {"job_name": "wordy", "url": "https://example.com/x", "cron_expression": "@daily"}
+    job["description"] = "x" * (MAX_DESCRIPTION_LENGTH + 1)
+
+    with pytest.raises(ValidationError) as refused:
+        apply_job(job)
+
+    assert refused.value.message_dict["description"] == [
+        f"At most {MAX_DESCRIPTION_LENGTH} characters; this one has {MAX_DESCRIPTION_LENGTH + 1}."
+    ]
