@@ -303,7 +303,8 @@ def test_runjob_as_of_takes_wall_time_in_the_jobs_zone(make_endpoint, target, ca
     # 01:30 on 2026-11-01 happens twice in New York; the first (EDT, UTC-4) is meant.
     call_command("runjob", "ny", "--as-of", "2026-11-01T01:30")
     assert parse_qs(urlsplit(target.received[0].path).query) == {"at": ["2026-11-01T05:30:00Z"]}
-    assert "as of 2026-11-01T05:30:00+00:00" in capsys.readouterr().out
+    # Echoed on the job's own clock (05:30 UTC is 01:30 EDT, the first of the two).
+    assert "as of 2026-11-01 01:30:00 EDT" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
