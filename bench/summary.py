@@ -91,6 +91,7 @@ def main() -> None:
     bar_rate = 3000 if args.db == "postgres" else 2000
     ceilings = None
     measured: list[str] = []
+    seen: list[dict] = []
     print("| scenario | figure | bar | cronplane | django-q2 Schedule | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
     for template, scenario, label, path, better, bar in LINES:
@@ -102,6 +103,8 @@ def main() -> None:
             continue
         figures = json.loads(file.read_text())
         ceilings = figures.get("ceilings") or ceilings
+        if figures.get("ceilings") and figures["ceilings"] not in seen:
+            seen.append(figures["ceilings"])
         measured += [at for at in (figures.get("measured_at") or {}).values() if "T" in at]
         ours, theirs = lookup(figures.get("ours"), path), lookup(figures.get("baseline"), path)
         shown = ratio(ours, theirs, better) or ""
@@ -109,6 +112,13 @@ def main() -> None:
         print("| " + " | ".join(row) + f" | {shown} |")
     if measured:
         print(f"\nmeasured {min(measured)} – {max(measured)} (UTC)")
+    if seen:
+        target = [c["target"]["requests_per_s"] for c in seen]
+        client = [c["client"]["requests_per_s"] for c in seen]
+        print(
+            f"\nceilings over these runs: target alone {min(target):,}–{max(target):,} req/s, "
+            f"aiohttp client alone {min(client):,}–{max(client):,} req/s on one core"
+        )
     print(f"\n{describe_ceilings(ceilings)} (from the last results file that has them)")
 
 
