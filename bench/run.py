@@ -131,8 +131,12 @@ def ratio(ours, theirs, better: str | None) -> str | None:
     if better is None or not isinstance(ours, int | float) or not isinstance(theirs, int | float):
         return None
     if better == "low":
-        return f"{theirs / ours:.1f}× better" if ours > 0 else None
-    return f"{ours / theirs:.1f}× more" if theirs > 0 else None
+        if ours <= 0 or theirs <= 0:
+            return None
+        return f"{theirs / ours:.1f}× better" if theirs >= ours else f"{ours / theirs:.1f}× worse"
+    if ours <= 0 or theirs <= 0:
+        return None
+    return f"{ours / theirs:.1f}× more" if ours >= theirs else f"{theirs / ours:.1f}× fewer"
 
 
 def run_phase(args) -> dict:
