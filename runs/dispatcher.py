@@ -171,7 +171,7 @@ def plan_endpoint(
     if following is None or following > until:
         slots = [first]  # the usual case: one slot due, and `following` is the next run
     else:
-        slots = [first, *schedules.runs_between(schedule, first, until, MAX_SLOTS_PER_PASS - 1)]
+        slots = [first, *_between(_shared_key(schedule), first, until)]
     truncated = len(slots) == MAX_SLOTS_PER_PASS
     plan = _Plan()
     to_run = _apply_missed_policy(endpoint, slots, now, truncated, plan, trigger)
@@ -221,6 +221,14 @@ def _may_take_early(endpoint: Endpoint, now: datetime, open_runs: dict[int, list
     if endpoint.next_run_at <= now or endpoint.overlap_policy == Endpoint.OverlapPolicy.ALLOW:
         return True
     return not open_runs.get(endpoint.pk)
+
+
+@functools.lru_cache(maxsize=4096)
+def _between(schedule: schedules.Schedule, after: datetime, until: datetime) -> tuple:
+    """The overdue slots after `after` (the first excluded) up to `until`. Behind schedule, every
+    endpoint sharing a schedule and a slot has the same ones: one croniter walk for all of them
+    per pass, not one each (a dispatcher behind got slower with every pass it fell behind)."""
+    return tuple(schedules.runs_between(schedule, after, until, MAX_SLOTS_PER_PASS - 1))
 
 
 @functools.lru_cache(maxsize=4096)
