@@ -16,6 +16,23 @@ def loopback_targets_allowed(settings):
 
 
 @pytest.fixture
+def serve():
+    """Start a hostile server (tests/hostile.py) for a behaviour; all closed afterwards."""
+    from tests import hostile
+
+    started: list = []
+
+    def start(behaviour, **options):
+        server = hostile.HostileServer(behaviour, **options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
 def target():
     server = Target()
     yield server

@@ -17,20 +17,6 @@ from tests import hostile
 from tests.target import free_port
 
 
-@pytest.fixture
-def serve():
-    started: list[hostile.HostileServer] = []
-
-    def start(behaviour, **options) -> hostile.HostileServer:
-        server = hostile.HostileServer(behaviour, **options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.close()
-
-
 def get(url: str, **fields) -> CallSpec:
     return CallSpec(method=fields.pop("method", "GET"), url=url, **{"timeout": 5, **fields})
 

@@ -8,29 +8,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from calls.client import Client, call
 from calls.spec import CallSpec, Outcome
 from tests import hostile
 
 DEADLINE = 2.0
 MARGIN = 1.0
-
-
-@pytest.fixture
-def serve():
-    """Start a hostile server for a behaviour; all closed afterwards."""
-    started: list[hostile.HostileServer] = []
-
-    def start(behaviour, **options) -> hostile.HostileServer:
-        server = hostile.HostileServer(behaviour, **options)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.close()
 
 
 def timed_call(url: str, timeout: float = DEADLINE) -> tuple[Outcome, float]:
