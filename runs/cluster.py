@@ -93,9 +93,7 @@ def forget_dead_neighbours(now: datetime) -> int:
     not CLUSTER_STALE later: their runs are recovered on the first pass."""
     host = socket.gethostname()
     dead = [
-        beat.pk
-        for beat in Heartbeat.objects.filter(host=host).exclude(pid=os.getpid())
-        if not _process_exists(beat.pid)
+        beat.pk for beat in Heartbeat.objects.filter(host=host) if not _process_exists(beat.pid)
     ]
     return Heartbeat.objects.filter(pk__in=dead).update(last_seen_at=now - CLUSTER_STALE * 2)
 
