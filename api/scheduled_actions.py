@@ -56,7 +56,7 @@ def action_json(endpoint, latest: Log | None) -> dict[str, Any]:
         "id": str(endpoint.uuid),
         "actionType": endpoint.handler,
         "status": actions.status_of(endpoint, latest),
-        "payload": endpoint.payload,
+        "payload": endpoint.masked_payload,
         "teamId": endpoint.team_id or None,
         "scheduledAt": iso(_scheduled_at(endpoint, latest)),
         "startedAt": iso(latest.started_at) if latest else None,

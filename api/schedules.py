@@ -108,7 +108,7 @@ def pause_json(endpoint: Endpoint, zone: ZoneInfo) -> dict[str, Any]:
 
 
 def input_data(endpoint: Endpoint) -> list[dict[str, Any]]:
-    return [{"json": endpoint.payload}] if endpoint.payload else []
+    return [{"json": endpoint.masked_payload}] if endpoint.payload else []
 
 
 def get_schedule(schedule_id: str) -> Endpoint:

@@ -231,6 +231,8 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
             f"{name}: {value}" for name, value in instance.masked_headers.items()
         )
         self.initial["secret_headers"] = ", ".join(instance.secret_headers or [])
+        if instance.pk:
+            self.initial["payload"] = instance.masked_payload
         self.initial["interval_seconds"] = format_interval(instance.interval_seconds)
         for key in signing_fields.KEYS:
             self.initial[key] = ""  # never rendered back (password inputs), never compared
@@ -295,19 +297,13 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
     def _headers_keeping_secrets(
         self, lines: list[tuple[str, str]], secret_names: list[str]
     ) -> dict[str, str]:
+        """Header lines as a dict; a secret left empty counts as left masked, so that
+        Endpoint.clean keeps its stored value (or says why it may not)."""
         secret = ALWAYS_SECRET_HEADERS | {name.lower() for name in secret_names}
-        stored = {
-            name.lower(): value
-            for name, value in (self.instance.headers or {}).items()
-            if self.instance.pk
-        }
         headers: dict[str, str] = {}
         for name, value in lines:
-            if value == MASK or (value == "" and name.lower() in secret):
-                if name.lower() not in stored:
-                    self.add_error("headers", f"Give a value for the secret header '{name}'.")
-                    continue
-                value = stored[name.lower()]
+            if value == "" and name.lower() in secret:
+                value = MASK
             elif value == "":
                 self.add_error("headers", f"'{name}' has no value.")
                 continue

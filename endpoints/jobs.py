@@ -30,6 +30,8 @@ from django.utils.dateparse import parse_datetime
 from calls.masking import MASK, mask_headers
 from endpoints import schedules
 from endpoints.models import Endpoint
+from endpoints.registry import secret_keys_of
+from endpoints.secrets import mask_payload
 
 # Job field → Endpoint field, in the order an exported job lists them.
 JOB_FIELDS = {
@@ -104,7 +106,7 @@ def endpoint_to_job(endpoint: Endpoint) -> dict[str, Any]:
     job["is_active"] = endpoint.enabled
     if endpoint.kind == Endpoint.Kind.HANDLER:
         job["handler"] = endpoint.handler
-        job["payload"] = endpoint.payload
+        job["payload"] = endpoint.masked_payload
     else:
         job["url"] = endpoint.url
         job["method"] = endpoint.method
@@ -143,7 +145,8 @@ def apply_job(
 
     Returns it with the changes as {job field: (old, new)}, header values masked; for a new
     endpoint every field counts as changed. Raises ValidationError keyed by job field names.
-    A header whose value is the mask keeps the value stored on `existing`. An active one-time
+    A secret left as the mask keeps the value stored on `existing` as the secret-audience rule
+    allows (Endpoint.clean, endpoints.secrets). An active one-time
     job whose run_at is set (new, changed or turned on) at or before `now` is refused
     (schedules.one_time_problem); an unchanged one is left alone.
     """
@@ -154,12 +157,6 @@ def apply_job(
     endpoint = copy.copy(existing) if existing is not None else Endpoint()
     for field, value in values.items():
         setattr(endpoint, field, value)
-    if isinstance(endpoint.headers, dict):
-        try:
-            stored = existing.headers if existing is not None else {}
-            endpoint.headers = keep_masked_secrets(endpoint.headers, stored)
-        except ValueError as exc:
-            errors.setdefault("headers", []).append(str(exc))
     for field in SECRET_FIELDS:
         if getattr(endpoint, field) == MASK:
             stored = getattr(existing, field, "") if existing is not None else ""
@@ -207,26 +204,6 @@ def save_job(endpoint: Endpoint, changes: dict[str, tuple[Any, Any]], *, reason:
     was_enabled = changes.get("is_active", (None, None))[0]
     if was_enabled is not None:
         endpoint.set_enabled(endpoint.enabled, now=timezone.now(), reason=reason)
-
-
-def keep_masked_secrets(headers: dict[str, Any], stored: dict[str, str] | None) -> dict[str, Any]:
-    """`headers` with each value left as the mask replaced by the stored value of that header.
-
-    An exported job (or a re-submitted form) shows secrets as the mask; saving it back must not
-    overwrite the secret with the mask.
-    """
-    stored_values = {name.lower(): value for name, value in (stored or {}).items()}
-    kept = {}
-    for name, value in headers.items():
-        if value == MASK:
-            key = name.lower() if isinstance(name, str) else name
-            if key not in stored_values:
-                raise ValueError(
-                    f"'{name}' is masked ({MASK}) but has no stored value to keep; give its value."
-                )
-            value = stored_values[key]
-        kept[name] = value
-    return kept
 
 
 def _model_values(job: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
@@ -301,6 +278,8 @@ def _shown(field: str, value: Any, endpoint: Endpoint | None) -> Any:
         return MASK if value else ""
     if field == "headers" and isinstance(value, dict) and endpoint is not None:
         return mask_headers(value, endpoint.secret_headers)
+    if field == "payload" and endpoint is not None:
+        return mask_payload(value, secret_keys_of(endpoint.handler))
     return value
 
 

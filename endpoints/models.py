@@ -4,6 +4,7 @@ import hashlib
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
@@ -14,9 +15,9 @@ from django.db import models
 from django.utils import timezone as django_timezone
 
 from calls.masking import ALWAYS_SECRET_HEADERS, mask_headers
-from endpoints import schedules
+from endpoints import schedules, secrets
 from endpoints.crypto import EncryptedJSONField, EncryptedTextField
-from endpoints.registry import get_handler
+from endpoints.registry import get_handler, secret_keys_of
 
 MIN_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
@@ -176,7 +177,11 @@ class Endpoint(models.Model):
 
     # kind = handler
     handler = models.CharField(max_length=200, blank=True)
-    payload = models.JSONField(default=dict, blank=True)
+    payload = EncryptedJSONField(
+        default=dict,
+        blank=True,
+        help_text="Encrypted at rest; its `headers` and the handler's secret keys are masked.",
+    )
 
     # when
     schedule_type = models.CharField(
@@ -307,11 +312,13 @@ class Endpoint(models.Model):
                 ] + (["next_run_at"] if recompute else [])
         super().save(*args, **kwargs)
         self._saved_fingerprint = self._schedule_fingerprint()
+        self._stored_secrets = secrets.Stored.of(self)
 
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
         instance._saved_fingerprint = instance._schedule_fingerprint()
+        instance._stored_secrets = secrets.Stored.of(instance)
         return instance
 
     def _schedule_fingerprint(self) -> tuple:
@@ -415,6 +422,10 @@ class Endpoint(models.Model):
     def masked_headers(self) -> dict[str, str]:
         return mask_headers(self.headers or {}, self.secret_headers)
 
+    @property
+    def masked_payload(self) -> Any:
+        return secrets.mask_payload(self.payload, secret_keys_of(self.handler))
+
     def success_ranges(self) -> list[tuple[int, int]]:
         return parse_status_spec(self.expected_status)
 
@@ -442,6 +453,7 @@ class Endpoint(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = self._unstorable_values()
+        self._keep_stored_secrets(errors)
         self._clean_schedule(errors)
         if self.kind == self.Kind.HTTP:
             self._clean_http(errors)
@@ -472,6 +484,27 @@ class Endpoint(models.Model):
             elif _has_unstorable_text(value):
                 errors[field.name] = "Contains a NUL character or invalid Unicode."
         return errors
+
+    def _keep_stored_secrets(self, errors: dict[str, str]) -> None:
+        """Values left as the mask become the stored secrets, where the secret-audience rule
+        (endpoints.secrets) allows; the others are refused, saying why."""
+        stored = getattr(self, "_stored_secrets", None) if self.pk else None
+        if isinstance(self.headers, dict):
+            self.headers, problems = secrets.keep_masked_headers(
+                self.headers,
+                secret=secrets.secret_names(self.secret_headers),
+                stored=stored.headers if stored else {},
+                stored_secret=stored.secret if stored else set(),
+                same_audience=stored is not None and secrets.audience(self.url) == stored.audience,
+            )
+            if problems:
+                errors.setdefault("headers", " ".join(problems))
+        if isinstance(self.payload, dict):
+            self.payload, problems = secrets.keep_masked_payload(
+                self.payload, stored, secret_keys_of(self.handler)
+            )
+            if problems:
+                errors.setdefault("payload", " ".join(problems))
 
     def _clean_schedule(self, errors: dict[str, str]) -> None:
         try:

@@ -8,6 +8,7 @@ the keys are set.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from calls.masking import MASK
-from endpoints.jobs import SECRET_FIELDS, keep_masked_secrets
+from endpoints.jobs import SECRET_FIELDS
 from endpoints.models import Endpoint
 from runs import services
 from runs.models import Log
@@ -53,6 +54,8 @@ class EndpointForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and "headers" in self.fields:
             self.initial["headers"] = self.instance.masked_headers
+        if self.instance.pk and "payload" in self.fields:
+            self.initial["payload"] = self.instance.masked_payload
         for name in SECRET_FIELDS:
             if name in self.fields:
                 self.fields[name].widget = forms.TextInput(attrs={"autocomplete": "off"})
@@ -76,15 +79,8 @@ class EndpointForm(forms.ModelForm):
 
     def clean_headers(self) -> Any:
         headers = self.cleaned_data.get("headers")
-        if headers is None:  # an emptied textarea
-            return {}
-        if not isinstance(headers, dict):
-            return headers  # Endpoint.clean says what is wrong with it
-        stored = self.instance.headers if self.instance.pk else {}
-        try:
-            return keep_masked_secrets(headers, stored)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
+        # Masked values: Endpoint.clean keeps the stored ones, or says why not.
+        return {} if headers is None else headers
 
     def clean_secret_headers(self) -> Any:
         return self.cleaned_data.get("secret_headers") or []
@@ -148,6 +144,7 @@ class EndpointAdmin(admin.ModelAdmin):
         "schedule_in_words",
         "upcoming_runs",
         "headers_masked",
+        "payload_masked",
         "signing_secret_state",
         "signing_secret_next_state",
         "pause_state",
@@ -230,7 +227,9 @@ class EndpointAdmin(admin.ModelAdmin):
         if obj is None or self.has_change_permission(request, obj):
             return self.fieldsets
         # A view-only page renders every field as stored: swap in the masked ones.
-        swaps = {"headers": "headers_masked"} | {name: f"{name}_state" for name in SECRET_FIELDS}
+        swaps = {"headers": "headers_masked", "payload": "payload_masked"} | {
+            name: f"{name}_state" for name in SECRET_FIELDS
+        }
         fieldsets = []
         for title, options in self.fieldsets:
             fields = options["fields"]
@@ -271,6 +270,10 @@ class EndpointAdmin(admin.ModelAdmin):
             format_html_join(mark_safe("<br>"), "{}: {}", sorted(endpoint.masked_headers.items()))
             or "—"
         )
+
+    @admin.display(description="Payload")
+    def payload_masked(self, endpoint: Endpoint) -> str:
+        return json.dumps(endpoint.masked_payload, indent=2, ensure_ascii=False)
 
     @admin.display(description="Paused")
     def pause_state(self, endpoint: Endpoint) -> str:

@@ -8,7 +8,7 @@ from calls import client
 from calls.spec import CallSpec, Outcome, json_body
 from endpoints.registry import handler
 
-_CONTROL_KEYS = ("url", "method", "headers", "timeout_seconds")
+_CONTROL_KEYS = ("url", "method", "headers", "secret_headers", "timeout_seconds")
 
 
 class WebhookFailed(Exception):
@@ -22,8 +22,9 @@ class WebhookFailed(Exception):
 def send_webhook(payload: dict[str, Any], *, dry_run: bool, log) -> dict[str, Any]:
     """POST the payload (less its control keys) as JSON to payload["url"].
 
-    Payload: {"url": "https://…", "method": "POST", "headers": {…}, "timeout_seconds": 10,
-    …anything else is the JSON body, e.g. eventType, entityType, entityId, data}.
+    Payload: {"url": "https://…", "method": "POST", "headers": {…}, "secret_headers": [names
+    whose values are secret beyond Authorization, Cookie, X-API-Key, Proxy-Authorization],
+    "timeout_seconds": 10, …anything else is the JSON body, e.g. eventType, entityId, data}.
     """
     url = payload.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -35,6 +36,7 @@ def send_webhook(payload: dict[str, Any], *, dry_run: bool, log) -> dict[str, An
         headers={"Content-Type": "application/json", **payload.get("headers", {})},
         body=json_body(body).encode(),
         timeout=float(payload.get("timeout_seconds", 30)),
+        secret_headers=[n for n in payload.get("secret_headers") or [] if isinstance(n, str)],
     )
     if dry_run:
         return {"dry_run": True, "would_send": spec.snapshot()}

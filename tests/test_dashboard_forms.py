@@ -220,7 +220,7 @@ def test_a_secret_is_replaced_or_removed_when_asked(editor, secret_endpoint):
 
 def test_a_new_secret_header_needs_a_value(editor):
     response = login(editor).post(CREATE, form_data(headers=f"Authorization: {MASK}"))
-    assert "Give a value for the secret header &#x27;Authorization&#x27;" in (
+    assert "&#x27;Authorization&#x27; is masked (••••••) but has no stored value to keep" in (
         response.content.decode()
     )
     assert not Endpoint.objects.exists()

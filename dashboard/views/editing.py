@@ -82,7 +82,7 @@ def dry_run(form: EndpointForm) -> dict[str, Any]:
         return {"errors": form.errors}
     endpoint = form.instance
     if endpoint.kind == Endpoint.Kind.HANDLER:
-        return {"handler": endpoint.handler, "payload": endpoint.payload}
+        return {"handler": endpoint.handler, "payload": endpoint.masked_payload}
     try:
         return {"request": build_call(endpoint).snapshot()}
     except templating.TemplateError as exc:

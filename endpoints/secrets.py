@@ -1,0 +1,156 @@
+"""The secret-audience rule: what an edit may keep of the secrets stored on an endpoint.
+
+Secret values are shown as the mask (••••••) everywhere; an edit that leaves the mask in place
+keeps the stored value. It keeps it only while the secret goes where it went before:
+
+1. the header (or payload key) was secret when stored and is still secret now — un-marking a
+   secret header drops its stored value, so it can never be shown back unmasked;
+2. the target's host (and non-default port) did not change — a stored secret is never sent to a
+   new host unless someone types it again.
+
+Anything else left as the mask is refused with a message that says which of the two it was.
+The same rule covers an HTTP job's headers and a handler's payload (its `headers` object, the
+names in its `secret_headers` list, and the keys its handler declares secret).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from calls.masking import ALWAYS_SECRET_HEADERS, MASK, mask_headers
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def audience(url: object) -> tuple[str, int | None] | str:
+    """Where a URL sends things: its host and any non-default port (http → https on the
+    default ports is the same audience, as in requests' redirect rule)."""
+    if not isinstance(url, str):
+        return ""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url.strip()
+    host = (parts.hostname or "").rstrip(".").lower()
+    if port == DEFAULT_PORTS.get(parts.scheme.lower()):
+        port = None
+    return (host, port)
+
+
+def secret_names(listed: object) -> set[str]:
+    """The always-secret header names and those listed, lower-cased."""
+    names = listed if isinstance(listed, list | tuple) else []
+    return ALWAYS_SECRET_HEADERS | {name.lower() for name in names if isinstance(name, str)}
+
+
+def mask_payload(payload: Any, secret_keys: tuple[str, ...] = ()) -> Any:
+    """A handler payload safe to show: its `headers` object masked like an HTTP job's headers
+    (by its own `secret_headers` list), and the keys its handler declares secret."""
+    if not isinstance(payload, dict):
+        return payload
+    shown = {
+        key: MASK if key in secret_keys and value not in ("", None) else value
+        for key, value in payload.items()
+    }
+    headers = payload.get("headers")
+    if isinstance(headers, dict):
+        shown["headers"] = mask_headers(
+            headers, sorted(secret_names(payload.get("secret_headers")))
+        )
+    return shown
+
+
+@dataclass
+class Stored:
+    """The secrets of an endpoint as loaded, to judge an edit against."""
+
+    audience: object = ""
+    headers: dict[str, Any] = field(default_factory=dict)
+    secret: set[str] = field(default_factory=set)
+    payload_audience: object = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+    payload_secret: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, endpoint) -> Stored:
+        # From the loaded values only: reading a deferred field here would query for it.
+        loaded = endpoint.__dict__
+        headers, payload = loaded.get("headers"), loaded.get("payload")
+        payload = payload if isinstance(payload, dict) else {}
+        return cls(
+            audience=audience(loaded.get("url")),
+            headers=dict(headers) if isinstance(headers, dict) else {},
+            secret=secret_names(loaded.get("secret_headers")),
+            payload_audience=audience(payload.get("url")),
+            payload=dict(payload),
+            payload_secret=secret_names(payload.get("secret_headers")),
+        )
+
+
+def keep_masked_headers(
+    headers: dict[Any, Any],
+    *,
+    secret: set[str],
+    stored: dict[str, Any],
+    stored_secret: set[str],
+    same_audience: bool,
+) -> tuple[dict[Any, Any], list[str]]:
+    """`headers` with each value left as the mask replaced by its stored value, where the rule
+    allows; and a message for each one it does not."""
+    stored_values = {name.lower(): value for name, value in stored.items() if isinstance(name, str)}
+    kept, problems = {}, []
+    for name, value in headers.items():
+        if value == MASK:
+            key = name.lower() if isinstance(name, str) else name
+            if key not in stored_values or key not in stored_secret:
+                problems.append(
+                    f"'{name}' is masked ({MASK}) but has no stored value to keep; give its value."
+                )
+                continue
+            if key not in secret:
+                problems.append(
+                    f"'{name}' is no longer marked secret, so its stored value was dropped; "
+                    "give its value."
+                )
+                continue
+            if not same_audience:
+                problems.append(
+                    f"The target's host changed, so the stored value of '{name}' is not sent "
+                    "there; type it again."
+                )
+                continue
+            value = stored_values[key]
+        kept[name] = value
+    return kept, problems
+
+
+def keep_masked_payload(
+    payload: dict[str, Any], stored: Stored | None, secret_keys: tuple[str, ...]
+) -> tuple[dict[str, Any], list[str]]:
+    """A payload with its masked values resolved by the rule (see the module docstring)."""
+    before = stored or Stored()
+    same = audience(payload.get("url")) == before.payload_audience
+    problems: list[str] = []
+    kept = dict(payload)
+    for key in secret_keys:
+        if kept.get(key) != MASK:
+            continue
+        if key not in before.payload or not same:
+            reason = "has no stored value to keep" if same else "was for another host"
+            problems.append(f"'{key}' is masked ({MASK}) but {reason}; give its value.")
+        else:
+            kept[key] = before.payload[key]
+    stored_headers = before.payload.get("headers")
+    if isinstance(payload.get("headers"), dict):
+        kept["headers"], header_problems = keep_masked_headers(
+            payload["headers"],
+            secret=secret_names(payload.get("secret_headers")),
+            stored=stored_headers if isinstance(stored_headers, dict) else {},
+            stored_secret=before.payload_secret,
+            same_audience=same,
+        )
+        problems += header_problems
+    return kept, problems
