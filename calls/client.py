@@ -44,6 +44,7 @@ from yarl import URL
 
 from calls import guard
 from calls.judge import judge
+from calls.masking import cross_host_dropped
 from calls.spec import KEPT_RESPONSE_HEADERS, USER_AGENT, CallSpec, Outcome, parse_retry_after
 from calls.timing import TRACING, CallState, GuardedConnector, current_call
 
@@ -149,8 +150,9 @@ async def _exchange(session: aiohttp.ClientSession, spec: CallSpec, state: CallS
         if hop == MAX_REDIRECTS:
             raise _TooManyRedirects
         method, body, headers, url = _next_hop(
-            response.status, method, body, headers, url, location
-        )
+            response.status, method, body, headers, url, location,
+            dropped=cross_host_dropped(spec.secret_headers),
+        )  # fmt: skip
     raise AssertionError("unreachable")
 
 
@@ -181,9 +183,20 @@ def _check_hop(url: URL) -> bool:
 
 
 def _next_hop(
-    status: int, method: str, body: bytes | None, headers: dict[str, str], url: URL, location: str
+    status: int,
+    method: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    url: URL,
+    location: str,
+    *,
+    dropped: frozenset[str],
 ) -> tuple[str, bytes | None, dict[str, str], URL]:
-    """The request a redirect asks for, by requests' rules (what endpoints were written for)."""
+    """The request a redirect asks for, by requests' rules (what endpoints were written for).
+
+    To another origin (but http → https on the same host), the `dropped` headers are not sent:
+    requests and curl drop Authorization and Cookie; every secret header and the signature are
+    as much for the first host only."""
     try:
         target = url.join(URL(location))
     except ValueError as exc:
@@ -198,11 +211,7 @@ def _next_hop(
             if name.lower() not in ("content-length", "content-type", "transfer-encoding")
         }
     if target.origin() != url.origin() and not _is_https_upgrade(url, target):
-        headers = {
-            name: value
-            for name, value in headers.items()
-            if name.lower() not in ("authorization", "cookie")
-        }
+        headers = {name: value for name, value in headers.items() if name.lower() not in dropped}
     return method, body, headers, target
 
 

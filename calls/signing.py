@@ -23,6 +23,12 @@ import time
 TIMESTAMP_HEADER = "X-Cronplane-Timestamp"
 SIGNATURE_HEADER = "X-Cronplane-Signature"
 VERSION = "v1"
+# Every scheme's signing headers (ours and Standard Webhooks'), lower-cased: a signature is
+# for the host it was made for, so a redirect to another host never carries one.
+SIGNING_HEADERS = frozenset(
+    {"x-cronplane-timestamp", "x-cronplane-signature", "webhook-id", "webhook-timestamp",
+     "webhook-signature"}
+)  # fmt: skip
 
 
 def new_secret() -> str:

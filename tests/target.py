@@ -34,8 +34,9 @@ class Received:
 
 
 class Target:
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        """`tls`: a server context to speak HTTPS with (the handshake runs in the handler)."""
+    def __init__(self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
+        """`tls`: a server context to speak HTTPS with (the handshake runs in the handler);
+        `host`: the loopback address to listen on (127.0.0.2 is another host)."""
         self.received: list[Received] = []
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -60,7 +61,8 @@ class Target:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = host
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         if tls is not None:
             self.server.socket = tls.wrap_socket(
@@ -72,7 +74,7 @@ class Target:
         self.thread.start()
 
     def url(self, path: str = "/ok") -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://{self.host}:{self.port}{path}"
 
     def respond(self, request: BaseHTTPRequestHandler, count: int) -> None:
         parts = request.path.split("?")[0].strip("/").split("/")
@@ -96,7 +98,7 @@ class Target:
             status = 500 if count <= int(arg) else 200
         elif route == "redirect":
             query = parse_qs(urlsplit(request.path).query)
-            status, body = 302, b""
+            status, body = int(query.get("status", ["302"])[0]), b""
             headers = {"Location": query["to"][0]}
         elif route == "loop":
             status, body, headers = 302, b"", {"Location": "/loop"}
