@@ -30,3 +30,9 @@ class CronRate(_CurrentRate, throttling.SimpleRateThrottle):
 
     def get_cache_key(self, request, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class PingRate(CronRate):
+    """Heartbeat pings (/ping/<uuid>), per calling address: the UUID is the secret."""
+
+    scope = "ping"

@@ -24,6 +24,7 @@ MAX_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
 MAX_HEADERS_BYTES = 8 * 1024
 MAX_BODY_BYTES = 256 * 1024
 MAX_DESCRIPTION_LENGTH = 1000
+MAX_GRACE_SECONDS = 366 * 86400
 
 
 def description_length(value: str) -> None:
@@ -48,6 +49,9 @@ DERIVED_FIELDS = frozenset(
         "consecutive_failures",
         "tls_expires_at",
         "tls_warned_expiry",
+        "expected_at",
+        "overdue_at",
+        "last_ping_at",
     }
 )
 MAX_JITTER_SECONDS = 3600
@@ -94,6 +98,7 @@ class Endpoint(models.Model):
     class Kind(models.TextChoices):
         HTTP = "http", "HTTP request"
         HANDLER = "handler", "Python handler"
+        HEARTBEAT = "heartbeat", "Heartbeat (pinged from elsewhere)"
 
     class Method(models.TextChoices):
         GET = "GET"
@@ -246,6 +251,14 @@ class Endpoint(models.Model):
         default=True, help_text="When a run succeeds after failures."
     )
 
+    # kind = heartbeat: nothing is called; the job pings /ping/<uuid> (runs/heartbeats.py)
+    grace_seconds = models.PositiveIntegerField(
+        default=3600,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_GRACE_SECONDS)],
+        help_text="How long after each expected time a ping may still arrive before that run "
+        "counts as missed (and how long a started run may take).",
+    )
+
     # derived
     next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -260,6 +273,11 @@ class Endpoint(models.Model):
     )
     # The certificate expiry a warning was sent for (one warning per certificate).
     tls_warned_expiry = models.DateTimeField(null=True, blank=True, editable=False)
+    # A heartbeat's oldest expected slot without a ping yet, and when it becomes missed (that
+    # slot + grace_seconds). Never next_run_at: the dispatcher has nothing to call.
+    expected_at = models.DateTimeField(null=True, blank=True, editable=False)
+    overdue_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_ping_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
@@ -277,6 +295,12 @@ class Endpoint(models.Model):
                 fields=["next_run_at"],
                 name="endpoint_due_idx",
                 condition=models.Q(enabled=True),
+            ),
+            # What record_missed reads every sweep.
+            models.Index(
+                fields=["overdue_at"],
+                name="endpoint_heartbeat_overdue_idx",
+                condition=models.Q(enabled=True, kind="heartbeat"),
             ),
             models.Index(
                 fields=["paused_until"],
@@ -303,13 +327,15 @@ class Endpoint(models.Model):
             changed = self._schedule_fingerprint() != getattr(self, "_saved_fingerprint", None)
             recompute = changed or self._state.adding
             if recompute:
-                self.next_run_at = self.compute_next_run_at(django_timezone.now())
+                now = django_timezone.now()
+                self.next_run_at = self.compute_next_run_at(now)
+                self.expect_from(now)
             if not self._state.adding:
                 kwargs["update_fields"] = [
                     f.name
                     for f in self._meta.concrete_fields
                     if not f.primary_key and f.name not in DERIVED_FIELDS
-                ] + (["next_run_at"] if recompute else [])
+                ] + (["next_run_at", "expected_at", "overdue_at"] if recompute else [])
         super().save(*args, **kwargs)
         self._saved_fingerprint = self._schedule_fingerprint()
         self._stored_secrets = secrets.Stored.of(self)
@@ -325,6 +351,7 @@ class Endpoint(models.Model):
         return (
             self.enabled, self.schedule_type, self.cron_expression, self.interval_seconds,
             self.run_at, self.timezone, self.starts_at, self.ends_at, self.max_runs,
+            self.kind, self.grace_seconds,
         )  # fmt: skip
 
     def set_enabled(self, enabled: bool, *, now: datetime, reason: str = "") -> None:
@@ -335,6 +362,7 @@ class Endpoint(models.Model):
             self.consecutive_failures = 0
             self.paused_until, self.paused_by = None, ""
         self.next_run_at = self.compute_next_run_at(now)
+        self.expect_from(now)
         self.save(
             update_fields=[
                 "enabled",
@@ -343,6 +371,8 @@ class Endpoint(models.Model):
                 "paused_by",
                 "consecutive_failures",
                 "next_run_at",
+                "expected_at",
+                "overdue_at",
                 "updated_at",
             ]
         )
@@ -416,6 +446,8 @@ class Endpoint(models.Model):
     def target(self) -> str:
         if self.kind == self.Kind.HANDLER:
             return f"handler {self.handler}"
+        if self.kind == self.Kind.HEARTBEAT:
+            return "heartbeat (pings in)"
         return f"{self.method} {urlsplit(self.url).netloc or self.url}"
 
     @property
@@ -439,12 +471,35 @@ class Endpoint(models.Model):
         return schedules.next_runs(self.schedule, after, n)
 
     def compute_next_run_at(self, after: datetime) -> datetime | None:
-        """The next slot after `after`, or None when disabled, manual-only or used up."""
-        if not self.enabled:
+        """The next slot after `after`, or None when disabled, manual-only or used up (or a
+        heartbeat: nothing to call; its slots are expected_at)."""
+        if not self.enabled or self.kind == self.Kind.HEARTBEAT:
             return None
         if self.max_runs is not None and self.run_count >= self.max_runs:
             return None
         return schedules.next_run(self.schedule, after)
+
+    @property
+    def is_heartbeat(self) -> bool:
+        return self.kind == self.Kind.HEARTBEAT
+
+    def expect_from(self, now: datetime) -> None:
+        """A heartbeat waits for the first slot after `now` (an edit or a resume starts afresh:
+        a pause is not downtime); anything else expects nothing."""
+        slot = None
+        if self.is_heartbeat and self.enabled:
+            slot = schedules.next_run(self.schedule, now)
+        self.expect(slot)
+
+    def expect(self, slot: datetime | None) -> None:
+        self.expected_at = slot
+        self.overdue_at = slot + timedelta(seconds=self.grace_seconds) if slot else None
+
+    def is_late(self, now: datetime) -> bool:
+        """A heartbeat whose expected slot has come without a ping, still within its grace."""
+        if not (self.is_heartbeat and self.enabled and self.expected_at and self.overdue_at):
+            return False
+        return self.expected_at <= now < self.overdue_at
 
     def is_due(self, now: datetime) -> bool:
         return self.enabled and self.next_run_at is not None and self.next_run_at <= now
@@ -467,6 +522,13 @@ class Endpoint(models.Model):
                 errors["handler"] = f"No handler named '{self.handler}' is registered."
             if not isinstance(self.payload, dict):
                 errors["payload"] = "The payload must be a JSON object."
+        elif self.kind == self.Kind.HEARTBEAT:
+            if self.schedule_type not in (self.ScheduleType.CRON, self.ScheduleType.INTERVAL):
+                errors.setdefault(
+                    "schedule_type",
+                    "A heartbeat expects pings on a schedule: give a cron expression or an "
+                    "interval.",
+                )
         self._clean_notifications(errors)
         self._clean_jitter(errors)
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:

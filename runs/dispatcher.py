@@ -107,6 +107,7 @@ def dispatch_due(
     with transaction.atomic():
         due = list(
             Endpoint.objects.due(until)
+            .exclude(kind=Endpoint.Kind.HEARTBEAT)  # pinged, never called (runs/heartbeats.py)
             .defer(*_NOT_FOR_DISPATCH)
             .order_by("next_run_at")
             .select_for_update(skip_locked=True)[:limit]

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from runs import cluster, dispatcher, notifications, services
+from runs import cluster, dispatcher, heartbeats, notifications, services
 from runs.models import Heartbeat, Log
 
 logger = logging.getLogger("runs.dispatcher")
@@ -124,6 +124,7 @@ class DispatcherLoop:
                 to_run += requeued
             cluster.forget_long_gone(now)
             notifications.due(now)
+            heartbeats.record_missed(now)
             self._next_sweep = now + SWEEP_EVERY
         self._hand_over(to_run)
         self._last_tick_ms = (time.monotonic() - started) * 1000

@@ -40,6 +40,7 @@ class Log(models.Model):
         CATCH_UP = "catch_up", "Catch-up"
         CRON_ENDPOINT = "cron_endpoint", "Cron endpoint"
         BACKFILL = "backfill"
+        PING = "ping"  # a heartbeat's run, reported by the job itself (runs/heartbeats.py)
 
     class State(models.TextChoices):
         PENDING = "pending"

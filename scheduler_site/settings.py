@@ -258,6 +258,8 @@ REST_FRAMEWORK = {
         "user": env.str("API_RATE_USER", default="1200/min"),
         "anon": env.str("API_RATE_ANON", default="120/min"),
         "cron": env.str("API_RATE_CRON", default="60/min"),
+        # /ping/<uuid>, per address (many hosts behind one NAT may ping through one address).
+        "ping": env.str("PING_RATE", default="600/min"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -25,6 +25,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
+    path("ping/", include("runs.ping_urls")),
     path("", include("api.urls")),
     path("", include("dashboard.urls")),
 ]
