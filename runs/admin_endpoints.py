@@ -300,7 +300,8 @@ class EndpointAdmin(admin.ModelAdmin):
     def run_now(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         by = request.user.get_username()
         logs = [
-            services.trigger(endpoint, by=by, trigger=Log.Trigger.MANUAL) for endpoint in queryset
+            services.trigger(endpoint, by=by, trigger=Log.Trigger.MANUAL)
+            for endpoint in queryset.exclude(kind=Endpoint.Kind.HEARTBEAT)
         ]
         queued = ", ".join(f"{log.run_id} ({log.endpoint.name})" for log in logs)
         self.message_user(request, f"Queued {len(logs)} run(s): {queued}.", messages.SUCCESS)

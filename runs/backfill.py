@@ -111,6 +111,8 @@ def backfill(
 
 
 def _check(endpoint: Endpoint, start: datetime, end: datetime, now: datetime) -> None:
+    if endpoint.kind == Endpoint.Kind.HEARTBEAT:
+        raise ValidationError({"kind": "A heartbeat's slots are pinged by its job, not run."})
     if endpoint.schedule_type not in (Endpoint.ScheduleType.CRON, Endpoint.ScheduleType.INTERVAL):
         raise ValidationError(
             {"schedule_type": "Only cron and interval schedules have slots to backfill."}

@@ -31,6 +31,7 @@ def create_run(
     as_of: datetime | None = None,
 ) -> Log:
     """A run outside the schedule. `as_of`: the instant it acts as of (templates, handlers)."""
+    refuse_heartbeat(endpoint)
     now = now or timezone.now()
     return Log.objects.create(
         endpoint=endpoint,
@@ -44,6 +45,17 @@ def create_run(
         as_of=as_of,
         idempotency_key=new_idempotency_key(),
     )
+
+
+HEARTBEAT_NOT_RUN = (
+    "A heartbeat is not run by cronplane: its job runs elsewhere and pings /ping/<uuid>."
+)
+
+
+def refuse_heartbeat(endpoint: Endpoint) -> None:
+    """Nothing calls a heartbeat: running one now, retrying or backfilling it is refused."""
+    if endpoint.kind == Endpoint.Kind.HEARTBEAT:
+        raise ValidationError({"kind": HEARTBEAT_NOT_RUN})
 
 
 def trigger(
@@ -140,6 +152,8 @@ def retry(log: Log, *, by: str = "") -> Log:
     latest = log
     while (following := Log.objects.filter(retry_of=latest).first()) is not None:
         latest = following
+    if latest.endpoint.kind == Endpoint.Kind.HEARTBEAT:
+        raise NotRetryable(HEARTBEAT_NOT_RUN)
     if latest.state != Log.State.FAILED:
         raise NotRetryable(f"{latest.run_id} is {latest.state}; only a failed run can be retried.")
     with transaction.atomic():

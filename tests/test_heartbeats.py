@@ -298,3 +298,25 @@ def test_racing_sweeps_write_one_missed_log_per_slot():
     assert max(slots.values()) == 1, "a slot was recorded twice"
     assert len(slots) == 40 * 6  # T0 … T0+25 min, each past its minute of grace
     assert set(Endpoint.objects.values_list("failure_count", flat=True)) == {6}
+
+
+def test_a_heartbeat_is_never_run_by_cronplane(heartbeat):
+    from django.core.exceptions import ValidationError
+    from django.core.management import CommandError, call_command
+
+    from runs import services
+
+    backup = heartbeat()
+    with pytest.raises(ValidationError, match="not run by cronplane"):
+        services.trigger(backup, by="alice")
+    with pytest.raises(CommandError, match="pings /ping/<uuid>"):
+        call_command("runjob", "nightly-backup")
+    assert not Log.objects.exists()
+
+
+def test_a_heartbeat_needs_a_cron_or_interval_schedule(make_endpoint):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        make_endpoint(kind=Endpoint.Kind.HEARTBEAT, url="", schedule_type="none")
+    assert "cron expression or an interval" in refused.value.message_dict["schedule_type"][0]

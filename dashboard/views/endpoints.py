@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -97,7 +98,13 @@ def endpoint_run(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"Not run: as of: {' '.join(form.errors.get('as_of', []))}")
         return redirect_back(request, back)
     as_of = form.cleaned_data["as_of"]
-    log = services.trigger(endpoint, by=request.user.get_username(), dry_run=dry_run, as_of=as_of)
+    try:
+        log = services.trigger(
+            endpoint, by=request.user.get_username(), dry_run=dry_run, as_of=as_of
+        )
+    except ValidationError as exc:
+        messages.error(request, f"Not run: {' '.join(exc.messages)}")
+        return redirect_back(request, back)
     what = "Dry run" if dry_run else "Run"
     when = f" as of {in_zone(as_of, endpoint.timezone)}" if as_of else ""
     messages.success(request, f"{what} {log.run_id} of {endpoint.name}{when} queued.")

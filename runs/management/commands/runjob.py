@@ -39,6 +39,8 @@ class Command(BaseCommand):
             raise CommandError(
                 f"No job named '{name}' (see the dashboard or `manage.py exportjobs`)."
             )
+        if endpoint.kind == Endpoint.Kind.HEARTBEAT:
+            raise CommandError(f"{name}: {services.HEARTBEAT_NOT_RUN}")
         instant = None
         if as_of:
             try:
