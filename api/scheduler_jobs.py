@@ -71,7 +71,11 @@ class PolicySerializer(StrictSerializer):
     auto_disable_after = StrictIntegerField(required=False, min_value=0)
     notify_emails = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     notify_webhook_url = serializers.CharField(required=False, allow_blank=True, max_length=2048)
+    notify_urls = serializers.ListField(
+        child=serializers.CharField(max_length=2048), required=False, max_length=20
+    )
     notify_on_failure = serializers.BooleanField(required=False)
+    notify_after_failures = StrictIntegerField(required=False, min_value=1)
     notify_on_recovery = serializers.BooleanField(required=False)
 
 
@@ -107,6 +111,7 @@ def job_json(endpoint: Endpoint) -> dict[str, Any]:
     for field in POLICY_FIELDS:
         value = getattr(endpoint, field)
         shown[field] = iso(value) if field in ("starts_at", "ends_at") else value
+    shown["notify_urls"] = endpoint.masked_notify_urls
     return shown
 
 
@@ -208,7 +213,16 @@ class JobRequest(serializers.Serializer):
     auto_disable_after = serializers.IntegerField(required=False)
     notify_emails = serializers.CharField(required=False, allow_blank=True)
     notify_webhook_url = serializers.CharField(required=False, allow_blank=True)
+    notify_urls = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Apprise URLs (slack://…, tgram://…, json://host/path); an unknown service is "
+        "refused.",
+    )
     notify_on_failure = serializers.BooleanField(required=False)
+    notify_after_failures = serializers.IntegerField(
+        required=False, help_text="Alert on this many consecutive failed runs (default 1)."
+    )
     notify_on_recovery = serializers.BooleanField(required=False)
 
 
@@ -261,6 +275,10 @@ class Job(serializers.Serializer):
     max_runs = serializers.IntegerField(allow_null=True)
     starts_at = serializers.DateTimeField(allow_null=True)
     ends_at = serializers.DateTimeField(allow_null=True)
+    notify_urls = serializers.ListField(
+        child=serializers.CharField(), help_text="Apprise URLs, secrets masked."
+    )
+    notify_after_failures = serializers.IntegerField()
 
 
 class Pagination(serializers.Serializer):

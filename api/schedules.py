@@ -58,12 +58,15 @@ NAMES = {
     "signing_secret": "signingSecret",
     "signing_secret_next": "signingSecretNext",
     "paused_until": "until",
+    "notify_urls": "notifyUrls",
+    "notify_after_failures": "notifyAfterFailures",
 }
 # Seed 002 field → Endpoint field, for the fields it takes as they are.
 PLAIN_FIELDS = {
     "jitterSeconds": "jitter_seconds",
     "signingSecret": "signing_secret",
     "signingSecretNext": "signing_secret_next",
+    "notifyAfterFailures": "notify_after_failures",
 }
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
 NOT_FOUND = {404: ErrorSerializer}
@@ -93,6 +96,8 @@ def schedule_json(endpoint: Endpoint) -> dict[str, Any]:
         "jitterSeconds": endpoint.jitter_seconds,
         "signingEnabled": bool(endpoint.signing_secret),
         "signingNextKeySet": bool(endpoint.signing_secret_next),
+        "notifyUrls": endpoint.masked_notify_urls,
+        "notifyAfterFailures": endpoint.notify_after_failures,
         **pause_json(endpoint, zone),
     }
 
@@ -138,6 +143,8 @@ def apply_schedule(endpoint: Endpoint, values: dict[str, Any]) -> None:
     for name, field in PLAIN_FIELDS.items():
         if name in values:
             setattr(endpoint, field, values[name])
+    if "notifyUrls" in values:
+        endpoint.notify_urls = values["notifyUrls"]  # a masked URL: Endpoint.clean keeps it
     try:
         endpoint.full_clean()
     except ValidationError as exc:
@@ -219,6 +226,18 @@ class ScheduleRequest(StrictSerializer):
         write_only=True,
         help_text="The key to rotate to: requests are signed with both while it is set.",
     )
+    notifyUrls = serializers.ListField(
+        child=StrictCharField(max_length=2048),
+        required=False,
+        max_length=20,
+        help_text="Apprise URLs to alert (slack://…, tgram://…, json://host/path); shown with "
+        "their secrets masked, and a masked URL sent back keeps the stored one.",
+    )
+    notifyAfterFailures = StrictIntegerField(
+        required=False,
+        min_value=1,
+        help_text="Alert on this many consecutive failed runs (default 1: the first).",
+    )
 
 
 class Schedule(serializers.Serializer):
@@ -242,6 +261,10 @@ class Schedule(serializers.Serializer):
     jitterSeconds = serializers.IntegerField()
     signingEnabled = serializers.BooleanField(help_text="Requests are signed.")
     signingNextKeySet = serializers.BooleanField(help_text="A next signing key is set.")
+    notifyUrls = serializers.ListField(
+        child=serializers.CharField(), help_text="Apprise URLs, secrets masked."
+    )
+    notifyAfterFailures = serializers.IntegerField()
     pausedUntil = serializers.DateTimeField(
         allow_null=True, help_text="A paused schedule resumes by itself at this time."
     )

@@ -17,7 +17,7 @@ from django.utils import timezone
 from calls import templating
 from calls.masking import ALWAYS_SECRET_HEADERS, MASK
 from dashboard import signing_fields, states
-from endpoints import jobs, schedules
+from endpoints import channels, jobs, schedules
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
 from runs.models import Log
@@ -70,7 +70,9 @@ GROUPS: list[tuple[str, list[str]]] = [
         [
             "notify_emails",
             "notify_webhook_url",
+            "notify_urls",
             "notify_on_failure",
+            "notify_after_failures",
             "notify_on_recovery",
             "auto_disable_after",
         ],
@@ -158,6 +160,14 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         label="Every",
         help_text="Seconds, or '90s', '5m', '2h', '1d', 'hourly', 'daily'.",
     )
+    notify_urls = forms.CharField(
+        required=False,
+        label="Notification URLs",
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="Apprise URLs, one a line: slack://…, tgram://…, ntfy://…, msteams://…, "
+        "json://host/path, mailto://… Their secrets are shown masked; leave a line as it is "
+        "to keep it.",
+    )
     handler = forms.ChoiceField(required=False, choices=())
 
     class Meta:
@@ -193,6 +203,7 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
             "catch_up_window_seconds": "Catch-up window (seconds)",
             "max_runs": "Stop after runs",
             "jitter_seconds": "Jitter (seconds)",
+            "notify_after_failures": "Alert after failed runs",
         }
         help_texts = {
             "cron_expression": "5 fields (minute hour day month weekday), an optional 6th for "
@@ -221,6 +232,7 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         self.fields["handler"].choices = choices
         self.fields["payload"].required = False
         self.fields["jitter_seconds"].required = False  # blank: no jitter
+        self.fields["notify_after_failures"].required = False  # blank: the first failure
         self.fields["method"].choices = [(m, m) for m in Endpoint.Method.values]
         for name in ("timeout_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
             value = getattr(self.instance, name)
@@ -233,6 +245,7 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         self.initial["secret_headers"] = ", ".join(instance.secret_headers or [])
         if instance.pk:
             self.initial["payload"] = instance.masked_payload
+        self.initial["notify_urls"] = "\n".join(instance.masked_notify_urls)
         self.initial["interval_seconds"] = format_interval(instance.interval_seconds)
         for key in signing_fields.KEYS:
             self.initial[key] = ""  # never rendered back (password inputs), never compared
@@ -252,6 +265,10 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         text = self.cleaned_data.get("secret_headers") or ""
         return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
+    def clean_notify_urls(self) -> list[str]:
+        # A line left masked: Endpoint.clean keeps the stored URL.
+        return channels.parse_urls(self.cleaned_data.get("notify_urls") or "")
+
     def clean_interval_seconds(self) -> int | None:
         text = (self.cleaned_data.get("interval_seconds") or "").strip()
         if not text:
@@ -262,6 +279,9 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
             if self.cleaned_data.get("schedule_type") != Endpoint.ScheduleType.INTERVAL:
                 return None  # inert: the schedule is not an interval
             raise forms.ValidationError(exc.message) from None
+
+    def clean_notify_after_failures(self) -> int:
+        return self.cleaned_data.get("notify_after_failures") or 1
 
     def clean_jitter_seconds(self) -> int:
         return self.cleaned_data.get("jitter_seconds") or 0

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import editing, endpoints, runs, scheduling, status, tokens
+from dashboard.views import editing, endpoints, notifying, runs, scheduling, status, tokens
 
 app_name = "dashboard"
 urlpatterns = [
@@ -16,6 +16,11 @@ urlpatterns = [
     path("endpoints/<int:pk>/backfill/", scheduling.endpoint_backfill, name="endpoint_backfill"),
     path("endpoints/<int:pk>/signing/promote/", scheduling.signing_promote, name="signing_promote"),
     path("endpoints/<int:pk>/signing/reveal/", scheduling.signing_reveal, name="signing_reveal"),
+    path(
+        "endpoints/<int:pk>/test-notification/",
+        notifying.endpoint_test_notification,
+        name="endpoint_test_notification",
+    ),
     path("runs/<int:pk>/", runs.log_detail, name="log"),
     path("runs/<int:pk>/retry/", runs.log_retry, name="log_retry"),
     path("runs/<int:pk>/cancel/", runs.log_cancel, name="log_cancel"),

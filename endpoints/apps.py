@@ -6,6 +6,9 @@ class EndpointsConfig(AppConfig):
     verbose_name = "Endpoints"
 
     def ready(self) -> None:
-        from endpoints import registry
+        from django.core import checks
+
+        from endpoints import channels, registry
 
         registry.autodiscover()
+        checks.register(channels.check_global_urls)

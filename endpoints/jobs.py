@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from calls.masking import MASK, mask_headers
-from endpoints import schedules
+from endpoints import channels, schedules
 from endpoints.models import Endpoint
 from endpoints.registry import secret_keys_of
 from endpoints.secrets import mask_payload
@@ -61,7 +61,8 @@ JOB_FIELDS = {
 POLICY_FIELDS = (
     "retry_backoff_seconds", "retry_backoff_max_seconds", "overlap_policy", "missed_policy",
     "catch_up_window_seconds", "starts_at", "ends_at", "max_runs", "auto_disable_after",
-    "notify_emails", "notify_webhook_url", "notify_on_failure", "notify_on_recovery",
+    "notify_emails", "notify_webhook_url", "notify_urls", "notify_on_failure",
+    "notify_after_failures", "notify_on_recovery",
 )  # fmt: skip
 # Written as the mask on export; the mask on apply keeps the stored value.
 SECRET_FIELDS = ("signing_secret", "signing_secret_next")
@@ -127,6 +128,7 @@ def endpoint_to_job(endpoint: Endpoint) -> dict[str, Any]:
         job["jitter_seconds"] = endpoint.jitter_seconds
     for field in POLICY_FIELDS:
         job[field] = _exported(getattr(endpoint, field))
+    job["notify_urls"] = endpoint.masked_notify_urls
     return job
 
 
@@ -280,6 +282,8 @@ def _shown(field: str, value: Any, endpoint: Endpoint | None) -> Any:
         return mask_headers(value, endpoint.secret_headers)
     if field == "payload" and endpoint is not None:
         return mask_payload(value, secret_keys_of(endpoint.handler))
+    if field == "notify_urls" and isinstance(value, list):
+        return channels.mask_urls(value)
     return value
 
 
@@ -375,4 +379,6 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "auto_disable_after": _integer,
     "notify_on_failure": _boolean,
     "notify_on_recovery": _boolean,
+    "notify_urls": channels.parse_urls,
+    "notify_after_failures": _integer,
 }

@@ -15,8 +15,8 @@ from django.db import models
 from django.utils import timezone as django_timezone
 
 from calls.masking import ALWAYS_SECRET_HEADERS, mask_headers
-from endpoints import schedules, secrets
-from endpoints.crypto import EncryptedJSONField, EncryptedTextField
+from endpoints import channels, schedules, secrets
+from endpoints.crypto import EncryptedJSONField, EncryptedListField, EncryptedTextField
 from endpoints.registry import get_handler, secret_keys_of
 
 MIN_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,6 +52,7 @@ DERIVED_FIELDS = frozenset(
         "expected_at",
         "overdue_at",
         "last_ping_at",
+        "failure_alerted_at",
     }
 )
 MAX_JITTER_SECONDS = 3600
@@ -244,8 +245,20 @@ class Endpoint(models.Model):
         blank=True,
         help_text="Receives a JSON POST (Slack-compatible `text`).",
     )
+    notify_urls = EncryptedListField(
+        "notification URLs",
+        default=list,
+        blank=True,
+        help_text="Apprise URLs (slack://…, tgram://…, ntfy://…, json://host/path, mailto://…). "
+        "Encrypted at rest.",
+    )
     notify_on_failure = models.BooleanField(
         default=True, help_text="When a run fails after its last retry (once per failing streak)."
+    )
+    notify_after_failures = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Alert on this many consecutive failed runs (1: the first failure).",
     )
     notify_on_recovery = models.BooleanField(
         default=True, help_text="When a run succeeds after failures."
@@ -278,6 +291,9 @@ class Endpoint(models.Model):
     expected_at = models.DateTimeField(null=True, blank=True, editable=False)
     overdue_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_ping_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the current failing streak last alerted (its failure notice, then each reminder);
+    # empty while it has not reached notify_after_failures.
+    failure_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
@@ -306,6 +322,12 @@ class Endpoint(models.Model):
                 fields=["paused_until"],
                 name="endpoint_paused_until_idx",
                 condition=models.Q(enabled=False, paused_until__isnull=False),
+            ),
+            # The notification sweep: failing endpoints due an alert or a reminder.
+            models.Index(
+                fields=["failure_alerted_at"],
+                name="endpoint_failing_idx",
+                condition=models.Q(consecutive_failures__gt=0),
             ),
         ]
         permissions = [
@@ -339,12 +361,14 @@ class Endpoint(models.Model):
         super().save(*args, **kwargs)
         self._saved_fingerprint = self._schedule_fingerprint()
         self._stored_secrets = secrets.Stored.of(self)
+        self._stored_notify_urls = _loaded_urls(self)
 
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
         instance._saved_fingerprint = instance._schedule_fingerprint()
         instance._stored_secrets = secrets.Stored.of(instance)
+        instance._stored_notify_urls = _loaded_urls(instance)
         return instance
 
     def _schedule_fingerprint(self) -> tuple:
@@ -359,7 +383,7 @@ class Endpoint(models.Model):
         self.enabled = enabled
         self.disabled_reason = "" if enabled else reason[:300]
         if enabled:
-            self.consecutive_failures = 0
+            self.consecutive_failures, self.failure_alerted_at = 0, None
             self.paused_until, self.paused_by = None, ""
         self.next_run_at = self.compute_next_run_at(now)
         self.expect_from(now)
@@ -370,6 +394,7 @@ class Endpoint(models.Model):
                 "paused_until",
                 "paused_by",
                 "consecutive_failures",
+                "failure_alerted_at",
                 "next_run_at",
                 "expected_at",
                 "overdue_at",
@@ -619,6 +644,21 @@ class Endpoint(models.Model):
                 break
         if self.notify_webhook_url and (problem := url_problem(self.notify_webhook_url)):
             errors["notify_webhook_url"] = problem
+        try:
+            urls = channels.parse_urls(self.notify_urls)
+        except ValueError as exc:
+            errors["notify_urls"] = str(exc)
+        else:
+            # A URL left as its mask (an edit form, an exported job, an API read-modify-write)
+            # is the stored URL: the mask shows its host, so it still goes where it went.
+            stored = getattr(self, "_stored_notify_urls", []) if self.pk else []
+            self.notify_urls = channels.keep_masked_urls(urls, stored)
+            if problem := channels.urls_problem(self.notify_urls):
+                errors["notify_urls"] = problem
+
+    @property
+    def masked_notify_urls(self) -> list[str]:
+        return channels.mask_urls(self.notify_urls or [])
 
     def _clean_http(self, errors: dict[str, str]) -> None:
         from calls import templating
@@ -648,6 +688,12 @@ class Endpoint(models.Model):
             parse_status_spec(self.expected_status)
         except ValueError as exc:
             errors["expected_status"] = str(exc)
+
+
+def _loaded_urls(endpoint: Endpoint) -> list[str]:
+    # From the loaded values only: reading a deferred field here would query for it.
+    urls = endpoint.__dict__.get("notify_urls")
+    return list(urls) if isinstance(urls, list) else []
 
 
 def _has_unstorable_text(value: object) -> bool:

@@ -23,6 +23,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from calls.masking import MASK
+from endpoints import channels
 from endpoints.jobs import SECRET_FIELDS
 from endpoints.models import Endpoint
 from runs import services
@@ -56,6 +57,15 @@ class EndpointForm(forms.ModelForm):
             self.initial["headers"] = self.instance.masked_headers
         if self.instance.pk and "payload" in self.fields:
             self.initial["payload"] = self.instance.masked_payload
+        if "notify_urls" in self.fields:
+            self.fields["notify_urls"] = forms.CharField(
+                required=False,
+                label="Notification URLs",
+                widget=forms.Textarea(attrs={"rows": 3}),
+                help_text=Endpoint._meta.get_field("notify_urls").help_text
+                + " One a line; a masked line keeps the stored URL.",
+            )
+            self.initial["notify_urls"] = "\n".join(self.instance.masked_notify_urls)
         for name in SECRET_FIELDS:
             if name in self.fields:
                 self.fields[name].widget = forms.TextInput(attrs={"autocomplete": "off"})
@@ -81,6 +91,10 @@ class EndpointForm(forms.ModelForm):
         headers = self.cleaned_data.get("headers")
         # Masked values: Endpoint.clean keeps the stored ones, or says why not.
         return {} if headers is None else headers
+
+    def clean_notify_urls(self) -> list[str]:
+        # A line left masked: Endpoint.clean keeps the stored URL.
+        return channels.parse_urls(self.cleaned_data.get("notify_urls") or "")
 
     def clean_secret_headers(self) -> Any:
         return self.cleaned_data.get("secret_headers") or []
@@ -145,6 +159,7 @@ class EndpointAdmin(admin.ModelAdmin):
         "upcoming_runs",
         "headers_masked",
         "payload_masked",
+        "notify_urls_masked",
         "signing_secret_state",
         "signing_secret_next_state",
         "pause_state",
@@ -220,6 +235,19 @@ class EndpointAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        (
+            "Notifications",
+            {
+                "fields": (
+                    "notify_emails",
+                    "notify_webhook_url",
+                    "notify_urls",
+                    ("notify_on_failure", "notify_after_failures"),
+                    "notify_on_recovery",
+                    "auto_disable_after",
+                )
+            },
+        ),
         ("Derived", {"fields": DERIVED}),
     )
 
@@ -227,9 +255,11 @@ class EndpointAdmin(admin.ModelAdmin):
         if obj is None or self.has_change_permission(request, obj):
             return self.fieldsets
         # A view-only page renders every field as stored: swap in the masked ones.
-        swaps = {"headers": "headers_masked", "payload": "payload_masked"} | {
-            name: f"{name}_state" for name in SECRET_FIELDS
-        }
+        swaps = {
+            "headers": "headers_masked",
+            "payload": "payload_masked",
+            "notify_urls": "notify_urls_masked",
+        } | {name: f"{name}_state" for name in SECRET_FIELDS}
         fieldsets = []
         for title, options in self.fieldsets:
             fields = options["fields"]
@@ -239,6 +269,10 @@ class EndpointAdmin(admin.ModelAdmin):
         return fieldsets
 
     # --- columns and read-only fields ---------------------------------------------------------
+
+    @admin.display(description="Notification URLs")
+    def notify_urls_masked(self, endpoint: Endpoint) -> str:
+        return "\n".join(endpoint.masked_notify_urls) or "—"
 
     @admin.display(description="Schedule")
     def schedule_in_words(self, endpoint: Endpoint) -> str:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from endpoints.crypto import EncryptedTextField
 from endpoints.models import Endpoint
 
 # How long past its own timeout a claimed run may stay unfinished before it counts as stuck.
@@ -237,10 +238,13 @@ class Notification(models.Model):
         RECOVERY = "recovery"
         AUTO_DISABLED = "auto_disabled", "Auto-disabled"
         TLS_EXPIRING = "tls_expiring", "TLS certificate expiring"
+        REMINDER = "reminder", "Still failing"
+        TEST = "test", "Test notification"
 
     class Channel(models.TextChoices):
         EMAIL = "email"
         WEBHOOK = "webhook"
+        APPRISE = "apprise"
 
     class State(models.TextChoices):
         PENDING = "pending"
@@ -252,7 +256,9 @@ class Notification(models.Model):
     log = models.ForeignKey(Log, null=True, blank=True, on_delete=models.SET_NULL)
     event = models.CharField(max_length=16, choices=Event.choices)
     channel = models.CharField(max_length=10, choices=Channel.choices)
+    # What the recipient is shown as (an Apprise URL masked); `secret_target` is the URL itself.
     target = models.CharField(max_length=2048)
+    secret_target = EncryptedTextField(blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)

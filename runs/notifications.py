@@ -1,11 +1,12 @@
-"""Telling someone: email and webhook notifications on failure, recovery and auto-disable.
+"""Telling someone: email, webhook and Apprise notifications on failure, recovery, auto-disable.
 
-A failing run gets one notification per failing streak (not one per failed run), a recovery
-notice when it succeeds again, and one when it is auto-disabled. A run that sees its target's
-TLS certificate expire within SCHEDULER_TLS_WARNING_DAYS warns once per certificate. Each
-message to each recipient is a Notification row, delivered by a cluster task, retried with
-backoff, and kept with its outcome. Nothing here can fail a run: a notification that cannot
-be sent is recorded `failed`.
+A failing streak alerts once, on its `notify_after_failures`-th consecutive failed run (default
+the first), and again as a "still failing" reminder at most every NOTIFY_REMINDER_HOURS; a
+recovery notice follows only a streak that alerted. A run that sees its target's TLS
+certificate expire within SCHEDULER_TLS_WARNING_DAYS warns once per certificate. Each message
+to each recipient is a Notification row, delivered by a cluster task (never on the engine's
+loop), retried with backoff, and kept with its outcome. Nothing here can fail a run: a
+notification that cannot be sent is recorded `failed`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+import apprise
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
 from calls import client
 from calls.spec import CallSpec, json_body
+from endpoints import channels
 from endpoints.models import Endpoint
 from runs.models import Log, Notification
 
@@ -31,46 +35,147 @@ TASK = "runs.notifications.deliver"
 MAX_ATTEMPTS = 5
 SENDING_LEASE = timedelta(minutes=2)
 WEBHOOK_TIMEOUT = 10.0
+# Events sent whatever the endpoint's failure/recovery switches say.
+ALWAYS_SENT = (
+    Notification.Event.AUTO_DISABLED,
+    Notification.Event.TLS_EXPIRING,
+    Notification.Event.TEST,
+)
+APPRISE_TYPES = {
+    Notification.Event.FAILURE: apprise.NotifyType.FAILURE,
+    Notification.Event.REMINDER: apprise.NotifyType.FAILURE,
+    Notification.Event.AUTO_DISABLED: apprise.NotifyType.FAILURE,
+    Notification.Event.RECOVERY: apprise.NotifyType.SUCCESS,
+    Notification.Event.TLS_EXPIRING: apprise.NotifyType.WARNING,
+}
 
 
-def recipients(endpoint: Endpoint) -> list[tuple[str, str]]:
-    """(channel, target) pairs: the endpoint's own, or else the global defaults."""
+def recipients(endpoint: Endpoint) -> list[tuple[str, str, str]]:
+    """(channel, target as shown, secret target) for each recipient: per channel kind, the
+    endpoint's own, or else the global defaults."""
     emails = endpoint.notification_emails or list(settings.NOTIFY_EMAILS)
     webhook = endpoint.notify_webhook_url or settings.NOTIFY_WEBHOOK_URL
-    pairs = [(Notification.Channel.EMAIL, address) for address in emails]
+    urls = endpoint.notify_urls or list(settings.NOTIFY_URLS)
+    found = [(Notification.Channel.EMAIL, address, "") for address in emails]
     if webhook:
-        pairs.append((Notification.Channel.WEBHOOK, webhook))
-    return pairs
+        found.append((Notification.Channel.WEBHOOK, webhook, ""))
+    found += [(Notification.Channel.APPRISE, channels.mask_url(url), url) for url in urls]
+    return found
 
 
 def queue(log: Log, events: list[str], *, now: datetime | None = None) -> list[Notification]:
-    """Create the notifications these events call for; deliver them once committed."""
+    """Create the notifications these events call for; deliver them once committed.
+
+    A failure alerts only once its streak reaches notify_after_failures, claimed with a
+    conditional UPDATE of failure_alerted_at (the sweep and a finishing run cannot both send
+    it); a recovery is announced only when that streak had alerted.
+    """
     endpoint = log.endpoint
-    wanted = [
-        event
-        for event in events
-        if (event == Notification.Event.FAILURE and endpoint.notify_on_failure)
-        or (event == Notification.Event.RECOVERY and endpoint.notify_on_recovery)
-        or event in (Notification.Event.AUTO_DISABLED, Notification.Event.TLS_EXPIRING)
-    ]
     now = now or timezone.now()
-    rows = Notification.objects.bulk_create(
+    wanted = []
+    for event in events:
+        if event == Notification.Event.FAILURE:
+            if claim_failure_alert(endpoint, now) and endpoint.notify_on_failure:
+                wanted.append(event)
+        elif event == Notification.Event.RECOVERY:
+            if claim_recovery(endpoint) and endpoint.notify_on_recovery:
+                wanted.append(event)
+        elif event in ALWAYS_SENT or (
+            event == Notification.Event.REMINDER and endpoint.notify_on_failure
+        ):
+            wanted.append(event)
+    rows = create(endpoint, log, wanted, now=now)
+    if rows:
+        ids = [row.pk for row in rows]
+        transaction.on_commit(lambda: _enqueue(ids))
+    return rows
+
+
+def create(
+    endpoint: Endpoint, log: Log | None, events: list[str], *, now: datetime
+) -> list[Notification]:
+    return Notification.objects.bulk_create(
         Notification(
             endpoint=endpoint,
             log=log,
             event=event,
             channel=channel,
-            target=target,
+            target=target[:2048],
+            secret_target=secret,
             next_attempt_at=now + SENDING_LEASE,
             created_at=now,
         )  # fmt: skip
-        for event in wanted
-        for channel, target in recipients(endpoint)
+        for event in events
+        for channel, target, secret in recipients(endpoint)
     )
-    if rows:
-        ids = [row.pk for row in rows]
-        transaction.on_commit(lambda: _enqueue(ids))
-    return rows
+
+
+def claim_failure_alert(endpoint: Endpoint, now: datetime) -> bool:
+    claimed = Endpoint.objects.filter(
+        pk=endpoint.pk,
+        failure_alerted_at=None,
+        consecutive_failures__gte=F("notify_after_failures"),
+    ).update(failure_alerted_at=now)
+    if claimed:
+        endpoint.failure_alerted_at = now
+    return bool(claimed)
+
+
+def claim_recovery(endpoint: Endpoint) -> bool:
+    claimed = Endpoint.objects.filter(pk=endpoint.pk, failure_alerted_at__isnull=False).update(
+        failure_alerted_at=None
+    )
+    endpoint.failure_alerted_at = None
+    return bool(claimed)
+
+
+def alert_due(now: datetime) -> int:
+    """The notification sweep's alerts; returns how many endpoints it alerted about.
+
+    1. A streak that reached notify_after_failures without alerting gets its failure notice
+       (the run that finishes a streak's first failure reports it; later ones are found here).
+    2. With NOTIFY_REMINDER_HOURS set, an enabled endpoint still failing since its last alert
+       that long ago is reminded about, claimed by a conditional UPDATE of failure_alerted_at.
+    """
+    failing = Endpoint.objects.filter(consecutive_failures__gt=0)
+    count = 0
+    unalerted = failing.filter(
+        failure_alerted_at=None, consecutive_failures__gte=F("notify_after_failures")
+    )
+    for endpoint in unalerted[:200]:
+        if (log := last_failure(endpoint)) is not None:
+            with transaction.atomic():
+                count += bool(queue(log, [Notification.Event.FAILURE], now=now))
+    hours = settings.NOTIFY_REMINDER_HOURS
+    if not hours:
+        return count
+    stale = failing.filter(enabled=True, failure_alerted_at__lte=now - timedelta(hours=hours))
+    for endpoint in stale[:200]:
+        log = last_failure(endpoint)
+        with transaction.atomic():
+            claimed = Endpoint.objects.filter(
+                pk=endpoint.pk, failure_alerted_at=endpoint.failure_alerted_at
+            ).update(failure_alerted_at=now)
+            if claimed and log is not None:
+                count += bool(queue(log, [Notification.Event.REMINDER], now=now))
+    return count
+
+
+def last_failure(endpoint: Endpoint) -> Log | None:
+    log = endpoint.logs.filter(state=Log.State.FAILED, dry_run=False).order_by("-id").first()
+    if log is not None:
+        log.endpoint = endpoint
+    return log
+
+
+def send_test(endpoint: Endpoint, *, now: datetime | None = None) -> list[Notification]:
+    """Send a test message to each of the endpoint's channels now, in this process, once
+    (no retries: the person who asked is waiting for the answer)."""
+    now = now or timezone.now()
+    rows = create(endpoint, None, [Notification.Event.TEST], now=now)
+    for row in rows:
+        deliver(row.pk, now=now, attempts=1)
+    return list(Notification.objects.filter(pk__in=[row.pk for row in rows]).order_by("pk"))
 
 
 def track_certificates(logs: Iterable[Log]) -> list[Log]:
@@ -117,10 +222,12 @@ def _enqueue(ids: list[int]) -> None:
 
 
 def due(now: datetime) -> list[int]:
-    """Notifications to (re)send now: retries whose time came, deliveries lost with a worker.
+    """The sweep: alerts and reminders due (alert_due), then notifications to (re)send now:
+    retries whose time came, deliveries lost with a worker.
 
     Each is given a fresh lease as it is handed out, so the next sweep does not repeat it.
     """
+    alert_due(now)
     ids = list(
         Notification.objects.filter(
             state__in=(Notification.State.PENDING, Notification.State.SENDING),
@@ -135,7 +242,9 @@ def due(now: datetime) -> list[int]:
     return ids
 
 
-def deliver(notification_id: int, *, now: datetime | None = None) -> str | None:
+def deliver(
+    notification_id: int, *, now: datetime | None = None, attempts: int = MAX_ATTEMPTS
+) -> str | None:
     """Send one notification if it is still pending; record sent, or retry later, or failed."""
     now = now or timezone.now()
     claimed = Notification.objects.filter(
@@ -149,7 +258,7 @@ def deliver(notification_id: int, *, now: datetime | None = None) -> str | None:
         send(notification)
     except Exception as exc:  # any failure to notify is recorded, never raised into a run
         notification.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        if notification.attempts >= MAX_ATTEMPTS:
+        if notification.attempts >= attempts:
             notification.state = Notification.State.FAILED
         else:
             notification.state = Notification.State.PENDING
@@ -168,10 +277,17 @@ class WebhookRefused(Exception):
     pass
 
 
+class ChannelRefused(Exception):
+    pass
+
+
 def send(notification: Notification) -> None:
     subject, text = compose(notification)
     if notification.channel == Notification.Channel.EMAIL:
         send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [notification.target])
+        return
+    if notification.channel == Notification.Channel.APPRISE:
+        send_apprise(notification, subject, text)
         return
     outcome = client.call(
         CallSpec(
@@ -186,16 +302,42 @@ def send(notification: Notification) -> None:
         raise WebhookRefused(outcome.error_message)
 
 
+def send_apprise(notification: Notification, subject: str, text: str) -> None:
+    """One message through Apprise; what it logged about a refusal becomes the error."""
+    url = notification.secret_target
+    # Checked on save too; a host can have moved to a blocked address since.
+    if problem := channels.url_problem(url):
+        raise ChannelRefused(problem)
+    notifier = apprise.Apprise()
+    notifier.add(url)
+    kind = APPRISE_TYPES.get(notification.event, apprise.NotifyType.INFO)
+    with apprise.LogCapture(level=logging.WARNING) as captured:
+        sent = notifier.notify(title=subject, body=text, notify_type=kind)
+    if not sent:
+        said = captured.getvalue().strip().splitlines()
+        raise ChannelRefused(said[-1] if said else f"{notification.target} refused the message.")
+
+
 def compose(notification: Notification) -> tuple[str, str]:
     endpoint, log = notification.endpoint, notification.log
     name = endpoint.name
     detail = ""
     if log is not None:
         detail = log.error_message or (f"HTTP {log.status_code}" if log.status_code else "")
+    streak = endpoint.consecutive_failures
     if notification.event == Notification.Event.FAILURE:
         subject = f"[cronplane] {name} is failing"
         text = f"{name} failed ({endpoint.target})"
+        if streak > 1:
+            text = f"{name} failed {streak} runs in a row ({endpoint.target})"
         text += f": {detail}" if detail else "."
+    elif notification.event == Notification.Event.REMINDER:
+        subject = f"[cronplane] {name} is still failing"
+        text = f"{name} is still failing: {streak} failed runs in a row ({endpoint.target})"
+        text += f"; last: {detail}" if detail else "."
+    elif notification.event == Notification.Event.TEST:
+        subject = f"[cronplane] test notification for {name}"
+        text = f"A test from cronplane: {name}'s notifications reach this channel."
     elif notification.event == Notification.Event.RECOVERY:
         subject = f"[cronplane] {name} recovered"
         text = f"{name} succeeded again ({endpoint.target})."

@@ -176,6 +176,11 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cronplane@localhost"
 # Who hears about failures of endpoints that name nobody themselves.
 NOTIFY_EMAILS = env.list("NOTIFY_EMAILS", default=[])
 NOTIFY_WEBHOOK_URL = env.str("NOTIFY_WEBHOOK_URL", default="")
+# Apprise URLs (slack://…, tgram://…), separated by spaces or new lines (a URL may hold commas);
+# read from NOTIFY_URLS_FILE when set, as they carry tokens.
+NOTIFY_URLS = env_secret("NOTIFY_URLS").split()
+# A failing endpoint that has alerted is reminded about at most this often (0: never).
+NOTIFY_REMINDER_HOURS = env.float("NOTIFY_REMINDER_HOURS", default=0)
 # The address people reach the dashboard at, for links in notifications.
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 

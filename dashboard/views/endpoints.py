@@ -21,7 +21,7 @@ from dashboard.run_forms import PauseForm, RunNowForm
 from dashboard.templatetags.dashboard import action_label, action_type, in_zone
 from dashboard.views.common import _get_endpoint_for_user, paginate, redirect_back, vary_on_htmx
 from endpoints.models import Endpoint
-from runs import services
+from runs import notifications, services
 from runs.models import Log
 
 ENDPOINTS_PER_PAGE = 25
@@ -82,6 +82,8 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         phase_chart=charts.phase_chart(recent),
         open_runs=Log.objects.filter(endpoint=endpoint, state__in=Log.OPEN_STATES).count(),
         tls_expiring=bool(endpoint.tls_expires_at and endpoint.tls_expires_at <= warn_from),
+        channels=[(kind, shown) for kind, shown, _ in notifications.recipients(endpoint)],
+        reminder_hours=settings.NOTIFY_REMINDER_HOURS,
     )
     return vary_on_htmx(render(request, "dashboard/endpoint_detail.html", context))
 
