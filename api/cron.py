@@ -99,14 +99,20 @@ class CronProcessView(ApiView):
         )
 
     def check_secret(self, request) -> None:
-        secret = settings.CRON_SECRET or ""
-        if len(secret) < MIN_SECRET_LENGTH:
+        if len(settings.CRON_SECRET or "") < MIN_SECRET_LENGTH:
             raise exceptions.NotFound(
                 "The cron route is off: set CRON_SECRET (at least 32 characters) to turn it on"
             )
-        given = request.headers.get("x-cron-secret", "")
-        if not hmac.compare_digest(given.encode(), secret.encode()):
+        if not self.secret_matches(request):
             raise CronSecretInvalid()
+
+    @staticmethod
+    def secret_matches(request) -> bool:
+        secret = settings.CRON_SECRET or ""
+        given = request.headers.get("x-cron-secret", "")
+        return len(secret) >= MIN_SECRET_LENGTH and hmac.compare_digest(
+            given.encode(), secret.encode()
+        )
 
     def get_authenticate_header(self, request) -> str:
         return 'CronSecret header="x-cron-secret"'

@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "scheduler_site.lockout.AddressLimitMiddleware",
     # Last, as django-axes asks: it turns a lockout into the response below.
     "axes.middleware.AxesMiddleware",
 ]
@@ -141,14 +142,18 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Login throttling: lock a username from one address after repeated failures.
+# Login throttling (scheduler_site.lockout): lock a username+address pair after repeated
+# failures, and pause an address after many failures whatever the usernames.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "scheduler_site.lockout.locked_out"
-# Behind a reverse proxy, set AXES_IPWARE_PROXY_COUNT=1 so the client address is used.
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
+# Behind N reverse proxies that append to X-Forwarded-For, set AXES_IPWARE_PROXY_COUNT=N: the
+# caller's address is then the N-th from the right (scheduler_site.lockout.client_address).
 AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
+AXES_CLIENT_IP_CALLABLE = "scheduler_site.lockout.client_address"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -172,6 +177,14 @@ STORAGES = {
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# Self-service password reset only where its email reaches the user (not the server's console).
+PASSWORD_RESET_ENABLED = EMAIL_CONFIG["EMAIL_BACKEND"] not in (
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend",
+    "django.core.mail.backends.locmem.EmailBackend",
+)
+PASSWORD_RESET_LIMIT = env.int("PASSWORD_RESET_LIMIT", default=5)  # per address and hour
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="cronplane@localhost")
 # Who hears about failures of endpoints that name nobody themselves.
 NOTIFY_EMAILS = env.list("NOTIFY_EMAILS", default=[])
@@ -186,6 +199,23 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- the scheduler ---------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Shared by every process (rate limits and sign-in counters must be one count, not one per
+# gunicorn worker): Redis when REDIS_URL is set, else a table in the database.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "cronplane",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "cronplane_cache",
+        }
+    }
 CRON_SECRET = env_secret("CRON_SECRET")
 SCHEDULER_ALLOWED_NETWORKS = env.list("SCHEDULER_ALLOWED_NETWORKS", default=[])
 FIELD_ENCRYPTION_KEY = env_secret("FIELD_ENCRYPTION_KEY")
@@ -265,6 +295,7 @@ REST_FRAMEWORK = {
         "cron": env.str("API_RATE_CRON", default="60/min"),
         # /ping/<uuid>, per address (many hosts behind one NAT may ping through one address).
         "ping": env.str("PING_RATE", default="600/min"),
+        "cron_failures": env.str("API_RATE_CRON_FAILURES", default="10/min"),
     },
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

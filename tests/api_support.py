@@ -6,19 +6,31 @@ Each role calls the API the way a script does: through the whole stack with a re
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.test import APIClient
 
 from api.models import ApiToken
 from endpoints import registry
 
 
+def clear_shared_cache() -> None:
+    """Empty the shared cache; on Redis only cronplane's keys (the broker shares the database)."""
+    cache = caches["default"]
+    if isinstance(cache, RedisCache):
+        client = cache._cache.get_client(None, write=True)
+        for key in client.scan_iter(f"{cache.key_prefix}:*"):
+            client.delete(key)
+    else:
+        cache.clear()
+
+
 @pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    """Throttle counters live in the cache, which outlives a test's database."""
-    cache.clear()
+def fresh_rate_limits(db):
+    """Throttle counters live in the shared cache, which can outlive a test's database."""
+    clear_shared_cache()
     yield
-    cache.clear()
+    clear_shared_cache()
 
 
 def client_for(user, *, header: str = "bearer") -> APIClient:

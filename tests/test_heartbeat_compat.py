@@ -6,17 +6,17 @@ import urllib.request
 import uuid
 
 import pytest
-from django.core.cache import cache
 
 from endpoints.models import Endpoint
 from runs.models import Log
+from tests.api_support import clear_shared_cache
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def backup(live_server):
-    cache.clear()
+    clear_shared_cache()
     endpoint = Endpoint(
         name="db-backup",
         kind=Endpoint.Kind.HEARTBEAT,

@@ -7,21 +7,21 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.db import connection
 
 from endpoints.models import Endpoint
 from runs import dispatcher, heartbeats, notifications
 from runs.models import Log, Notification
+from tests.api_support import clear_shared_cache
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def no_rate_limits_left_over():
-    cache.clear()
+def no_rate_limits_left_over(db):
+    clear_shared_cache()
     yield
-    cache.clear()
+    clear_shared_cache()
 
 
 @pytest.fixture
