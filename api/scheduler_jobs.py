@@ -93,7 +93,7 @@ def job_json(endpoint: Endpoint) -> dict[str, Any]:
         "is_active": job.pop("is_active"),
         "last_run_at": iso(endpoint.last_run_at),
         "last_run_status": endpoint.last_status or None,
-        "next_run_at": iso(endpoint.next_run_at),
+        "next_run_at": iso(endpoint.upcoming_at),
         "created_at": iso(endpoint.created_at),
         "disabled_reason": endpoint.disabled_reason or None,
     }
@@ -112,7 +112,22 @@ def job_json(endpoint: Endpoint) -> dict[str, Any]:
         value = getattr(endpoint, field)
         shown[field] = iso(value) if field in ("starts_at", "ends_at") else value
     shown["notify_urls"] = endpoint.masked_notify_urls
+    shown["kind"] = endpoint.kind
+    if endpoint.is_heartbeat:
+        shown.update(heartbeat_json(endpoint))
     return shown
+
+
+def heartbeat_json(endpoint: Endpoint) -> dict[str, Any]:
+    """What a heartbeat adds to a job: where to ping it, when it last did, whether it is late."""
+    from runs.heartbeats import ping_url
+
+    return {
+        "grace_seconds": endpoint.grace_seconds,
+        "ping_url": ping_url(endpoint),
+        "last_ping_at": iso(endpoint.last_ping_at),
+        "late": endpoint.is_late(timezone.now()),
+    }
 
 
 def build_job(data: dict[str, Any]) -> Endpoint:
@@ -174,6 +189,15 @@ class JobRequest(serializers.Serializer):
 
     job_name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, max_length=MAX_DESCRIPTION_LENGTH)
+    kind = serializers.ChoiceField(
+        Endpoint.Kind.choices,
+        required=False,
+        help_text="`heartbeat`: cronplane calls nothing; the job pings /ping/<uuid> on its "
+        "schedule (default: `handler` if a handler is named, else `http`).",
+    )
+    grace_seconds = serializers.IntegerField(
+        required=False, help_text="A heartbeat's: how late a ping may come (default 3600)."
+    )
     cron_expression = serializers.CharField(required=False, allow_null=True)
     interval_seconds = serializers.IntegerField(required=False, allow_null=True)
     run_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -279,6 +303,13 @@ class Job(serializers.Serializer):
         child=serializers.CharField(), help_text="Apprise URLs, secrets masked."
     )
     notify_after_failures = serializers.IntegerField()
+    kind = serializers.ChoiceField(Endpoint.Kind.choices)
+    grace_seconds = serializers.IntegerField(required=False)
+    ping_url = serializers.CharField(required=False, help_text="A heartbeat's ping URL.")
+    last_ping_at = serializers.DateTimeField(required=False, allow_null=True)
+    late = serializers.BooleanField(
+        required=False, help_text="A heartbeat past its expected time, within its grace."
+    )
 
 
 class Pagination(serializers.Serializer):

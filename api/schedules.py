@@ -83,7 +83,7 @@ def schedule_json(endpoint: Endpoint) -> dict[str, Any]:
         "timezone": endpoint.timezone,
         "enabled": endpoint.enabled,
         "inputData": input_data(endpoint),
-        "nextRun": iso(endpoint.next_run_at, zone),
+        "nextRun": iso(endpoint.upcoming_at, zone),
         "lastRun": iso(endpoint.last_run_at, zone),
         "lastStatus": endpoint.last_status or None,
         "runCount": endpoint.run_count,
@@ -99,6 +99,20 @@ def schedule_json(endpoint: Endpoint) -> dict[str, Any]:
         "notifyUrls": endpoint.masked_notify_urls,
         "notifyAfterFailures": endpoint.notify_after_failures,
         **pause_json(endpoint, zone),
+        "kind": endpoint.kind,
+        **(heartbeat_json(endpoint, zone) if endpoint.is_heartbeat else {}),
+    }
+
+
+def heartbeat_json(endpoint: Endpoint, zone: ZoneInfo) -> dict[str, Any]:
+    """A heartbeat's schedule is when pings are expected; nextRun is the one it waits for."""
+    from runs.heartbeats import ping_url
+
+    return {
+        "graceSeconds": endpoint.grace_seconds,
+        "pingUrl": ping_url(endpoint),
+        "lastPingAt": iso(endpoint.last_ping_at, zone),
+        "late": endpoint.is_late(timezone.now()),
     }
 
 
@@ -273,6 +287,13 @@ class Schedule(serializers.Serializer):
     pauseDescription = serializers.CharField(
         allow_null=True, help_text="'Paused until 2026-12-01 09:00 EST by alice: maintenance'"
     )
+    kind = serializers.ChoiceField(
+        Endpoint.Kind.choices, help_text="`heartbeat`: pinged by its job (nextRun: expected)."
+    )
+    graceSeconds = serializers.IntegerField(required=False)
+    pingUrl = serializers.CharField(required=False)
+    lastPingAt = serializers.DateTimeField(required=False, allow_null=True)
+    late = serializers.BooleanField(required=False)
 
 
 class ScheduleList(serializers.Serializer):
@@ -444,7 +465,7 @@ class ToggleView(ApiView):
             {
                 "id": schedule_id,
                 "enabled": endpoint.enabled,
-                "nextRun": iso(endpoint.next_run_at, zone),
+                "nextRun": iso(endpoint.upcoming_at, zone),
                 **pause_json(endpoint, zone),
             }
         )

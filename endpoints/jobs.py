@@ -7,7 +7,8 @@
 
 A job object is the whole truth about the fields that apply to it: one left out takes its default
 (so no cron_expression, interval_seconds or run_at means manual only). `handler` present makes a
-handler job, otherwise it is an HTTP job.
+handler job; `"kind": "heartbeat"` a heartbeat (a schedule and `grace_seconds`, nothing to call:
+its job pings /ping/<uuid>); otherwise it is an HTTP job.
 
 The policy fields (POLICY_FIELDS: retry backoff, overlap and missed-run policies, the window and
 maximum number of runs, auto-disable, notifications) are optional: left out, a new job takes the
@@ -37,6 +38,7 @@ from endpoints.secrets import mask_payload
 JOB_FIELDS = {
     "job_name": "name",
     "description": "description",
+    "kind": "kind",
     "cron_expression": "cron_expression",
     "interval_seconds": "interval_seconds",
     "run_at": "run_at",
@@ -56,6 +58,7 @@ JOB_FIELDS = {
     "jitter_seconds": "jitter_seconds",
     "signing_secret": "signing_secret",
     "signing_secret_next": "signing_secret_next",
+    "grace_seconds": "grace_seconds",
 }
 # Job field = Endpoint field; in the order an exported job lists them, after JOB_FIELDS.
 POLICY_FIELDS = (
@@ -78,6 +81,7 @@ HTTP_ONLY = (
     *SECRET_FIELDS,
 )
 HANDLER_ONLY = ("payload",)
+HEARTBEAT_ONLY = ("grace_seconds",)
 SCHEDULE_FIELDS = {
     "cron_expression": Endpoint.ScheduleType.CRON,
     "interval_seconds": Endpoint.ScheduleType.INTERVAL,
@@ -105,7 +109,10 @@ def endpoint_to_job(endpoint: Endpoint) -> dict[str, Any]:
         job["run_at"] = endpoint.run_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
     job["timezone"] = endpoint.timezone
     job["is_active"] = endpoint.enabled
-    if endpoint.kind == Endpoint.Kind.HANDLER:
+    if endpoint.kind == Endpoint.Kind.HEARTBEAT:
+        job["kind"] = endpoint.kind
+        job["grace_seconds"] = endpoint.grace_seconds
+    elif endpoint.kind == Endpoint.Kind.HANDLER:
         job["handler"] = endpoint.handler
         job["payload"] = endpoint.masked_payload
     else:
@@ -219,19 +226,27 @@ def _model_values(job: dict[str, Any], errors: dict[str, list[str]]) -> dict[str
             known = ", ".join((*JOB_FIELDS, *POLICY_FIELDS))
             errors[str(key)] = [f"Unknown field; the fields are {known}."]
     given = {key: value for key, value in job.items() if key in JOB_FIELDS and value is not None}
-    is_handler = "handler" in given
+    kind = _kind(given.pop("kind", None), given, errors)
+    is_handler = kind == Endpoint.Kind.HANDLER
     schedule_keys = [key for key in SCHEDULE_FIELDS if key in given]
     values = {
-        "kind": Endpoint.Kind.HANDLER if is_handler else Endpoint.Kind.HTTP,
+        "kind": kind,
         "schedule_type": SCHEDULE_FIELDS[schedule_keys[0]]
         if schedule_keys
         else Endpoint.ScheduleType.NONE,
     }
-    kind_keys = ("handler", *HANDLER_ONLY) if is_handler else HTTP_ONLY
+    kind_keys = {
+        Endpoint.Kind.HANDLER: ("handler", *HANDLER_ONLY),
+        Endpoint.Kind.HEARTBEAT: HEARTBEAT_ONLY,
+    }.get(kind, HTTP_ONLY)
     for key in (*COMMON_FIELDS, *schedule_keys[:1], *kind_keys):
         values[JOB_FIELDS[key]] = _default(JOB_FIELDS[key])
     for key, value in given.items():
-        if is_handler and key in HTTP_ONLY:
+        if kind == Endpoint.Kind.HEARTBEAT and key in (*HTTP_ONLY, "handler", *HANDLER_ONLY):
+            errors[key] = [f"A heartbeat is pinged by its job, not called: it takes no '{key}'."]
+        elif kind != Endpoint.Kind.HEARTBEAT and key in HEARTBEAT_ONLY:
+            errors[key] = [f'Only heartbeats take \'{key}\'; add "kind": "heartbeat".']
+        elif is_handler and key in HTTP_ONLY:
             errors[key] = [f"Only HTTP jobs take '{key}'; this job runs a handler."]
         elif not is_handler and key in HANDLER_ONLY:
             errors[key] = [f"Only handler jobs take '{key}'; add 'handler' or remove '{key}'."]
@@ -253,6 +268,16 @@ def _model_values(job: dict[str, Any], errors: dict[str, list[str]]) -> dict[str
         except ValueError as exc:
             errors[key] = [str(exc)]
     return values
+
+
+def _kind(given: Any, job: dict[str, Any], errors: dict[str, list[str]]) -> str:
+    """The job's kind: as given, else a handler job if it names a handler, else HTTP."""
+    if given is None:
+        return Endpoint.Kind.HANDLER if "handler" in job else Endpoint.Kind.HTTP
+    if given not in Endpoint.Kind.values:
+        errors["kind"] = [f"Must be one of {', '.join(Endpoint.Kind.values)}."]
+        return Endpoint.Kind.HANDLER if "handler" in job else Endpoint.Kind.HTTP
+    return given
 
 
 def _default(field: str) -> Any:
@@ -358,6 +383,7 @@ def _instant(value: Any) -> datetime:
 
 
 CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "grace_seconds": _integer,
     "interval_seconds": _integer,
     "run_at": _instant,
     "is_active": _boolean,

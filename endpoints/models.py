@@ -520,6 +520,14 @@ class Endpoint(models.Model):
         self.expected_at = slot
         self.overdue_at = slot + timedelta(seconds=self.grace_seconds) if slot else None
 
+    @property
+    def upcoming_at(self) -> datetime | None:
+        """When it next runs, or for a heartbeat when its next ping is expected (the slot it is
+        waiting on, which is past while it is late)."""
+        if self.is_heartbeat:
+            return self.expected_at if self.enabled else None
+        return self.next_run_at
+
     def is_late(self, now: datetime) -> bool:
         """A heartbeat whose expected slot has come without a ping, still within its grace."""
         if not (self.is_heartbeat and self.enabled and self.expected_at and self.overdue_at):
@@ -550,7 +558,7 @@ class Endpoint(models.Model):
         elif self.kind == self.Kind.HEARTBEAT:
             if self.schedule_type not in (self.ScheduleType.CRON, self.ScheduleType.INTERVAL):
                 errors.setdefault(
-                    "schedule_type",
+                    "cron_expression",
                     "A heartbeat expects pings on a schedule: give a cron expression or an "
                     "interval.",
                 )

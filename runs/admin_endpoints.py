@@ -174,6 +174,9 @@ class EndpointAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
         "updated_at",
+        "ping_url",
+        "expected_at",
+        "last_ping_at",
     )
     fieldsets = (
         (
@@ -222,6 +225,10 @@ class EndpointAdmin(admin.ModelAdmin):
                     "upcoming_runs",
                 )
             },
+        ),
+        (
+            "Heartbeat (kind: heartbeat)",
+            {"fields": ("grace_seconds", "ping_url", "expected_at", "last_ping_at")},
         ),
         (
             "Policies",
@@ -273,6 +280,12 @@ class EndpointAdmin(admin.ModelAdmin):
     @admin.display(description="Notification URLs")
     def notify_urls_masked(self, endpoint: Endpoint) -> str:
         return "\n".join(endpoint.masked_notify_urls) or "—"
+
+    @admin.display(description="Ping URL")
+    def ping_url(self, endpoint: Endpoint) -> str:
+        from runs.heartbeats import ping_url
+
+        return ping_url(endpoint) if endpoint.pk and endpoint.is_heartbeat else "—"
 
     @admin.display(description="Schedule")
     def schedule_in_words(self, endpoint: Endpoint) -> str:

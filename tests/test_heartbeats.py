@@ -319,4 +319,4 @@ def test_a_heartbeat_needs_a_cron_or_interval_schedule(make_endpoint):
 
     with pytest.raises(ValidationError) as refused:
         make_endpoint(kind=Endpoint.Kind.HEARTBEAT, url="", schedule_type="none")
-    assert "cron expression or an interval" in refused.value.message_dict["schedule_type"][0]
+    assert "cron expression or an interval" in refused.value.message_dict["cron_expression"][0]
