@@ -50,6 +50,7 @@ GROUPS: list[tuple[str, list[str]]] = [
             "ends_at",
             "max_runs",
             "jitter_seconds",
+            "grace_seconds",
         ],
     ),
     ("Signing", signing_fields.FIELDS),
@@ -94,6 +95,8 @@ FIELD_CLASSES = {
     "cron_expression": "only-cron",
     "interval_seconds": "only-interval",
     "run_at": "only-once",
+    "grace_seconds": "only-heartbeat",
+    **dict.fromkeys(["jitter_seconds", "max_runs"], "not-heartbeat"),
 }
 SCHEDULE_FIELDS = (
     "schedule_type",
@@ -204,6 +207,7 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
             "max_runs": "Stop after runs",
             "jitter_seconds": "Jitter (seconds)",
             "notify_after_failures": "Alert after failed runs",
+            "grace_seconds": "Grace (seconds)",
         }
         help_texts = {
             "cron_expression": "5 fields (minute hour day month weekday), an optional 6th for "
@@ -232,6 +236,7 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         self.fields["handler"].choices = choices
         self.fields["payload"].required = False
         self.fields["jitter_seconds"].required = False  # blank: no jitter
+        self.fields["grace_seconds"].required = False  # blank: the default (1 hour)
         self.fields["notify_after_failures"].required = False  # blank: the first failure
         self.fields["method"].choices = [(m, m) for m in Endpoint.Method.values]
         for name in ("timeout_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
@@ -285,6 +290,10 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
 
     def clean_jitter_seconds(self) -> int:
         return self.cleaned_data.get("jitter_seconds") or 0
+
+    def clean_grace_seconds(self) -> int:
+        grace = self.cleaned_data.get("grace_seconds")
+        return Endpoint._meta.get_field("grace_seconds").default if grace is None else grace
 
     def clean_payload(self) -> Any:
         payload = self.cleaned_data.get("payload")

@@ -198,3 +198,9 @@ def _describe(
 def phase_ms_filter(value: float | None) -> str:
     """A call phase's milliseconds (tenths below 10 ms)."""
     return charts.phase_ms(value)
+
+
+@register.filter
+def late(endpoint) -> bool:
+    """A heartbeat past its expected time and still within its grace (Endpoint.is_late)."""
+    return endpoint.is_late(timezone.now())

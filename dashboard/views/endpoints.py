@@ -21,7 +21,7 @@ from dashboard.run_forms import PauseForm, RunNowForm
 from dashboard.templatetags.dashboard import action_label, action_type, in_zone
 from dashboard.views.common import _get_endpoint_for_user, paginate, redirect_back, vary_on_htmx
 from endpoints.models import Endpoint
-from runs import notifications, services
+from runs import heartbeats, notifications, services
 from runs.models import Log
 
 ENDPOINTS_PER_PAGE = 25
@@ -85,6 +85,11 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         channels=[(kind, shown) for kind, shown, _ in notifications.recipients(endpoint)],
         reminder_hours=settings.NOTIFY_REMINDER_HOURS,
     )
+    if endpoint.is_heartbeat:
+        context.update(
+            ping_url=heartbeats.ping_url(endpoint),
+            grace=heartbeats.spoken_duration(endpoint.grace_seconds),
+        )
     return vary_on_htmx(render(request, "dashboard/endpoint_detail.html", context))
 
 
