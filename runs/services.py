@@ -213,17 +213,19 @@ def cancel(log: Log, *, reason: str = "Cancelled by a user.") -> bool:
 def run_due_inline(now: datetime, *, budget_seconds: float, batch_size: int) -> list[Log]:
     """Dispatch what is due and execute it in this process, for hosts with no worker.
 
-    1. Recover stuck runs, dispatch due slots and due pending runs (the dispatcher's passes).
+    1. Recover stuck runs, dispatch due slots and due pending runs (the dispatcher's passes),
+       and record the heartbeat slots missed by now (the dispatcher loop's sweep does that).
     2. Execute the queued runs that are due (the oldest `batch_size`) together, each within its
        own timeout, if the passes left any of `budget_seconds`; the rest wait for the next call.
        A run a worker claims first is left to it (the claim is conditional), so a cluster
        running beside this changes nothing.
     Returns the runs executed here, finished.
     """
-    from runs import cluster, dispatcher
+    from runs import cluster, dispatcher, heartbeats
 
     started = time.monotonic()
     cluster.recover_stuck(now)
+    heartbeats.record_missed(now)
     dispatcher.dispatch_due(now, trigger=Log.Trigger.CRON_ENDPOINT)
     dispatcher.dispatch_pending(now)
     due = Log.objects.filter(state=Log.State.QUEUED, due_at__lte=now).order_by("due_at", "id")

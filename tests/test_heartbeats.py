@@ -320,3 +320,13 @@ def test_a_heartbeat_needs_a_cron_or_interval_schedule(make_endpoint):
     with pytest.raises(ValidationError) as refused:
         make_endpoint(kind=Endpoint.Kind.HEARTBEAT, url="", schedule_type="none")
     assert "cron expression or an interval" in refused.value.message_dict["cron_expression"][0]
+
+
+def test_the_cron_route_for_hosts_without_a_worker_records_missed_slots_too(heartbeat):
+    from runs import services
+
+    backup = heartbeat()
+    services.run_due_inline(
+        datetime(2026, 12, 1, 3, 0, tzinfo=UTC), budget_seconds=5, batch_size=10
+    )
+    assert [log.state for log in slot_logs(backup)] == ["missed"]
