@@ -56,7 +56,11 @@ def test_the_readme_job_file_applies_as_written(db, examples_on, tmp_path):
     (tmp_path / "jobs.json").write_text(job_file, encoding="utf-8")
     out = io.StringIO()
     call_command("applyjobs", str(tmp_path / "jobs.json"), stdout=out)
-    assert out.getvalue().splitlines() == ["created nightly-report", "created renewals"]
+    assert out.getvalue().splitlines() == [
+        "created nightly-report",
+        "created renewals",
+        "created db-backup",
+    ]
     assert Endpoint.objects.get(name="renewals").handler == "billing:check-renewals"
 
 
