@@ -6,6 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from api.models import ApiToken
+from endpoints import audit
 
 BEARER = "bearer"
 
@@ -24,6 +25,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         token = ApiToken.authenticate(raw)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        audit.attribute(token.user, token=token.name)
         return token.user, token
 
     def raw_token(self, request) -> str | None:

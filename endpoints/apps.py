@@ -8,7 +8,8 @@ class EndpointsConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from endpoints import channels, registry
+        from endpoints import audit, channels, registry
 
         registry.autodiscover()
+        audit.register()
         checks.register(channels.check_global_urls)

@@ -12,6 +12,7 @@ import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from auditlog.mixins import AuditlogHistoryAdminMixin
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -139,8 +140,10 @@ class RecentLogInline(admin.TabularInline):
 
 
 @admin.register(Endpoint)
-class EndpointAdmin(admin.ModelAdmin):
+class EndpointAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     form = EndpointForm
+    # Who changed what (django-auditlog): a column on the list, a page per endpoint.
+    show_auditlog_history_link = True
     list_display = (
         "name",
         "target",

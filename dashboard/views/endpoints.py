@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
+from auditlog.models import LogEntry
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -20,11 +23,18 @@ from dashboard.forms import EndpointFilterForm, LogFilterForm
 from dashboard.run_forms import PauseForm, RunNowForm
 from dashboard.templatetags.dashboard import action_label, action_type, in_zone
 from dashboard.views.common import _get_endpoint_for_user, paginate, redirect_back, vary_on_htmx
+from endpoints import audit
 from endpoints.models import Endpoint
 from runs import heartbeats, notifications, services
 from runs.models import Log
 
 ENDPOINTS_PER_PAGE = 25
+HISTORY_PER_PAGE = 10
+HISTORY_ACTIONS = {
+    LogEntry.Action.CREATE: "created it",
+    LogEntry.Action.UPDATE: "changed",
+    LogEntry.Action.DELETE: "deleted it",
+}
 LOGS_PER_PAGE = 25
 NEXT_RUNS = 5
 
@@ -84,6 +94,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         tls_expiring=bool(endpoint.tls_expires_at and endpoint.tls_expires_at <= warn_from),
         channels=[(kind, shown) for kind, shown, _ in notifications.recipients(endpoint)],
         reminder_hours=settings.NOTIFY_REMINDER_HOURS,
+        history=change_history(request, endpoint),
     )
     if endpoint.is_heartbeat:
         context.update(
@@ -91,6 +102,24 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
             grace=heartbeats.spoken_duration(endpoint.grace_seconds),
         )
     return vary_on_htmx(render(request, "dashboard/endpoint_detail.html", context))
+
+
+def change_history(request: HttpRequest, endpoint: Endpoint) -> Page:
+    """A page of the endpoint's audit log, each entry with who, what and the changed fields."""
+    page = Paginator(audit.history(endpoint), HISTORY_PER_PAGE).get_page(
+        request.GET.get("history_page")
+    )
+    page.object_list = [
+        SimpleNamespace(
+            timestamp=entry.timestamp,
+            who=audit.who(entry),
+            action=HISTORY_ACTIONS.get(entry.action, "changed it"),
+            created=entry.action == LogEntry.Action.CREATE,
+            fields=audit.changed_fields(entry),
+        )
+        for entry in page.object_list
+    ]
+    return page
 
 
 @require_POST

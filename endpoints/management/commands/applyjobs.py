@@ -14,6 +14,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from endpoints import audit
 from endpoints.jobs import apply_job, save_job
 from endpoints.models import Endpoint
 
@@ -39,7 +40,7 @@ class Command(BaseCommand):
         file = "stdin" if file == "-" else file
         if prune and not jobs:
             raise CommandError("Refusing to --prune with an empty list: that deletes every job.")
-        with transaction.atomic():
+        with transaction.atomic(), audit.acting("applyjobs"):
             planned, problems = plan(jobs)
             if problems:
                 for problem in problems:
