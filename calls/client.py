@@ -16,7 +16,7 @@ caller's own cancellation):
 4. The body is read in chunks: the first SCHEDULER_RESPONSE_EXCERPT_BYTES are kept, all counted.
 5. The verdict comes from calls.judge.
 
-Timing: calls.timing (a TraceConfig and a connector that marks the phases of each call).
+Timing: calls.timing (a connector and a resolver that mark the phases of each call).
 
 One Client per event loop: it owns one ClientSession, so connections are kept alive across
 calls. `call()` is the synchronous door for code outside the engine.
@@ -46,7 +46,7 @@ from calls import guard
 from calls.judge import judge
 from calls.masking import cross_host_dropped
 from calls.spec import KEPT_RESPONSE_HEADERS, USER_AGENT, CallSpec, Outcome, parse_retry_after
-from calls.timing import TRACING, CallState, GuardedConnector, current_call
+from calls.timing import CallState, GuardedConnector, current_call
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -79,7 +79,6 @@ class Client:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=False,  # no proxies or .netrc: the guard must see the real target
                 timeout=aiohttp.ClientTimeout(total=None),  # the deadline is send()'s own
-                trace_configs=[TRACING],
                 max_line_size=_HEADER_LIMIT,
                 max_field_size=_HEADER_LIMIT,
             )
@@ -139,7 +138,6 @@ async def _exchange(session: aiohttp.ClientSession, spec: CallSpec, state: CallS
             data=body or None,
             allow_redirects=False,
             ssl=tls,
-            trace_request_ctx=state,
         )
         state.headers_received(response)
         location = response.headers.get("Location")

@@ -1,17 +1,17 @@
 """The phases of a call (lookup, TCP connect, TLS handshake, wait for the headers) and the
-connector that marks them.
+connector and resolver that mark them, finding the call's state in `current_call`.
 
 aiohttp reports a new connection as one step, so the connector marks the moment TCP is up (the
 protocol factory runs right after the TCP connect, before the TLS handshake) and reads the
-certificate once per new connection; it finds the call's state in `current_call`. The rest
-comes from one TraceConfig (`TRACING`) shared by every call, each call's state riding on
-`trace_request_ctx`.
+certificate once per new connection. No aiohttp TraceConfig: its signals are sent for every
+request whether listened to or not, a quarter of the client's CPU a call (measured).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import socket
 import ssl
 import weakref
 from time import perf_counter
@@ -66,6 +66,7 @@ class CallState:
 
     def new_hop(self, *, https: bool, literal: bool) -> None:
         self.https, self.literal, self.ready = https, literal, None
+        self.requests += 1
 
     def headers_received(self, response: aiohttp.ClientResponse) -> None:
         self.response = response
@@ -91,54 +92,19 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 1)
 
 
-async def _on_request_start(session, context, params) -> None:
-    context.trace_request_ctx.requests += 1
+class TimedResolver(guard.GuardedResolver):
+    """The guard's lookup, timed into the call's state."""
 
-
-async def _on_connection_create_start(session, context, params) -> None:
-    state: CallState = context.trace_request_ctx
-    state.opened += 1
-    if state.literal:
-        state.dns = state.dns or 0.0  # an IP literal needs no lookup: 0, not "did not happen"
-    state.mark = perf_counter()
-
-
-async def _on_dns_start(session, context, params) -> None:
-    context.trace_request_ctx.mark = perf_counter()
-
-
-async def _on_dns_end(session, context, params) -> None:
-    state: CallState = context.trace_request_ctx
-    now = perf_counter()
-    state.dns = _add(state.dns, now - state.mark)
-    state.mark = now
-
-
-async def _on_connection_create_end(session, context, params) -> None:
-    state: CallState = context.trace_request_ctx
-    now = perf_counter()
-    if state.https:
-        state.tls = _add(state.tls, now - state.mark)  # since GuardedConnector saw TCP up
-    state.ready = now
-
-
-async def _on_connection_reuse(session, context, params) -> None:
-    context.trace_request_ctx.ready = perf_counter()
-
-
-def _tracing() -> aiohttp.TraceConfig:
-    config = aiohttp.TraceConfig()
-    config.on_request_start.append(_on_request_start)
-    config.on_connection_create_start.append(_on_connection_create_start)
-    config.on_dns_resolvehost_start.append(_on_dns_start)
-    config.on_dns_resolvehost_end.append(_on_dns_end)
-    config.on_connection_create_end.append(_on_connection_create_end)
-    config.on_connection_reuseconn.append(_on_connection_reuse)
-    config.freeze()
-    return config
-
-
-TRACING = _tracing()
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        state = current_call.get()
+        if state is not None:
+            state.mark = perf_counter()
+        addresses = await super().resolve(host, port, family)
+        if state is not None:
+            now = perf_counter()
+            state.dns = _add(state.dns, now - state.mark)
+            state.mark = now
+        return addresses
 
 
 class GuardedConnector(aiohttp.TCPConnector):
@@ -146,7 +112,7 @@ class GuardedConnector(aiohttp.TCPConnector):
 
     def __init__(self) -> None:
         super().__init__(
-            resolver=guard.GuardedResolver(),
+            resolver=TimedResolver(),
             use_dns_cache=False,  # a cached answer would skip the check of the next lookup
             limit=0,  # Client's semaphore is the cap
             limit_per_host=0,
@@ -169,13 +135,28 @@ class GuardedConnector(aiohttp.TCPConnector):
             self._tls_expiry[protocol] = _not_after(transport)
         return transport, protocol
 
+    async def _create_connection(self, req, traces, timeout):
+        # Only for a new connection (a pooled one is handed out by connect() without this).
+        state = current_call.get()
+        if state is not None:
+            state.opened += 1
+            if state.literal:
+                state.dns = state.dns or 0.0  # an IP literal needs no lookup: 0, not "none"
+            state.mark = perf_counter()
+        protocol = await super()._create_connection(req, traces, timeout)
+        if state is not None and state.https:
+            state.tls = _add(state.tls, perf_counter() - state.mark)  # since TCP was up
+        return protocol
+
     async def connect(self, req, traces, timeout):
         connection = await super().connect(req, traces, timeout)
         state = current_call.get()
-        if state is not None and connection.protocol is not None:
-            expires = self._tls_expiry.get(connection.protocol)
-            if expires is not None:  # the certificate of the connection this hop goes over
-                state.tls_expires = expires
+        if state is not None:
+            state.ready = perf_counter()  # new or reused, the request can go from here
+            if connection.protocol is not None:
+                expires = self._tls_expiry.get(connection.protocol)
+                if expires is not None:  # the certificate of the connection this hop uses
+                    state.tls_expires = expires
         return connection
 
 

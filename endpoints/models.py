@@ -366,9 +366,12 @@ class Endpoint(models.Model):
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
-        instance._saved_fingerprint = instance._schedule_fingerprint()
-        instance._stored_secrets = secrets.Stored.of(instance)
-        instance._stored_notify_urls = _loaded_urls(instance)
+        # Change tracking is for whole rows: a row loaded in part (the dispatcher's) would load
+        # each deferred field read here, one query each (and, through this, recurse).
+        if len(field_names) == len(cls._meta.concrete_fields):
+            instance._saved_fingerprint = instance._schedule_fingerprint()
+            instance._stored_secrets = secrets.Stored.of(instance)
+            instance._stored_notify_urls = _loaded_urls(instance)
         return instance
 
     def _schedule_fingerprint(self) -> tuple:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,6 +27,7 @@ from django.db import transaction
 
 from endpoints import schedules
 from endpoints.models import Endpoint
+from runs.bulk import insert_logs, new_log
 from runs.cluster import QUEUED_LEASE
 from runs.models import Log, idempotency_key_for_slot
 
@@ -39,11 +41,13 @@ MAX_SLOTS_PER_PASS = 1000
 ONE_TIME_DISPATCHED = "One-time run dispatched."
 
 
-# What a call sends, not when or whether: left in the database (headers are decrypted per row,
-# the profiled bulk of loading due endpoints). Workers load the endpoint afresh to call it.
-_NOT_FOR_DISPATCH = (
-    "description", "headers", "secret_headers", "body", "payload", "response_must_contain",
-    "notify_emails", "notify_webhook_url", "signing_secret", "signing_secret_next",
+# What deciding when and whether needs of a due endpoint; what a call sends is left in the
+# database (loading whole rows was a quarter of a pass, profiled). Workers load the endpoint
+# afresh to call it.
+_FOR_DISPATCH = (
+    "id", "schedule_type", "cron_expression", "interval_seconds", "run_at", "timezone",
+    "starts_at", "ends_at", "created_at", "next_run_at", "enabled", "disabled_reason",
+    "max_runs", "jitter_seconds", "overlap_policy", "missed_policy", "catch_up_window_seconds",
 )  # fmt: skip
 
 
@@ -56,8 +60,10 @@ class Dispatch:
     skipped: int = 0
     waiting: int = 0
     endpoints: int = 0
-    # Endpoints due within `ahead` but left for their slot (a run of theirs is still open).
+    # Endpoints due within `ahead` but left for their slot (a run of theirs is still open):
+    # how many, and for each its slot and the open runs it waits on.
     deferred: int = 0
+    blocked: dict[int, tuple[datetime, list[int]]] = field(default_factory=dict)
 
     def __iadd__(self, other: Dispatch) -> Dispatch:
         self.to_run += other.to_run
@@ -66,6 +72,7 @@ class Dispatch:
         self.waiting += other.waiting
         self.endpoints += other.endpoints
         self.deferred += other.deferred
+        self.blocked |= other.blocked
         return self
 
 
@@ -85,6 +92,7 @@ def dispatch_due(
     ahead: timedelta = timedelta(0),
     trigger: str = Log.Trigger.SCHEDULE,
     cluster: str = "",
+    exclude: Collection[int] = (),
 ) -> Dispatch:
     """Claim every slot due at `now` (or within `ahead` of it) and record it; return the Logs.
 
@@ -96,8 +104,10 @@ def dispatch_due(
 
     `ahead` lets the loop hand a slot's runs to workers before the slot, so that they are
     claimed and called at the instant itself (runs/tasks.py holds a run until its due_at).
-    An endpoint whose overlap policy looks at open runs is taken early only when it has none
-    (its decision would be the same at the slot); otherwise it is `deferred` to the slot.
+    Only an endpoint's next slot is taken early, never two. One whose overlap policy looks at
+    open runs is taken early only when it has none (its decision would be the same at the
+    slot); otherwise it is `deferred` to the slot, and `blocked` says what it waits on (the
+    loop leaves such endpoints out with `exclude` until those runs end or the slot comes).
     `trigger` records who fired on-time slots: the loop (`schedule`) or /api/v1/cron/process;
     `cluster` holds the queued runs (the dispatching cluster's id, runs/cluster.py).
     """
@@ -105,10 +115,12 @@ def dispatch_due(
     until = now + ahead
     resume_paused(now)
     with transaction.atomic():
+        # Heartbeats are pinged, never called (runs/heartbeats.py).
+        candidates = Endpoint.objects.due(until).exclude(kind=Endpoint.Kind.HEARTBEAT)
+        if exclude:
+            candidates = candidates.exclude(pk__in=list(exclude))
         due = list(
-            Endpoint.objects.due(until)
-            .exclude(kind=Endpoint.Kind.HEARTBEAT)  # pinged, never called (runs/heartbeats.py)
-            .defer(*_NOT_FOR_DISPATCH)
+            candidates.only(*_FOR_DISPATCH)
             .order_by("next_run_at")
             .select_for_update(skip_locked=True)[:limit]
         )
@@ -116,7 +128,13 @@ def dispatch_due(
             return result
         open_runs = _open_runs([endpoint.pk for endpoint in due])
         if ahead:
-            taken = [endpoint for endpoint in due if _may_take_early(endpoint, now, open_runs)]
+            taken = []
+            for endpoint in due:
+                if _may_take_early(endpoint, now, open_runs):
+                    taken.append(endpoint)
+                else:
+                    blockers = [run.pk for run in open_runs[endpoint.pk]]
+                    result.blocked[endpoint.pk] = (endpoint.next_run_at, blockers)
             result.deferred = len(due) - len(taken)
             due = taken
         used_runs = _runs_used([endpoint for endpoint in due if endpoint.max_runs is not None])
@@ -138,7 +156,7 @@ def dispatch_due(
                 endpoint.enabled = False
                 endpoint.disabled_reason = ONE_TIME_DISPATCHED
         logs = _without_claimed_slots(logs)
-        Log.objects.bulk_create(logs)
+        insert_logs(logs)
         _advance(due)
     result.endpoints = len(due)
     for log in logs:
@@ -165,12 +183,14 @@ def plan_endpoint(
     """Decide the fate of each slot of `endpoint` from its next_run_at up to `until` (now)."""
     schedule = endpoint.schedule
     first = endpoint.next_run_at
-    # Only a slot not yet due is taken early: a due one runs now, the next one on a later pass
-    # (the missed-run policy must never see an early slot supersede a due one).
+    # Only a slot not yet due is taken early, and only one: a due one runs now, the next one on
+    # a later pass (the missed-run policy must never see an early slot supersede a due one, nor
+    # the overlap policy an early slot block the one after it).
     until = now if until is None or first <= now else until
     following = _following(_shared_key(schedule), first)
-    if following is None or following > until:
-        slots = [first]  # the usual case: one slot due, and `following` is the next run
+    if first > now or following is None or following > until:
+        # The usual case: one slot due (or one taken early), `following` is the next run.
+        slots = [first]
     else:
         slots = [first, *_between(_shared_key(schedule), first, until)]
     truncated = len(slots) == MAX_SLOTS_PER_PASS
@@ -211,7 +231,7 @@ def plan_endpoint(
     elif remaining == 0:
         plan.next_run_at = None
     elif len(slots) == 1:
-        plan.next_run_at = following  # first <= until < following: the next run after until
+        plan.next_run_at = following  # the run after the one slot taken
     else:
         plan.next_run_at = schedules.next_run(schedule, until)
     plan.finished = plan.next_run_at is None
@@ -390,7 +410,7 @@ def _slot_log(
     endpoint: Endpoint, slot: datetime, now: datetime, *, trigger: str = Log.Trigger.SCHEDULE
 ) -> Log:
     on_time = trigger in (Log.Trigger.SCHEDULE, Log.Trigger.CRON_ENDPOINT)
-    return Log(
+    return new_log(
         endpoint=endpoint,
         trigger=trigger,
         triggered_by="scheduler",

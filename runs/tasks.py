@@ -7,11 +7,12 @@ from datetime import timedelta
 from django.utils import timezone
 
 from runs import cluster, executor
+from runs.dispatcher_loop import MAX_LOOKAHEAD
 from runs.engine import engine
 
-# How far ahead of its due_at a run may be claimed (the dispatcher hands runs over at most 1 s
-# early); one due later stays queued, and is handed out again.
-MAX_AHEAD_SECONDS = 2.0
+# How far ahead of its due_at a run may be claimed: the dispatcher hands runs over up to
+# MAX_LOOKAHEAD early. One due later stays queued, and is handed out again.
+MAX_AHEAD_SECONDS = MAX_LOOKAHEAD.total_seconds() + 2.0
 
 
 def run_batch(log_ids: list[int]) -> dict[str, int]:
