@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -145,8 +146,15 @@ def _refuse_if_forbidden(host: str, address: str, *, literal: bool) -> None:
         )
 
 
+# Whitespace (U+2028, U+0085 and the rest) and control characters: a URL carries them
+# percent-encoded or not at all.
+_URL_BAD_RE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
 def url_problem(url: str) -> str | None:
     """What is wrong with `url` as a target, for a form or API error; None if nothing."""
+    if bad := _URL_BAD_RE.search(url or ""):
+        return f"The URL contains U+{ord(bad.group()):04X} (a space, line separator or control)."
     try:
         parts = urlsplit(url or "")
         port = parts.port or (443 if parts.scheme == "https" else 80)

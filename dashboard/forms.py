@@ -6,6 +6,7 @@ person types (header lines, '5m', local date-times) into model values.
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -121,11 +122,18 @@ def format_interval(seconds: int | None) -> str:
     return f"{seconds}s"
 
 
+def text_lines(text: str) -> list[str]:
+    """Lines as a browser's textarea sends them. Not str.splitlines(): that also breaks at
+    U+2028, U+0085 and other separators, which would turn one header value into two headers
+    (they are refused inside a value, where they belong to it)."""
+    return re.split(r"\r\n|[\r\n]", text or "")
+
+
 def parse_header_lines(text: str) -> list[tuple[str, str]]:
     """'Name: value' lines → [(name, value)]; raises ValidationError naming the bad line."""
     headers: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for number, line in enumerate((text or "").splitlines(), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         name, colon, value = line.partition(":")
@@ -352,7 +360,7 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         names = self.data.get("secret_headers", "")
         secret = ALWAYS_SECRET_HEADERS | {n.strip().lower() for n in names.split(",")}
         shown = []
-        for line in self.data.get("headers", "").splitlines():
+        for line in text_lines(self.data.get("headers", "")):
             name, colon, value = line.partition(":")
             if colon and name.strip().lower() in secret and value.strip() not in ("", MASK):
                 self.secrets_withheld.append(name.strip())

@@ -67,6 +67,19 @@ def rotate(stored: str) -> str:
     return PREFIX + fernet().rotate(stored[len(PREFIX) :].encode()).decode()
 
 
+class JSONFormField(forms.JSONField):
+    """Django's JSON form field, except that a value it cannot show as UTF-8 (a lone surrogate
+    typed as "\\ud800") is shown escaped when the form comes back with its error."""
+
+    def prepare_value(self, value: Any) -> str:
+        text = super().prepare_value(value)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return json.dumps(value, cls=self.encoder)  # ASCII, escapes and all
+        return text
+
+
 class EncryptedJSONField(models.TextField):
     """A JSON value stored as one Fernet token; Python sees the plain value."""
 
@@ -92,7 +105,7 @@ class EncryptedJSONField(models.TextField):
         return json.dumps(self.value_from_object(obj))
 
     def formfield(self, **kwargs):
-        return super().formfield(**{"form_class": forms.JSONField, **kwargs})
+        return super().formfield(**{"form_class": JSONFormField, **kwargs})
 
 
 class EncryptedTextField(models.TextField):

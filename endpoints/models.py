@@ -24,6 +24,7 @@ MAX_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
 MAX_HEADERS_BYTES = 8 * 1024
 MAX_BODY_BYTES = 256 * 1024
 MAX_DESCRIPTION_LENGTH = 1000
+MAX_PAYLOAD_DEPTH = 32
 MAX_GRACE_SECONDS = 366 * 86400
 
 
@@ -36,6 +37,9 @@ def description_length(value: str) -> None:
 
 
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# RFC 9110 field values: visible ASCII, space, tab and Latin-1 text (obs-text) — no C0/C1
+# controls (U+0085 is one), nothing past U+00FF (U+2028, U+2029 and what HTTP cannot encode).
+_HEADER_VALUE_BAD_RE = re.compile(r"[^\t\x20-\x7e\xa0-\xff]")
 _STATUS_SPEC_RE = re.compile(r"^\d{3}(-\d{3})?$")
 # Written only by the dispatcher and executor, never by an edit.
 DERIVED_FIELDS = frozenset(
@@ -558,6 +562,10 @@ class Endpoint(models.Model):
                 errors["handler"] = f"No handler named '{self.handler}' is registered."
             if not isinstance(self.payload, dict):
                 errors["payload"] = "The payload must be a JSON object."
+            elif json_depth(self.payload) > MAX_PAYLOAD_DEPTH:
+                errors["payload"] = f"Nests deeper than {MAX_PAYLOAD_DEPTH} levels."
+            elif problem := _payload_problem(self.handler, self.payload):
+                errors["payload"] = problem
         elif self.kind == self.Kind.HEARTBEAT:
             if self.schedule_type not in (self.ScheduleType.CRON, self.ScheduleType.INTERVAL):
                 errors.setdefault(
@@ -688,7 +696,7 @@ class Endpoint(models.Model):
         if not isinstance(self.headers, dict):
             errors["headers"] = "Headers must be a JSON object of name → value."
         else:
-            problem = _header_problem(self.headers) or next(
+            problem = header_problem(self.headers) or next(
                 (p for value in self.headers.values() if (p := templating.problem(value))), None
             )
             if problem:
@@ -708,22 +716,60 @@ def _loaded_urls(endpoint: Endpoint) -> list[str]:
 
 
 def _has_unstorable_text(value: object) -> bool:
-    if isinstance(value, str):
-        if "\x00" in value:
-            return True
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_unstorable_text(k) or _has_unstorable_text(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_unstorable_text(item) for item in value)
+    # A loop, not recursion: a payload nested 400 levels deep is an input error, not a crash.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, list | tuple):
+            stack += item
     return False
 
 
-def _header_problem(headers: dict) -> str | None:
+def _payload_problem(handler: str, payload: dict) -> str | None:
+    """webhook:send's control keys, checked on save like an HTTP job's fields."""
+    if handler != "webhook:send":
+        return None
+    headers = payload.get("headers", {})
+    if not isinstance(headers, dict):
+        return "payload.headers must be a JSON object of name → value."
+    if problem := header_problem(headers):
+        return f"payload.headers: {problem}"
+    timeout = payload.get("timeout_seconds", 30)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        return "payload.timeout_seconds must be a number of seconds."
+    if not 0.1 <= timeout <= settings.SCHEDULER_MAX_TIMEOUT_SECONDS:
+        return (
+            "payload.timeout_seconds must be between 0.1 and "
+            f"{settings.SCHEDULER_MAX_TIMEOUT_SECONDS:g} seconds."
+        )
+    return None
+
+
+def json_depth(value: object) -> int:
+    """How deeply JSON objects and arrays nest in `value` (a scalar is 0)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack += [
+                (child, depth) for child in (item.values() if isinstance(item, dict) else item)
+            ]
+    return deepest
+
+
+def header_problem(headers: dict) -> str | None:
+    """What makes these headers unsendable, the same at every door (and for webhook:send)."""
     for name, value in headers.items():
         if not isinstance(name, str) or not _HEADER_NAME_RE.match(name):
             return f"'{name}' is not a valid header name."
@@ -731,6 +777,11 @@ def _header_problem(headers: dict) -> str | None:
             return f"The value of '{name}' must be a string."
         if "\r" in value or "\n" in value or "\0" in value:
             return f"The value of '{name}' contains a line break."
+        if bad := _HEADER_VALUE_BAD_RE.search(value):
+            return (
+                f"The value of '{name}' contains U+{ord(bad.group()):04X}: header values are "
+                "Latin-1 text without control characters or line separators."
+            )
     if len(json.dumps(headers).encode()) > MAX_HEADERS_BYTES:
         return f"Headers are larger than {MAX_HEADERS_BYTES // 1024} KB."
     return None

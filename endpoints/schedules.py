@@ -44,9 +44,20 @@ NAMED_INTERVALS = {
 }
 _INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _INTERVAL_RE = re.compile(
-    r"^(?:every\s+)?(\d+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)$"
+    r"^(?:every\s+)?([0-9]+)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)$"
 )
 MAX_INTERVAL_SECONDS = 366 * 86400
+
+
+def small_number(text: str) -> int | None:
+    """'42' → 42; None for anything but ASCII digits ('²' and '①' pass str.isdigit() and fail
+    int()); a number of more than 12 digits counts as 10**12 (int() refuses 4,300 digits)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 12 else 10**12
+
+
 # A slot that croniter cannot find within this many years is a schedule that never fires.
 _MAX_YEARS_BETWEEN_MATCHES = 10
 # Bound on candidates examined per call: a repeated (fall-back) hour of an every-second schedule
@@ -157,15 +168,15 @@ def _cron_field_problem(text: str, field: _CronField) -> str | None:
     """What is wrong with one field, in the user's terms ('minute must be 0–59; got 61')."""
     for part in text.split(","):
         base, slash, step = part.partition("/")
-        if slash and not (step.isdigit() and int(step) >= 1):
+        if slash and not ((small_number(step) or 0) >= 1):
             return f"the {field.name} step must be a whole number from 1; got '/{step}'"
         if base in ("*", "?"):
             continue
         for value in base.split("-"):
             if not value:
                 return f"{field.name} has an empty value in '{text}'"
-            if value.isdigit():
-                if not field.low <= int(value) <= field.high:
+            if (number := small_number(value)) is not None:
+                if not field.low <= number <= field.high:
                     return f"{field.name} must be {field.allowed}; got {value}"
             elif value.upper() in field.names:
                 continue
@@ -204,8 +215,8 @@ def parse_interval(value: str | int) -> int:
         text = str(value).strip().lower()
         if text in NAMED_INTERVALS:
             return NAMED_INTERVALS[text]
-        if text.isdigit():
-            seconds = int(text)
+        if (number := small_number(text)) is not None:
+            seconds = number
         else:
             match = _INTERVAL_RE.match(text)
             if not match:
@@ -214,7 +225,7 @@ def parse_interval(value: str | int) -> int:
                     "interval",
                     f"Invalid interval '{value}'; use seconds, '5m', '2h', '1d' or one of {named}.",
                 )
-            seconds = int(match.group(1)) * _INTERVAL_UNITS[match.group(2)[0]]
+            seconds = small_number(match.group(1)) * _INTERVAL_UNITS[match.group(2)[0]]
     if not 1 <= seconds <= MAX_INTERVAL_SECONDS:
         raise ScheduleError("interval", "An interval must be between 1 second and 366 days.")
     return seconds

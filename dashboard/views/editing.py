@@ -94,7 +94,7 @@ def dry_run(form: EndpointForm) -> dict[str, Any]:
 def schedule_preview(request: HttpRequest) -> HttpResponse:
     """The htmx fragment under the schedule fields: description and next runs as typed."""
     endpoint = None
-    if request.GET.get("endpoint", "").isdigit():
-        endpoint = Endpoint.objects.filter(pk=request.GET["endpoint"]).first()
+    if request.GET.get("endpoint"):
+        endpoint = Endpoint.objects.by_public_id(request.GET["endpoint"]).first()
     preview = preview_schedule(request.GET, now=timezone.now(), anchor=anchor_of(endpoint))
     return render(request, "dashboard/partials/schedule_preview.html", {"preview": preview})
