@@ -114,11 +114,14 @@ def _command(command: str, number: int) -> str:
 
 def name_for(command: str, taken: set[str]) -> str:
     """A job name from a command: '/usr/local/bin/backup.sh --full > /dev/null' →
-    'backup.sh-full', unique against `taken` (then -2, -3…)."""
+    'backup.sh-full', unique against `taken` (then -2, -3…). Short options and `name=value`
+    words are left out: a command line may carry a password (`mysqldump -pS3cret`)."""
     words: list[str] = []
     for word in _before_stdin(command).split():
         if _SHELL_SYNTAX.match(word) or len(words) == 3:
             break
+        if "=" in word or (word.startswith("-") and not word.startswith("--")):
+            continue
         word = word.rstrip("/").rsplit("/", 1)[-1].lstrip("-")
         if words or word not in _INTERPRETERS:
             words.append(word)
@@ -135,6 +138,17 @@ def name_for(command: str, taken: set[str]) -> str:
 _INTERPRETERS = {"sh", "bash", "python", "python3", "perl", "php", "ruby", "node", "nice", "ionice"}
 # Where the program and its arguments end: an operator, a redirection, a variable or quote.
 _SHELL_SYNTAX = re.compile(r"^(\d*[<>]|[|&;()$`'\"]|\w+=)")
+
+
+def program_of(command: str) -> str:
+    """The program a command runs ('backup.sh'), for a description that holds no argument."""
+    for word in _before_stdin(command).split():
+        if _SHELL_SYNTAX.match(word):
+            break
+        name = word.rstrip("/").rsplit("/", 1)[-1]
+        if name not in _INTERPRETERS:
+            return name
+    return "a command"
 
 
 def _stdin_at(command: str) -> int:

@@ -124,6 +124,14 @@ def test_a_line_it_cannot_read_refuses_the_whole_file(db, tmp_path, line, why):
     assert not Endpoint.objects.exists()
 
 
+def test_no_argument_of_a_command_is_kept_where_viewers_see_it(db, tmp_path):
+    path = tmp_path / "crontab"
+    path.write_text("@daily /usr/bin/mysqldump -uroot -pS3cret --password=S3cret shop\n")
+    importcrontab(path)
+    (dump,) = Endpoint.objects.all()
+    assert (dump.name, dump.description) == ("mysqldump-shop", "From crontab line 1 (mysqldump)")
+
+
 def test_names_stay_unique_against_existing_jobs(db, tmp_path, make_endpoint):
     make_endpoint(name="backup.sh")
     path = tmp_path / "crontab"

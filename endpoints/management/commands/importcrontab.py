@@ -82,7 +82,8 @@ class Command(BaseCommand):
         for line in table.jobs:
             endpoint = Endpoint(
                 name=crontab.name_for(line.command, taken),
-                description=f"crontab line {line.number}: {line.command}"[:1000],
+                # Not the command itself: its arguments may hold a password.
+                description=f"From crontab line {line.number} ({crontab.program_of(line.command)})",
                 kind=Endpoint.Kind.HEARTBEAT,
                 schedule_type=Endpoint.ScheduleType.CRON,
                 cron_expression=line.cron,
