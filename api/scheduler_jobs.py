@@ -463,8 +463,9 @@ class TriggerView(ApiView):
         dry_run = given.validated_data["dry_run"]
         as_of = given.validated_data.get("as_of")
         log = services.trigger(
-            endpoint, by=by, trigger=Log.Trigger.API, dry_run=dry_run, as_of=as_of
-        )
+            endpoint, by=by, trigger=Log.Trigger.API, dry_run=dry_run, as_of=as_of,
+            actor=services.Actor.of(request),
+        )  # fmt: skip
         return Response(
             {
                 "job_name": endpoint.name,

@@ -56,7 +56,7 @@ class LogAdmin(admin.ModelAdmin):
                 "fields": (
                     "run",
                     "endpoint",
-                    ("trigger", "triggered_by"),
+                    ("trigger", "triggered_by", "actor", "actor_token"),
                     "state",
                     "reason",
                     ("attempt", "retry_of"),

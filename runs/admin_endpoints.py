@@ -350,7 +350,9 @@ class EndpointAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     def run_now(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         by = request.user.get_username()
         logs = [
-            services.trigger(endpoint, by=by, trigger=Log.Trigger.MANUAL)
+            services.trigger(
+                endpoint, by=by, trigger=Log.Trigger.MANUAL, actor=services.Actor.of(request)
+            )
             for endpoint in queryset.exclude(kind=Endpoint.Kind.HEARTBEAT)
         ]
         queued = ", ".join(f"{log.run_id} ({log.endpoint.name})" for log in logs)

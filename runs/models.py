@@ -71,6 +71,11 @@ class Log(models.Model):
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="logs")
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
     triggered_by = models.CharField(max_length=150, blank=True)
+    # Who asked, as authenticated (beside triggered_by, which a caller may write freely).
+    actor = models.CharField(max_length=150, blank=True)
+    actor_token = models.CharField(
+        max_length=100, blank=True, help_text="The API token's name, when a token asked."
+    )
     scheduled_for = models.DateTimeField(
         null=True, blank=True, help_text="The schedule slot this run belongs to."
     )
@@ -151,6 +156,16 @@ class Log(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} {self.endpoint_id} {self.state}"
+
+    @property
+    def requested_by(self) -> str:
+        """'coordinator-007, via operator1's token': the free text and who really asked."""
+        if not self.actor:
+            return self.triggered_by
+        via = f"{self.actor}'s token" if self.actor_token else self.actor
+        if self.triggered_by in ("", self.actor):
+            return via
+        return f"{self.triggered_by}, via {via}"
 
     @property
     def run_id(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -20,6 +21,25 @@ BATCH_TASK = "runs.tasks.run_batch"
 MAX_BATCH = 500
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for a run, as authenticated: a user, and the API token they used (if any)."""
+
+    username: str
+    token: str = ""
+
+    @classmethod
+    def of(cls, request) -> Actor | None:
+        """The signed-in user (session) or the token's user (DRF: request.auth is the token)."""
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        token = getattr(request, "auth", None)
+        return cls(
+            user.get_username(), (getattr(token, "name", "") or "API token") if token else ""
+        )
+
+
 def create_run(
     endpoint: Endpoint,
     *,
@@ -29,14 +49,18 @@ def create_run(
     state: str = Log.State.PENDING,
     now: datetime | None = None,
     as_of: datetime | None = None,
+    actor: Actor | None = None,
 ) -> Log:
-    """A run outside the schedule. `as_of`: the instant it acts as of (templates, handlers)."""
+    """A run outside the schedule. `as_of`: the instant it acts as of (templates, handlers);
+    `actor`: who asked, as authenticated (`by` is free text)."""
     refuse_heartbeat(endpoint)
     now = now or timezone.now()
     return Log.objects.create(
         endpoint=endpoint,
         trigger=trigger,
         triggered_by=by[:150],
+        actor=actor.username[:150] if actor else "",
+        actor_token=actor.token[:100] if actor else "",
         dry_run=dry_run,
         state=state,
         due_at=now,
@@ -65,12 +89,14 @@ def trigger(
     trigger: str = Log.Trigger.MANUAL,
     dry_run: bool = False,
     as_of: datetime | None = None,
+    actor: Actor | None = None,
 ) -> Log:
     """Run now, on the cluster: the Log is queued and handed to the broker once committed."""
     with transaction.atomic():
         log = create_run(
-            endpoint, trigger=trigger, by=by, dry_run=dry_run, state=Log.State.QUEUED, as_of=as_of
-        )
+            endpoint, trigger=trigger, by=by, dry_run=dry_run, state=Log.State.QUEUED,
+            as_of=as_of, actor=actor,
+        )  # fmt: skip
         enqueue(log)
     return log
 

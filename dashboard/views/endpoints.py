@@ -136,8 +136,9 @@ def endpoint_run(request: HttpRequest, pk: int) -> HttpResponse:
     as_of = form.cleaned_data["as_of"]
     try:
         log = services.trigger(
-            endpoint, by=request.user.get_username(), dry_run=dry_run, as_of=as_of
-        )
+            endpoint, by=request.user.get_username(), dry_run=dry_run, as_of=as_of,
+            actor=services.Actor.of(request),
+        )  # fmt: skip
     except ValidationError as exc:
         messages.error(request, f"Not run: {' '.join(exc.messages)}")
         return redirect_back(request, back)
