@@ -4,16 +4,20 @@ Apprise knows each service's URL form and its secrets, so it parses, checks and 
 one rule for the form, the admin, job files and every API. A channel that names a host of its
 own (json://, ntfy://host, mailto://, gotify://…) goes through the same SSRF guard as a target;
 services with a fixed API (slack://, tgram://…) name tokens, not hosts.
+
+Apprise is imported when first needed: it costs every process that loads the models (each
+cluster worker among them) about 17 MB and half a second, and its plugins as much again.
 """
 
 from __future__ import annotations
 
 import functools
-
-import apprise
-from apprise.manager_plugins import NotificationManager
+from typing import TYPE_CHECKING
 
 from calls.guard import url_problem as target_problem
+
+if TYPE_CHECKING:
+    from apprise.manager_plugins import NotificationManager
 
 MAX_URLS = 20
 MAX_URL_LENGTH = 2048
@@ -21,7 +25,16 @@ MAX_URL_LENGTH = 2048
 
 @functools.cache
 def _services() -> NotificationManager:
+    from apprise.manager_plugins import NotificationManager
+
     return NotificationManager()
+
+
+def instantiate(url: str):
+    """Apprise's plugin for `url`, or None when it is not a valid URL of a known service."""
+    import apprise
+
+    return apprise.Apprise.instantiate(url, suppress_exceptions=True)
 
 
 def parse_urls(value: object) -> list[str]:
@@ -52,7 +65,7 @@ def url_problem(url: str) -> str | None:
             f"'{scheme}://' is not a notification service Apprise knows "
             "(see https://github.com/caronc/apprise/wiki for slack://, tgram://, ntfy://, …)."
         )
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    plugin = instantiate(url)
     if plugin is None:
         return f"'{mask_url(url)}' is not a valid {scheme}:// URL (a token or host is missing)."
     host = getattr(plugin, "host", None)
@@ -78,7 +91,7 @@ def _bracketed(host: str) -> str:
 
 def mask_url(url: str) -> str:
     """The URL with its secrets (passwords, tokens, keys) hidden, as Apprise's privacy view."""
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    plugin = instantiate(url)
     scheme = url.partition("://")[0] or "?"
     if plugin is None:
         return f"{scheme}://••••••"

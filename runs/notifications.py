@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-import apprise
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -41,12 +40,13 @@ ALWAYS_SENT = (
     Notification.Event.TLS_EXPIRING,
     Notification.Event.TEST,
 )
+# Apprise's notify types (apprise.NotifyType), which services show as a colour or an icon.
 APPRISE_TYPES = {
-    Notification.Event.FAILURE: apprise.NotifyType.FAILURE,
-    Notification.Event.REMINDER: apprise.NotifyType.FAILURE,
-    Notification.Event.AUTO_DISABLED: apprise.NotifyType.FAILURE,
-    Notification.Event.RECOVERY: apprise.NotifyType.SUCCESS,
-    Notification.Event.TLS_EXPIRING: apprise.NotifyType.WARNING,
+    Notification.Event.FAILURE: "failure",
+    Notification.Event.REMINDER: "failure",
+    Notification.Event.AUTO_DISABLED: "failure",
+    Notification.Event.RECOVERY: "success",
+    Notification.Event.TLS_EXPIRING: "warning",
 }
 
 
@@ -304,13 +304,15 @@ def send(notification: Notification) -> None:
 
 def send_apprise(notification: Notification, subject: str, text: str) -> None:
     """One message through Apprise; what it logged about a refusal becomes the error."""
+    import apprise  # here, not at import: see endpoints.channels
+
     url = notification.secret_target
     # Checked on save too; a host can have moved to a blocked address since.
     if problem := channels.url_problem(url):
         raise ChannelRefused(problem)
     notifier = apprise.Apprise()
     notifier.add(url)
-    kind = APPRISE_TYPES.get(notification.event, apprise.NotifyType.INFO)
+    kind = apprise.NotifyType(APPRISE_TYPES.get(notification.event, "info"))
     with apprise.LogCapture(level=logging.WARNING) as captured:
         sent = notifier.notify(title=subject, body=text, notify_type=kind)
     if not sent:

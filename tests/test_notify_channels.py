@@ -1,5 +1,8 @@
 """Apprise channels and alert thresholds, through Apprise to a real loopback receiver."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
 
@@ -232,3 +235,16 @@ def test_an_unknown_service_in_notify_urls_stops_the_system_check(settings):
     settings.NOTIFY_URLS = ["ntfy://ntfy.sh/ops", "nope://x"]
     [error] = channels.check_global_urls()
     assert error.id == "cronplane.E010" and "'nope://' is not a notification service" in error.msg
+
+
+def test_a_cluster_worker_does_not_load_apprise_until_it_sends_through_it():
+    code = (
+        "import sys, django; django.setup(); "
+        "import runs.engine, runs.recording, runs.notifications, endpoints.models; "
+        "print('apprise' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "scheduler_site.settings", "DEBUG": "1"}
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert loaded.stdout.strip() == "False", loaded.stderr
