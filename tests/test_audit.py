@@ -238,3 +238,12 @@ def test_the_endpoint_page_shows_its_history_paginated_and_an_empty_state(editor
     second = client.get(page, {"history_page": 2}).content.decode()
     assert second.count('class="change"') == 2 and "edit 0" in second
     assert SECRET not in first + second and BOT_TOKEN not in first + second
+
+
+def test_importcrontab_records_the_command_and_who_ran_it(tmp_path, db):
+    crontab = tmp_path / "crontab"
+    crontab.write_text("0 3 * * * /usr/local/bin/backup\n")
+    call_command("importcrontab", str(crontab), stdout=io.StringIO(), stderr=io.StringIO())
+    [entry] = LogEntry.objects.all()
+    assert entry.action == LogEntry.Action.CREATE
+    assert audit.who(entry).startswith("importcrontab (")

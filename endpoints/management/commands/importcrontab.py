@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from endpoints import crontab, schedules
+from endpoints import audit, crontab, schedules
 from endpoints.models import Endpoint
 from runs.heartbeats import ping_url
 
@@ -58,7 +58,7 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {exc}") from None
         heartbeats = self._heartbeats(table, grace, file)
         if not dry_run:
-            with transaction.atomic():
+            with transaction.atomic(), audit.acting("importcrontab"):
                 for endpoint in heartbeats.values():
                     endpoint.save()
         rewritten = self._rewrite(table, heartbeats, start)
