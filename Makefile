@@ -25,11 +25,13 @@ install: $(RUN_STAMP)
 
 install-test: $(TEST_STAMP)
 
+# .env holds SECRET_KEY (and the encryption key derived from it): readable by its owner only.
 .env:
-	@$(BIN)/python -c "import secrets; print('SECRET_KEY=' + secrets.token_urlsafe(50))" > .env
+	@umask 077 && $(BIN)/python -c "import secrets; print('SECRET_KEY=' + secrets.token_urlsafe(50))" > .env
 	@echo "wrote .env with a new SECRET_KEY"
 
 run: $(RUN_STAMP) .env
+	@chmod 600 .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py ensureadmin

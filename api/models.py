@@ -6,10 +6,13 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 TOKEN_PREFIX = "cp_"
+# Active tokens one user may hold: enough for every script, not a table to fill.
+MAX_TOKENS_PER_USER = 50
 # How much of the token stays visible after creation, to tell tokens apart.
 VISIBLE_CHARS = 8
 
@@ -45,7 +48,14 @@ class ApiToken(models.Model):
 
     @classmethod
     def issue(cls, user, name: str) -> tuple[ApiToken, str]:
-        """Create a token; the raw value is returned this once and never stored."""
+        """Create a token; the raw value is returned this once and never stored.
+
+        Refused (ValidationError) for a user holding MAX_TOKENS_PER_USER active tokens."""
+        if cls.objects.active().filter(user=user).count() >= MAX_TOKENS_PER_USER:
+            raise ValidationError(
+                f"{user.get_username()} already has {MAX_TOKENS_PER_USER} active API tokens: "
+                "revoke one before making another."
+            )
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(
             user=user,
@@ -79,3 +89,12 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+def revoke_tokens_of_inactive_user(sender, instance, **kwargs) -> None:
+    """Deactivating a user revokes their tokens for good (reactivating does not bring them
+    back). A password change leaves tokens alone: they are credentials of their own."""
+    if not instance.is_active:
+        ApiToken.objects.filter(user=instance, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )

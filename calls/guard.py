@@ -76,6 +76,11 @@ def _forbidden_reason(address: str, allowed: tuple) -> str | None:
     ip = _normalize(address)
     if any(ip in network for network in allowed):
         return None
+    # 6to4 (2002::/16) and Teredo (2001::/32) carry an IPv4 address: judged by it, as
+    # ::ffff:a.b.c.d is (a relay would forward to it).
+    embedded = _embedded_ipv4(ip)
+    if embedded is not None and (reason := _forbidden_reason(str(embedded), allowed)):
+        return f"{address} embeds {embedded}: {reason}"
     for label, flag in (
         ("unspecified", ip.is_unspecified),
         ("loopback", ip.is_loopback),
@@ -89,6 +94,14 @@ def _forbidden_reason(address: str, allowed: tuple) -> str | None:
     if not ip.is_global:
         return f"{address} is not a public address"
     return None
+
+
+def _embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    return ip.teredo[1] if ip.teredo is not None else None
 
 
 def checked_addresses(host: str, port: int) -> list[str]:

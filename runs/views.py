@@ -1,4 +1,5 @@
-"""/healthz (public) and /metrics (signed-in user or API token)."""
+"""/healthz (public; its details for a signed-in user or API token) and /metrics (signed-in
+user or API token)."""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -12,7 +13,11 @@ from runs.observability import health, metrics_registry
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Public: status and counts. Which workers (host names, pids): for signed-in users and
+    tokens that may read runs, as /metrics."""
     healthy, report = health(timezone.now())
+    if "workers" in report and not _may_read_metrics(request):
+        report["workers_seen"] = len(report.pop("workers"))
     return JsonResponse(report, status=200 if healthy else 503)
 
 

@@ -20,4 +20,7 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if request.path.startswith("/api/"):
+            # Answers hold jobs, runs and errors of one caller: no browser or proxy keeps them.
+            response["Cache-Control"] = "no-store"
         return response

@@ -20,8 +20,9 @@ def test_healthz_is_503_without_a_worker(client, db):
     assert response.json()["status"] == "no worker"
 
 
-def test_healthz_is_200_with_a_fresh_heartbeat(client, db):
+def test_healthz_is_200_with_a_fresh_heartbeat(client, viewer):
     beat(age_seconds=3)
+    client.force_login(viewer)
     response = client.get("/healthz")
     assert response.status_code == 200
     body = response.json()
@@ -29,8 +30,18 @@ def test_healthz_is_200_with_a_fresh_heartbeat(client, db):
     assert body["workers"][0]["name"] == "w1:42"
 
 
-def test_healthz_is_503_when_the_heartbeat_is_stale(client, db):
+def test_healthz_shows_anonymous_callers_counts_not_hosts_or_pids(client, db):
+    beat(age_seconds=3)
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 200
+    assert (body["workers_alive"], body["workers_seen"]) == (1, 1)
+    assert "workers" not in body and "w1" not in response.content.decode()
+
+
+def test_healthz_is_503_when_the_heartbeat_is_stale(client, viewer):
     beat(age_seconds=120)
+    client.force_login(viewer)
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["workers"][0]["fresh"] is False

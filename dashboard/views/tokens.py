@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
@@ -19,9 +20,13 @@ def token_list(request: HttpRequest) -> HttpResponse:
     """A token acts as its user, so anyone signed in may hold tokens for themselves."""
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        token, raw = ApiToken.issue(request.user, form.cleaned_data["name"])
-        request.session[NEW_TOKEN_KEY] = {"id": token.pk, "raw": raw}
-        return redirect("dashboard:tokens")
+        try:
+            token, raw = ApiToken.issue(request.user, form.cleaned_data["name"])
+        except ValidationError as exc:
+            form.add_error("name", exc)
+        else:
+            request.session[NEW_TOKEN_KEY] = {"id": token.pk, "raw": raw}
+            return redirect("dashboard:tokens")
     new_token = request.session.pop(NEW_TOKEN_KEY, None)
     context = {
         "form": form,

@@ -1,4 +1,5 @@
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from api.models import ApiToken
@@ -17,5 +18,8 @@ class Command(BaseCommand):
             raise CommandError(f"No user named '{username}'.")
         if not user.is_active:
             raise CommandError(f"User '{username}' is inactive.")
-        _, raw = ApiToken.issue(user, name)
+        try:
+            _, raw = ApiToken.issue(user, name)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
         self.stdout.write(raw)
