@@ -12,6 +12,7 @@ cluster worker among them) about 17 MB and half a second, and its plugins as muc
 from __future__ import annotations
 
 import functools
+import re
 from typing import TYPE_CHECKING
 
 from calls.guard import url_problem as target_problem
@@ -98,6 +99,19 @@ def mask_url(url: str) -> str:
     # The privacy URL lists every default option; the query is the user's, shown as elided.
     masked = plugin.url(privacy=True).partition("?")[0].rstrip("/")
     return masked + ("?…" if "?" in url else "")
+
+
+def redact(text: str, url: str) -> str:
+    """`text` (a service's error message) without any token, key or password of `url`: every
+    part of the URL longer than a few characters, except its scheme and a real host name, is
+    masked (slack://TokenA/… puts a token where a host would be)."""
+    scheme, _, rest = url.partition("://")
+    plugin = instantiate(url)
+    host = str(getattr(plugin, "host", "") or "") if _names_a_host(plugin) else ""
+    parts = {part for part in re.split(r"[/:@?&=#,]+", rest) if len(part) >= 4}
+    for part in sorted(parts - {host, scheme}, key=len, reverse=True):
+        text = text.replace(part, "••••••")
+    return text
 
 
 def mask_urls(urls: list[str]) -> list[str]:

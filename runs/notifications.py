@@ -317,7 +317,8 @@ def send_apprise(notification: Notification, subject: str, text: str) -> None:
         sent = notifier.notify(title=subject, body=text, notify_type=kind)
     if not sent:
         said = captured.getvalue().strip().splitlines()
-        raise ChannelRefused(said[-1] if said else f"{notification.target} refused the message.")
+        reason = said[-1] if said else f"{notification.target} refused the message."
+        raise ChannelRefused(channels.redact(reason, url))
 
 
 def compose(notification: Notification) -> tuple[str, str]:

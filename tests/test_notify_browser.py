@@ -39,6 +39,8 @@ def test_an_editor_tests_the_channels_and_reads_the_history(page, live_server, t
     assert [r.json()["title"] for r in target.received if r.path == "/hook"] == [
         "[cronplane] test notification for nightly-sync"
     ]
+    expect(page.locator("#notifications")).to_contain_text("Test notification")
+    expect(page.locator("#notifications")).to_contain_text("sent")
     history = page.locator("#history")
     history.scroll_into_view_if_needed()
     expect(history).to_contain_text("edith-browser (dashboard)")
@@ -47,3 +49,6 @@ def test_an_editor_tests_the_channels_and_reads_the_history(page, live_server, t
     expect(history).to_contain_text("nightly-sync")
     expect(history).not_to_contain_text("a secret value changed")  # empty secrets stay out
     page.screenshot(path="/tmp/notify-endpoint-page.png", full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path="/tmp/notify-endpoint-page-390.png", full_page=True)

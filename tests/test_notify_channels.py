@@ -248,3 +248,21 @@ def test_a_cluster_worker_does_not_load_apprise_until_it_sends_through_it():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
     assert loaded.stdout.strip() == "False", loaded.stderr
+
+
+def test_a_services_error_message_loses_the_urls_secrets():
+    url = "tgram://123456789:AAHsecretbottoken/4567"
+    said = "Failed: https://api.telegram.org/bot123456789:AAHsecretbottoken/sendMessage refused"
+    redacted = channels.redact(said, url)
+    assert "AAHsecretbottoken" not in redacted and "123456789" not in redacted
+    assert "api.telegram.org" in redacted
+
+
+def test_a_token_in_the_host_position_is_redacted_too():
+    url = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"
+    said = "POST https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ 404"
+    redacted = channels.redact(said, url)
+    assert "T1JJ3T3L2" not in redacted and "TIiajkdnlazkcOXrIdevi7FQ" not in redacted
+    assert channels.redact("refused by 127.0.0.1", "json://user:hunter2@127.0.0.1/hook") == (
+        "refused by 127.0.0.1"
+    )

@@ -30,6 +30,7 @@ from runs.models import Log
 
 ENDPOINTS_PER_PAGE = 25
 HISTORY_PER_PAGE = 10
+RECENT_NOTIFICATIONS = 10
 HISTORY_ACTIONS = {
     LogEntry.Action.CREATE: "created it",
     LogEntry.Action.UPDATE: "changed",
@@ -95,6 +96,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         channels=[(kind, shown) for kind, shown, _ in notifications.recipients(endpoint)],
         reminder_hours=settings.NOTIFY_REMINDER_HOURS,
         history=change_history(request, endpoint),
+        notifications=endpoint.notifications.order_by("-id")[:RECENT_NOTIFICATIONS],
     )
     if endpoint.is_heartbeat:
         context.update(
