@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from api import backfill, cron, errors, scheduled_actions, scheduler_jobs, schedules
+from api import backfill, cron, errors, job_history, scheduled_actions, scheduler_jobs, schedules
 
 JOBS = "api/v1/scheduler/jobs"
 SCHEDULES = "api/v1/schedules"
@@ -21,6 +21,9 @@ urlpatterns = [
         f"{JOBS}/<str:job_name>/last-result",
         scheduler_jobs.LastResultView.as_view(),
         name="job-last-result",
+    ),
+    path(
+        f"{JOBS}/<str:job_name>/history", job_history.JobHistoryView.as_view(), name="job-history"
     ),
     # seed 002
     path(SCHEDULES, schedules.SchedulesView.as_view(), name="schedules"),

@@ -160,11 +160,11 @@ def changed_fields(entry: LogEntry) -> list[tuple[str, str, str]]:
     rows = []
     for field in Endpoint._meta.concrete_fields:
         if field.name in changes:
-            old, new = (_shown(value) for value in (list(changes[field.name]) + ["", ""])[:2])
+            old, new = (shown(value) for value in (list(changes[field.name]) + ["", ""])[:2])
             if old or new:
                 rows.append((str(field.verbose_name), old, new))
     return rows
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     return "" if value in EMPTY else str(value)

@@ -247,3 +247,35 @@ def test_importcrontab_records_the_command_and_who_ran_it(tmp_path, db):
     [entry] = LogEntry.objects.all()
     assert entry.action == LogEntry.Action.CREATE
     assert audit.who(entry).startswith("importcrontab (")
+
+
+def test_the_jobs_api_serves_a_jobs_history_newest_first(token_client, editor, viewer, billing):
+    login(editor).post(
+        reverse("dashboard:endpoint_edit", args=[billing.pk]),
+        form_data(
+            name="billing",
+            url=billing.url,
+            description="after",
+            headers=f"Authorization: {MASK}\nX-Source: cronplane",
+            cron_expression="*/5 * * * *",
+            timezone="UTC",
+        ),  # fmt: skip
+    )
+    token_client(editor).put(
+        f"/api/v1/schedules/sched-{billing.pk}", {"cronExpression": "0 9 * * *"}, format="json"
+    )
+    response = token_client(viewer).get("/api/v1/scheduler/jobs/billing/history?limit=1")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["pagination"] == {"page": 1, "limit": 1, "total": 2}
+    [latest] = body["data"]
+    assert latest["action"] == "update" and latest["token"] == "tests"
+    assert latest["who"] == "edith-editor (API token “tests”)" and latest["via"] == "api"
+    assert latest["changes"]["cron_expression"] == {"old": "*/5 * * * *", "new": "0 9 * * *"}
+    earlier = token_client(viewer).get("/api/v1/scheduler/jobs/billing/history?page=2&limit=1")
+    [first] = earlier.json()["data"]
+    assert first["who"] == "edith-editor (dashboard)"
+    assert first["changes"]["description"] == {"old": "before", "new": "after"}
+    assert token_client(viewer).get("/api/v1/scheduler/jobs/nope/history").status_code == 404
+    for secret in SECRETS:
+        assert secret not in json.dumps(body) + json.dumps(earlier.json())
