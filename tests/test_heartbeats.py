@@ -330,3 +330,20 @@ def test_the_cron_route_for_hosts_without_a_worker_records_missed_slots_too(hear
         datetime(2026, 12, 1, 3, 0, tzinfo=UTC), budget_seconds=5, batch_size=10
     )
     assert [log.state for log in slot_logs(backup)] == ["missed"]
+
+
+def test_the_dispatcher_loop_sweep_writes_missed_slots_and_never_spins_on_a_late_one(heartbeat):
+    """A heartbeat waits past its slot for its grace: the loop must keep sleeping meanwhile
+    (its slot is expected_at, never next_run_at, which the loop wakes for)."""
+    from runs.dispatcher_loop import DispatcherLoop
+
+    backup = heartbeat()
+    clock = {"now": datetime(2026, 12, 1, 2, 35, tzinfo=UTC)}  # late: slot 02:30, grace 10 min
+    loop = DispatcherLoop(clock=lambda: clock["now"], enqueue=lambda logs: None, name="t:1")
+    assert loop.tick() == loop.max_sleep
+    assert not Log.objects.exists()
+    clock["now"] = datetime(2026, 12, 1, 2, 41, tzinfo=UTC)
+    loop._next_sweep = clock["now"]
+    assert loop.tick() == loop.max_sleep
+    (missed,) = slot_logs(backup)
+    assert (missed.state, missed.scheduled_for.minute) == ("missed", 30)
