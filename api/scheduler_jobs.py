@@ -220,7 +220,8 @@ class JobRequest(serializers.Serializer):
     signing_secret = serializers.CharField(
         required=False,
         write_only=True,
-        help_text="Signs every request (X-Cronplane-Signature). Write-only; the mask keeps "
+        help_text="Signs every request by Standard Webhooks (webhook-id, webhook-timestamp, "
+        "webhook-signature): whsec_ + base64 of 24-64 random bytes. Write-only; the mask keeps "
         "the stored one.",
     )
     signing_secret_next = serializers.CharField(

@@ -230,8 +230,8 @@ class ScheduleRequest(StrictSerializer):
         allow_blank=True,
         max_length=500,
         write_only=True,
-        help_text="Signs every request of the workflow (X-Cronplane-Signature); write-only, "
-        "empty turns signing off.",
+        help_text="Signs every request of the workflow by Standard Webhooks (webhook-signature): "
+        "whsec_ + base64 of 24-64 random bytes; write-only, empty turns signing off.",
     )
     signingSecretNext = StrictCharField(
         required=False,

@@ -1,4 +1,5 @@
-"""Build the request a run sends: templates rendered, Idempotency-Key, Content-Type, signature.
+"""Build the request a run sends: templates rendered, Idempotency-Key, Content-Type, signature
+(Standard Webhooks, `calls.signing`).
 
 Takes an endpoint and a run as plain objects (their attributes only, no queries), so the same
 function serves the engine, the foreground `runjob`, the preview on the form and tests.
@@ -53,12 +54,10 @@ def build_call(endpoint, log=None) -> CallSpec:
         if _is_json(body):
             extra["Content-Type"] = "application/json"
     encoded = body.encode() if body else None
-    extra |= signing.headers(
-        [endpoint.signing_secret, endpoint.signing_secret_next], endpoint.method, url, encoded
-    )
     headers |= extra
     if shown is not None:
         shown["headers"] |= extra
+    _sign(endpoint, headers, encoded, shown)
     return RenderedCall(
         method=endpoint.method,
         url=url,
@@ -70,6 +69,25 @@ def build_call(endpoint, log=None) -> CallSpec:
         secret_headers=list(endpoint.secret_headers or []),
         shown=shown,
     )
+
+
+def _sign(endpoint, headers: dict[str, str], body: bytes | None, shown: dict | None) -> None:
+    """Add the Standard Webhooks headers; webhook-id is the Idempotency-Key the call sends."""
+    keys = [endpoint.signing_secret, endpoint.signing_secret_next]
+    if not any(keys):
+        return
+    for target in [headers] + ([shown["headers"]] if shown is not None else []):
+        # The signature is ours to set: an endpoint header of the same name would contradict it.
+        for name in [n for n in target if n.lower() in signing.HEADERS]:
+            del target[name]
+    signed = signing.headers(keys, _idempotency_key(headers), body)
+    headers |= signed
+    if shown is not None:
+        shown["headers"] |= signed | {signing.ID_HEADER: _idempotency_key(shown["headers"])}
+
+
+def _idempotency_key(headers: dict[str, str]) -> str:
+    return next(value for name, value in headers.items() if name.lower() == "idempotency-key")
 
 
 def _template_context(endpoint, log) -> templating.Context | None:

@@ -1,80 +1,74 @@
-"""Signed requests: proof for the receiver that a call came from this scheduler, unaltered.
+"""Signed requests, by Standard Webhooks (spec 1.0): receivers verify with their language's
+official library (`standardwebhooks` on PyPI and npm, and seven more).
 
 Every request of an endpoint with a signing secret carries
 
-    X-Cronplane-Timestamp: 1793779200
-    X-Cronplane-Signature: v1=<hex>[,v1=<hex>]
+    webhook-id: <the run's Idempotency-Key>     the same on every retry of a slot
+    webhook-timestamp: 1793779200                this attempt, in Unix seconds
+    webhook-signature: v1,<base64> [v1,<base64>]
 
-where each <hex> is HMAC-SHA256(key, "<timestamp>\\n<METHOD>\\n<url>\\n<sha256 hex of body>").
-While a next key is set the request is signed with both (current first), so receivers can move
-to the next key before it becomes the current one: rotation without a failed call.
-A receiver accepts when one signature matches one of its keys and the timestamp is within its
-tolerance window (SCHEDULER_SIGNATURE_TOLERANCE_SECONDS, 5 minutes by default), which bounds
-replays; the Idempotency-Key header lets it drop a replay inside the window too.
+where each signature is HMAC-SHA256, keyed with the base64-decoded part of `whsec_<base64>`, of
+`<webhook-id>.<webhook-timestamp>.<body>`. The body is signed, not the method or the URL: a GET
+job's meaning in its query string is protected by TLS, not by the signature.
+While a next key is set the request is signed with both (current first, space-separated), so
+receivers move to the next key before it becomes the current one: rotation without a failed call.
+The libraries refuse a timestamp more than five minutes away, which bounds replays; the
+webhook-id lets a receiver drop a replay inside that window.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
+import binascii
 import secrets
 import time
+from datetime import UTC, datetime
 
-TIMESTAMP_HEADER = "X-Cronplane-Timestamp"
-SIGNATURE_HEADER = "X-Cronplane-Signature"
-VERSION = "v1"
-# Every scheme's signing headers (ours and Standard Webhooks'), lower-cased: a signature is
-# for the host it was made for, so a redirect to another host never carries one.
-SIGNING_HEADERS = frozenset(
-    {"x-cronplane-timestamp", "x-cronplane-signature", "webhook-id", "webhook-timestamp",
-     "webhook-signature"}
-)  # fmt: skip
+from standardwebhooks import Webhook
+
+PREFIX = "whsec_"
+KEY_BYTES = 32
+# The spec's bounds on a key's length (random bytes, before base64).
+MIN_KEY_BYTES, MAX_KEY_BYTES = 24, 64
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+HEADERS = (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
+# Lower-cased: a signature is for the host it was made for, so a redirect to another host never
+# carries one (calls.masking.cross_host_dropped).
+SIGNING_HEADERS = frozenset(HEADERS)
 
 
 def new_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    return PREFIX + base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
 
 
-def signed_content(timestamp: int, method: str, url: str, body: bytes | None) -> bytes:
-    body_hash = hashlib.sha256(body or b"").hexdigest()
-    return f"{timestamp}\n{method.upper()}\n{url}\n{body_hash}".encode()
-
-
-def signature(key: str, content: bytes) -> str:
-    return hmac.new(key.encode(), content, hashlib.sha256).hexdigest()
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` is not a key every Standard Webhooks library accepts, or None."""
+    shape = (
+        f"a Standard Webhooks secret is {PREFIX} + base64 (padded) of {MIN_KEY_BYTES}-"
+        f"{MAX_KEY_BYTES} random bytes; the dashboard generates one"
+    )
+    if not secret.startswith(PREFIX):
+        return f"Not a signing secret: {shape}."
+    try:
+        key = base64.b64decode(secret.removeprefix(PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        return f"Not valid base64 after {PREFIX}: {shape}."
+    if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+        return f"The key is {len(key)} bytes: {shape}."
+    return None
 
 
 def headers(
-    keys: list[str], method: str, url: str, body: bytes | None, *, now: float | None = None
+    keys: list[str], message_id: str, body: bytes | None, *, now: float | None = None
 ) -> dict[str, str]:
-    """The signing headers for this request, signed with each of `keys` (empty keys ignored)."""
+    """The signing headers for this attempt, signed with each of `keys` (empty keys ignored)."""
     keys = [key for key in keys if key]
     if not keys:
         return {}
     timestamp = int(now if now is not None else time.time())
-    content = signed_content(timestamp, method, url, body)
-    signatures = ",".join(f"{VERSION}={signature(key, content)}" for key in keys)
-    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: signatures}
-
-
-def verify(
-    key: str,
-    *,
-    timestamp: str,
-    signatures: str,
-    method: str,
-    url: str,
-    body: bytes | None,
-    tolerance: float = 300,
-    now: float | None = None,
-) -> bool:
-    """The receiving side's check (what the README's verifier does), for Python receivers."""
-    try:
-        sent_at = int(timestamp)
-    except (TypeError, ValueError):
-        return False
-    if abs((now if now is not None else time.time()) - sent_at) > tolerance:
-        return False
-    expected = signature(key, signed_content(sent_at, method, url, body))
-    offered = [part.strip().removeprefix(f"{VERSION}=") for part in signatures.split(",")]
-    return any(hmac.compare_digest(expected, candidate) for candidate in offered)
+    at = datetime.fromtimestamp(timestamp, tz=UTC)
+    payload = (body or b"").decode()
+    signatures = " ".join(Webhook(key).sign(message_id, at, payload) for key in keys)
+    return {ID_HEADER: message_id, TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: signatures}

@@ -26,8 +26,9 @@ class SigningFieldsMixin(forms.Form):
         max_length=500,
         label="Signing key",
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Signs every request (HMAC-SHA256 in X-Cronplane-Signature). Blank keeps the "
-        "stored key; the endpoint page reveals it for the receiver.",
+        help_text="Signs every request by Standard Webhooks (webhook-signature): a whsec_ secret, "
+        "best generated here. Blank keeps the stored key; the endpoint page reveals it for the "
+        "receiver.",
     )
     generate_signing_secret = forms.BooleanField(required=False, label="Generate a new signing key")
     clear_signing_secret = forms.BooleanField(

@@ -14,6 +14,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone as django_timezone
 
+from calls import signing
 from calls.masking import ALWAYS_SECRET_HEADERS, mask_headers
 from endpoints import channels, schedules, secrets
 from endpoints.crypto import EncryptedJSONField, EncryptedListField, EncryptedTextField
@@ -41,9 +42,11 @@ _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # controls (U+0085 is one), nothing past U+00FF (U+2028, U+2029 and what HTTP cannot encode).
 _HEADER_VALUE_BAD_RE = re.compile(r"[^\t\x20-\x7e\xa0-\xff]")
 _STATUS_SPEC_RE = re.compile(r"^\d{3}(-\d{3})?$")
-# Written only by the dispatcher and executor, never by an edit.
+# Written only by the dispatcher and executor (and the signing notice by its own verbs), never by
+# an edit.
 DERIVED_FIELDS = frozenset(
     {
+        "signing_keys_replaced_at",
         "next_run_at",
         "last_run_at",
         "last_status",
@@ -60,6 +63,7 @@ DERIVED_FIELDS = frozenset(
     }
 )
 MAX_JITTER_SECONDS = 3600
+SIGNING_KEYS = frozenset({"signing_secret", "signing_secret_next"})
 
 
 def default_time_zone() -> str:
@@ -178,11 +182,19 @@ class Endpoint(models.Model):
     response_must_contain = models.CharField(max_length=500, blank=True)
     signing_secret = EncryptedTextField(
         blank=True,
-        help_text="Signs every request (HMAC-SHA256, X-Cronplane-Signature). Encrypted at rest.",
+        help_text="Signs every request (Standard Webhooks: webhook-id, webhook-timestamp, "
+        "webhook-signature). A whsec_ secret; encrypted at rest.",
     )
     signing_secret_next = EncryptedTextField(
         blank=True,
         help_text="The key to rotate to: requests are signed with both while it is set.",
+    )
+    signing_keys_replaced_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the move to Standard Webhooks replaced this endpoint's signing keys: the "
+        "dashboard says so until someone reveals or changes them.",
     )
 
     # kind = handler
@@ -362,10 +374,12 @@ class Endpoint(models.Model):
                     for f in self._meta.concrete_fields
                     if not f.primary_key and f.name not in DERIVED_FIELDS
                 ] + (["next_run_at", "expected_at", "overdue_at"] if recompute else [])
+        self._end_signing_notice_on_new_keys(kwargs)
         super().save(*args, **kwargs)
         self._saved_fingerprint = self._schedule_fingerprint()
         self._stored_secrets = secrets.Stored.of(self)
         self._stored_notify_urls = _loaded_urls(self)
+        self._saved_signing_keys = self._signing_keys()
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -376,7 +390,30 @@ class Endpoint(models.Model):
             instance._saved_fingerprint = instance._schedule_fingerprint()
             instance._stored_secrets = secrets.Stored.of(instance)
             instance._stored_notify_urls = _loaded_urls(instance)
+            instance._saved_signing_keys = instance._signing_keys()
         return instance
+
+    def _signing_keys(self) -> tuple:
+        return (self.__dict__.get("signing_secret"), self.__dict__.get("signing_secret_next"))
+
+    def _end_signing_notice_on_new_keys(self, kwargs: dict) -> None:
+        """Whoever sets a key from any door holds it: the replaced-keys notice has done its job."""
+        fields = kwargs.get("update_fields")
+        if self._state.adding or fields is not None and not SIGNING_KEYS & set(fields):
+            return
+        if self._signing_keys() == getattr(self, "_saved_signing_keys", self._signing_keys()):
+            return
+        if self.signing_keys_replaced_at is None:
+            return
+        self.signing_keys_replaced_at = None
+        if fields is not None:
+            kwargs["update_fields"] = [*fields, "signing_keys_replaced_at"]
+
+    def acknowledge_signing_keys(self) -> None:
+        """The keys were revealed to someone who can give them to the receiver."""
+        if self.signing_keys_replaced_at is not None:
+            self.signing_keys_replaced_at = None
+            self.save(update_fields=["signing_keys_replaced_at"])
 
     def _schedule_fingerprint(self) -> tuple:
         return (
@@ -575,6 +612,10 @@ class Endpoint(models.Model):
                 )
         self._clean_notifications(errors)
         self._clean_jitter(errors)
+        for field in ("signing_secret", "signing_secret_next"):
+            if getattr(self, field) and field not in errors:
+                if problem := signing.secret_problem(getattr(self, field)):
+                    errors[field] = problem
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = "The end of the window must be after its start."
         if errors:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
+from calls import signing
 from calls.masking import MASK
 from endpoints.models import Endpoint
 from runs import services
@@ -17,8 +18,9 @@ from tests.test_admin import ENDPOINTS, change_url, form_data, login, staff
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "whsec_admin-current-0123456789"
-NEXT_SECRET = "whsec_admin-next-9876543210"
+SECRET = signing.new_secret()
+NEXT_SECRET = signing.new_secret()
+TYPED = signing.new_secret()
 
 
 @pytest.fixture
@@ -54,12 +56,12 @@ def test_saving_the_form_as_rendered_keeps_the_signing_keys_and_jitter(editor, s
 def test_a_typed_key_replaces_the_stored_one_and_empty_removes_it(editor, signed):
     client = login(staff(editor))
     data = form_data(client.get(change_url(signed)))
-    data.update(signing_secret="whsec_typed", signing_secret_next="")
+    data.update(signing_secret=TYPED, signing_secret_next="")
 
     client.post(change_url(signed), data)
 
     signed.refresh_from_db()
-    assert (signed.signing_secret, signed.signing_secret_next) == ("whsec_typed", "")
+    assert (signed.signing_secret, signed.signing_secret_next) == (TYPED, "")
 
 
 def test_a_masked_key_with_nothing_stored_is_a_form_error(editor, make_endpoint):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
+from calls import signing
 from calls.masking import MASK
 from endpoints.models import Endpoint
 from runs.models import Log
@@ -19,8 +20,8 @@ pytest_plugins = ["tests.api_support"]
 SCHEDULES = "/api/v1/schedules"
 JOBS = "/api/v1/scheduler/jobs"
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
-SECRET = "whsec_the-current-one-0123456789"
-NEXT_SECRET = "whsec_the-next-one-9876543210"
+SECRET = signing.new_secret()
+NEXT_SECRET = signing.new_secret()
 
 
 @pytest.fixture(autouse=True)

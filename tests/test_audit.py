@@ -20,7 +20,7 @@ from tests.test_dashboard_forms import form_data
 pytest_plugins = ["tests.api_support"]
 
 SECRET = "Bearer top-s3cret-value"
-SIGNING = "whsec_s3cretsigningkey"
+SIGNING = "whsec_s3cretsigningkeys3cretsigningkey"  # base64 of 24 bytes
 BOT_TOKEN = "AAHs3cretbottoken"
 SECRETS = (SECRET, SIGNING, BOT_TOKEN, "top-s3cret", "s3cret")
 

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
+from calls import signing
 from endpoints.models import Endpoint
 from runs.models import Heartbeat, Log
 from tests.processes import start_manage
@@ -268,7 +269,7 @@ def make_catalog() -> list[Endpoint]:
         )  # fmt: skip
         endpoints.append(endpoint)
     Endpoint.objects.filter(pk=endpoints[0].pk).update(
-        signing_secret="whsec_example", tls_expires_at=now + timedelta(days=61)
+        signing_secret=signing.new_secret(), tls_expires_at=now + timedelta(days=61)
     )
     endpoints[3].pause(
         now=now, by="ada", reason="vendor maintenance", until=now + timedelta(days=3)

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from calls import signing
 from endpoints.models import Endpoint
 from runs.models import Log
 from tests.test_dashboard_forms import form_data
@@ -18,8 +19,9 @@ from tests.test_dashboard_forms import form_data
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
-SECRET = "whsec_current-key-0123456789abcdef"
-NEXT_SECRET = "whsec_next-key-fedcba9876543210"
+SECRET = signing.new_secret()
+NEXT_SECRET = signing.new_secret()
+TYPED = signing.new_secret()
 
 
 @pytest.fixture(autouse=True)
@@ -228,9 +230,9 @@ def test_a_blank_key_keeps_the_stored_one_and_remove_clears_it(editor, make_endp
     endpoint.refresh_from_db()
     assert (endpoint.signing_secret, endpoint.signing_secret_next) == (SECRET, "")
 
-    client.post(url("endpoint_edit", endpoint), {**data, "signing_secret": "typed-key"})
+    client.post(url("endpoint_edit", endpoint), {**data, "signing_secret": TYPED})
     endpoint.refresh_from_db()
-    assert endpoint.signing_secret == "typed-key"
+    assert endpoint.signing_secret == TYPED
 
 
 def test_jitter_wider_than_the_schedule_is_an_inline_error(editor):

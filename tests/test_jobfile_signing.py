@@ -9,6 +9,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from calls import signing
 from calls.masking import MASK
 from endpoints.jobs import apply_job
 from endpoints.models import Endpoint
@@ -16,8 +17,8 @@ from tests.test_jobfile import apply, export, refuse
 
 pytestmark = pytest.mark.django_db
 
-SECRET = "whsec_current-0123456789abcdef"
-NEXT = "whsec_next-fedcba9876543210"
+SECRET = signing.new_secret()
+NEXT = signing.new_secret()
 SIGNED = {
     "job_name": "signed",
     "cron_expression": "*/5 * * * *",

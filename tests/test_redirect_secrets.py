@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from calls import client
+from calls import client, signing
 from calls.build import build_call
 from calls.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from runs.handlers import send_webhook
@@ -44,7 +44,7 @@ def signed(make_endpoint):
             body='{"amount": 1}',
             headers={**SECRETS, "X-Plain": "plain"},
             secret_headers=["X-Custom"],
-            signing_secret="whsec_test-signing-key",
+            signing_secret=signing.new_secret(),
         )
 
     return make

@@ -57,6 +57,9 @@ def endpoint_list(request: HttpRequest) -> HttpResponse:
         done=Count("pk", filter=states.DONE),
         failing=Count("pk", filter=Q(last_status=Endpoint.Status.FAILED)),
     )
+    context["replaced_keys"] = Endpoint.objects.filter(
+        signing_keys_replaced_at__isnull=False
+    ).order_by("name")[:20]
     return vary_on_htmx(render(request, "dashboard/endpoint_list.html", context))
 
 

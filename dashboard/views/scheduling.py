@@ -140,4 +140,5 @@ def signing_reveal(request: HttpRequest, pk: int) -> HttpResponse:
     """The signing keys, in the answer to a POST only: the receiver needs them, and a GET page
     (cached, prefetched, in the history) must never hold them."""
     endpoint = _get_endpoint_for_user(request, pk)
+    endpoint.acknowledge_signing_keys()
     return render(request, "dashboard/signing_reveal.html", {"endpoint": endpoint})
