@@ -347,3 +347,56 @@ def test_the_dispatcher_loop_sweep_writes_missed_slots_and_never_spins_on_a_late
     assert loop.tick() == loop.max_sleep
     (missed,) = slot_logs(backup)
     assert (missed.state, missed.scheduled_for.minute) == ("missed", 30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ping_racing_the_sweep_for_one_slot_leaves_that_slot_one_log():
+    slot = T0
+    beats = Endpoint.objects.bulk_create(
+        Endpoint(
+            name=f"race-{i:02d}",
+            kind=Endpoint.Kind.HEARTBEAT,
+            cron_expression="0 * * * *",
+            timezone="UTC",
+            grace_seconds=60,
+            expected_at=slot,
+            overdue_at=slot + timedelta(seconds=60),
+        )
+        for i in range(30)
+    )
+    deadline = slot + timedelta(seconds=60)  # a ping at the deadline is still on time
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def pinging() -> None:
+        try:
+            start.wait()
+            for beat in beats:
+                heartbeats.record_ping(beat, heartbeats.Ping(heartbeats.SUCCESS), now=deadline)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def sweeping() -> None:
+        try:
+            start.wait()
+            for step in range(30):
+                heartbeats.record_missed(deadline + timedelta(milliseconds=1 + step))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=pinging), threading.Thread(target=sweeping)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    heartbeats.record_missed(deadline + timedelta(seconds=1))
+    assert errors == []
+    per_slot = Counter(Log.objects.filter(scheduled_for=slot).values_list("endpoint_id", flat=True))
+    assert sorted(per_slot) == sorted(beat.pk for beat in beats)
+    assert set(per_slot.values()) == {1}, "a slot got two Logs"
+    # Every ping is kept: on its slot if it won, without a slot if the sweep did.
+    assert Log.objects.filter(trigger="ping").count() == len(beats)
