@@ -92,3 +92,19 @@ def test_the_form_refuses_a_heartbeat_without_a_schedule_inline(editor):
     assert response.status_code == 200
     assert "give a cron expression or an interval" in response.content.decode()
     assert not Endpoint.objects.exists()
+
+
+def test_a_ping_run_page_shows_its_body_escaped_and_what_the_job_reported(operator, backup):
+    ping = heartbeats.Ping(
+        heartbeats.FAIL,
+        exit_status=3,
+        body="<script>alert(1)</script>",
+        body_bytes=25,
+        source={"method": "POST", "url": f"/ping/{backup.uuid}/3", "headers": {}},
+    )
+    log = heartbeats.record_ping(backup, ping, now=datetime(2026, 12, 1, 2, 31, tzinfo=UTC))
+    html = login(operator).get(reverse("dashboard:log", args=[log.pk])).content.decode()
+    assert "Exit status 3." in html
+    assert "Body of the ping" in html and "Ping received" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)</script>" not in html
