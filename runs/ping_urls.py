@@ -1,4 +1,5 @@
-"""healthchecks.io's ping routes, at /ping/<uuid>[/start|/fail|/log|/<exit status>]."""
+"""healthchecks.io's ping routes, at /ping/<uuid>[/start|/fail|/log|/<exit status>], each also
+with a trailing slash as healthchecks accepts them."""
 
 from django.urls import path
 
@@ -6,5 +7,7 @@ from runs import ping_views
 
 urlpatterns = [
     path("<str:code>", ping_views.ping, name="ping"),
+    path("<str:code>/", ping_views.ping),
     path("<str:code>/<str:action>", ping_views.ping, name="ping-signal"),
+    path("<str:code>/<str:action>/", ping_views.ping),
 ]

@@ -101,6 +101,14 @@ def test_fail_and_a_non_zero_exit_status_are_failed(client, heartbeat, suffix, e
     )  # fmt: skip
 
 
+def test_routes_take_a_trailing_slash_as_healthchecks_does(client, heartbeat):
+    backup = heartbeat(cron_expression="*/10 * * * *")
+    for minute, suffix in enumerate(("/", "/fail/", "/2/")):
+        at = datetime(2026, 12, 1, 2, 10 * minute + 1, tzinfo=UTC)
+        assert ping(client, backup, suffix, at=at).content == b"OK"
+    assert [log.state for log in slot_logs(backup)] == ["success", "failed", "failed"]
+
+
 def test_exit_status_zero_is_a_success_and_above_255_is_refused(client, heartbeat):
     backup = heartbeat()
     assert ping(client, backup, "/0", at=datetime(2026, 12, 1, 2, 31, tzinfo=UTC)).content == b"OK"
