@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
 import concurrent.futures
 import functools
 import os
@@ -58,12 +59,15 @@ class Client:
     """Sends calls on the running asyncio loop. One per event loop (create it inside the loop)."""
 
     def __init__(self, *, max_in_flight: int = 1000) -> None:
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._slots = Slots(max_in_flight)
         self._session: aiohttp.ClientSession | None = None
 
     async def send(self, spec: CallSpec) -> Outcome:
-        async with self._slots:
+        await self._slots.acquire()
+        try:
             return await self._send(spec)
+        finally:
+            self._slots.release()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -111,6 +115,41 @@ class Client:
         if outcome.result_summary is not None:
             outcome.result_summary["duration_ms"] = outcome.duration_ms
         return outcome
+
+
+class Slots:
+    """At most `size` holders at once, the others served in arrival order.
+
+    asyncio.Semaphore (Python 3.11) scans all its waiters on every release: with thousands of
+    calls queued at one instant that was the largest cost of sending them (profiled).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as we were cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the next in line
+                return
+        self._free += 1
 
 
 # --- one call, hop by hop ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ With `dispatching=False` (`qcluster --no-dispatcher`) it only keeps the heartbea
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -78,6 +79,7 @@ class DispatcherLoop:
 
     def run(self) -> None:
         logger.info("dispatcher %s started", self.name)
+        gc.freeze()  # as the engine does (runs/engine.py): collections scan only new objects
         try:
             cluster.forget_dead_neighbours(self.clock())
         except DatabaseError as exc:

@@ -21,6 +21,7 @@ stop, or a recycle), through a multiprocessing finalizer.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
@@ -77,6 +78,10 @@ class Engine:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        # Everything loaded so far (Django, the apps) lives as long as the process: out of the
+        # collector's sight, a collection under load scans only the runs' own objects (12 % of
+        # a call's CPU at a 5,000-call instant, measured).
+        gc.freeze()
         ready = threading.Event()
         self._threads = [
             threading.Thread(
