@@ -217,6 +217,8 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "cronplane_cache",
+            # Django's default (300 entries, then a third is culled) would forget counters.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
 CRON_SECRET = env_secret("CRON_SECRET")
