@@ -395,7 +395,7 @@ def tree_cpu_seconds(pid: int) -> float:
 def tree_memory_mb(pid: int) -> dict[str, float]:
     """RSS summed over the process tree, and PSS (shared pages split between the processes)."""
     rss = pss = 0
-    count = 0
+    each = []
     for process in tree(pid):
         try:
             info = process.memory_full_info()
@@ -403,8 +403,11 @@ def tree_memory_mb(pid: int) -> dict[str, float]:
             continue
         rss += info.rss
         pss += getattr(info, "pss", info.rss)
-        count += 1
-    return {"processes": count, "rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1)}
+        each.append(round(info.rss / 2**20, 1))
+    return {
+        "processes": len(each), "rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1),
+        "rss_each_mb": each,  # in process-tree order: the sentinel first
+    }  # fmt: skip
 
 
 def next_second(after: float = 3.0) -> datetime:

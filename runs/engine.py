@@ -10,8 +10,9 @@ its slot waits on the loop for its instant, request already built):
   SCHEDULER_MAX_IN_FLIGHT at once — more wait, none is dropped — each ending by its own total
   deadline), Python handlers each in a thread of their own with their own timeout;
 - the **recorder thread** takes finished runs off a queue and writes them with
-  `recording.record_many`, a batch at most every FLUSH_SECONDS. The ORM is never called from
-  the loop thread.
+  `recording.record_many`, a batch at most every FLUSH_SECONDS — but while the loop is behind
+  (sending an instant's calls) it waits, up to RECORD_DEFER, so as not to take half of the
+  process's interpreter lock from the sends. The ORM is never called from the loop thread.
 
 `drain()` stops taking work, lets the calls in flight finish (each within its deadline),
 records them and stops both threads: django-q2 calls it when the worker process ends (a clean
@@ -44,6 +45,12 @@ FLUSH_SECONDS = 0.05
 MAX_RECORD = 500
 # A write that failed (the database went away) is tried again after this.
 RECORD_RETRY_SECONDS = 1.0
+# The loop marks the time this often; when the mark is late by LOOP_BEHIND, the loop is busy
+# sending (an instant's thousands of calls) and the recorder waits, up to RECORD_DEFER, rather
+# than take half the process's one interpreter lock from the sends.
+LOOP_BEAT = 0.01
+LOOP_BEHIND = 0.02
+RECORD_DEFER = 1.0
 _engine: Engine | None = None
 _engine_lock = threading.Lock()
 
@@ -76,6 +83,7 @@ class Engine:
         self.accepting = True
         self._client: Client | None = None
         self._threads: list[threading.Thread] = []
+        self._beat_at = time.monotonic()
 
     def start(self) -> None:
         # Everything loaded so far (Django, the apps) lives as long as the process: out of the
@@ -140,8 +148,16 @@ class Engine:
     def _run_loop(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         self._client = self.loop.run_until_complete(self._new_client())
+        self._beat()
         ready.set()
         self.loop.run_forever()
+
+    def _beat(self) -> None:
+        self._beat_at = time.monotonic()
+        self.loop.call_later(LOOP_BEAT, self._beat)
+
+    def loop_is_behind(self) -> bool:
+        return time.monotonic() - self._beat_at > LOOP_BEAT + LOOP_BEHIND
 
     async def _new_client(self) -> Client:
         return Client(max_in_flight=self.max_in_flight)
@@ -175,10 +191,16 @@ class Engine:
                     stopping = True
                     break
                 batch.append(item)
+            self._yield_to_sends()
             self._write(batch)
             if stopping:
                 break
         connections.close_all()
+
+    def _yield_to_sends(self) -> None:
+        deadline = time.monotonic() + RECORD_DEFER
+        while self.loop_is_behind() and self.accepting and time.monotonic() < deadline:
+            time.sleep(LOOP_BEAT)
 
     def _write(self, batch: list[executor.Finished]) -> None:
         for _ in range(30):
