@@ -31,7 +31,6 @@ from django.utils import timezone
 from calls import templating
 from calls.build import build_call
 from calls.client import Client
-from calls.masking import mask_headers
 from calls.spec import Outcome
 from endpoints.models import Endpoint
 from endpoints.registry import get_handler
@@ -227,14 +226,11 @@ def call_handler(log: Log) -> Outcome:
 
 
 def handler_request(log: Log) -> dict:
-    """What a handler run shows as its request: secret values of a `headers` payload masked."""
+    """What a handler run shows as its request: its payload masked as at every other door."""
     endpoint = log.endpoint
-    payload = endpoint.payload
-    if isinstance(payload, dict) and isinstance(payload.get("headers"), dict):
-        payload = {**payload, "headers": mask_headers(payload["headers"])}
     return {
         "handler": endpoint.handler,
-        "payload": payload,
+        "payload": endpoint.masked_payload,
         "scheduled_at": log.scheduled_at.isoformat(),
     }
 

@@ -227,7 +227,8 @@ def update_endpoint_stats(log: Log, *, chain_finished: bool) -> list[str]:
     endpoint.update(**changes)
     current = endpoint.values("consecutive_failures", "auto_disable_after").get()
     failures, limit = current["consecutive_failures"], current["auto_disable_after"]
-    events = [Notification.Event.FAILURE] if failures == 1 else []
+    # Every failure may alert: notifications.queue alerts the streak's Nth (its threshold) once.
+    events = [Notification.Event.FAILURE]
     if limit and failures >= limit:
         reason = f"Auto-disabled after {failures} consecutive failed runs (last: {log.run_id}"
         reason += f", {log.error_message[:120]})" if log.error_message else ")"

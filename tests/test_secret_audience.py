@@ -194,3 +194,14 @@ def test_the_admin_says_so_on_a_host_change(http_job, admin_client):
     assert "host changed" in str(response.context["adminform"].form.errors)
     http_job.refresh_from_db()
     assert http_job.url == "https://api.example.com/charge"
+
+
+def test_the_run_record_of_a_handler_masks_its_payload_as_every_door_does(webhook_job):
+    from runs import executor, services
+
+    log = services.create_run(webhook_job, dry_run=True)
+    finished = executor.execute(log.pk)
+
+    shown = json.dumps(finished.request)
+    assert "PAYLOADSECRET" not in shown and CUSTOM_SECRET not in shown
+    assert finished.request["payload"]["headers"]["X-Plain"] == "p"
