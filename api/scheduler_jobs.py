@@ -356,6 +356,14 @@ class LastResult(serializers.Serializer):
     trigger = serializers.CharField(required=False)
     as_of = serializers.DateTimeField(allow_null=True, required=False)
     idempotency_key = serializers.CharField(required=False)
+    triggered_by = serializers.CharField(
+        required=False, help_text="What the trigger said it was (free text, as given)."
+    )
+    requested_by = serializers.CharField(
+        required=False,
+        help_text="Who really asked: the free text and the authenticated user or token "
+        '("coordinator-007, via operator1\'s token").',
+    )
     timing = serializers.JSONField(
         required=False,
         help_text="The call's phases in ms (dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; null "
@@ -509,6 +517,8 @@ class LastResultView(ApiView):
             "trigger": log.trigger,
             "as_of": iso(log.as_of),
             "idempotency_key": log.idempotency_key,
+            "triggered_by": log.triggered_by,
+            "requested_by": log.requested_by,
         }
         if log.timing:
             result["timing"] = log.timing

@@ -334,6 +334,8 @@ def test_the_last_result_is_the_latest_execution_with_its_summary_never_a_dry_ru
         "trigger": "api",
         "as_of": None,
         "idempotency_key": log.idempotency_key,
+        "triggered_by": "otto-operator",
+        "requested_by": "otto-operator's token",
     }
     assert report_handler == [({}, False), ({}, True)]
 

@@ -27,6 +27,12 @@ def test_a_spoofed_triggered_by_is_shown_with_the_real_caller(operator, make_end
     browser.force_login(viewer)
     assert shown in browser.get(f"/runs/{log.pk}/").content.decode()
     assert shown in browser.get(f"/endpoints/{endpoint.pk}/").content.decode()
+    Log.objects.filter(pk=log.pk).update(state="success", started_at=log.created_at)
+    api = APIClient()
+    api.force_authenticate(viewer)
+    result = api.get("/api/v1/scheduler/jobs/nightly/last-result").json()
+    assert result["triggered_by"] == "admin"
+    assert result["requested_by"] == f"admin, via {operator.username}'s token"
 
 
 def test_a_dashboard_run_is_by_its_signed_in_user(operator, make_endpoint):
