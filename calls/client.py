@@ -46,6 +46,7 @@ from yarl import URL
 from calls import guard
 from calls.judge import judge
 from calls.masking import cross_host_dropped
+from calls.preconnect import Preconnector
 from calls.spec import KEPT_RESPONSE_HEADERS, USER_AGENT, CallSpec, Outcome, parse_retry_after
 from calls.timing import CallState, GuardedConnector, current_call
 
@@ -60,7 +61,17 @@ class Client:
 
     def __init__(self, *, max_in_flight: int = 1000) -> None:
         self._slots = Slots(max_in_flight)
+        self._max_in_flight = max_in_flight
         self._session: aiohttp.ClientSession | None = None
+        self._preconnector: Preconnector | None = None
+
+    def expect(self, url: str, instant: datetime) -> None:
+        """A call to `url` will be sent at `instant`: open its connection shortly before
+        (calls.preconnect)."""
+        if self._preconnector is None:
+            tls = _tls_context(settings.SCHEDULER_CA_BUNDLE or None)
+            self._preconnector = Preconnector(self._open_session(), tls, self._max_in_flight)
+        self._preconnector.expect(url, instant)
 
     async def send(self, spec: CallSpec) -> Outcome:
         await self._slots.acquire()
@@ -70,6 +81,8 @@ class Client:
             self._slots.release()
 
     async def close(self) -> None:
+        if self._preconnector is not None:
+            await self._preconnector.close()
         if self._session is not None:
             await self._session.close()
 

@@ -118,6 +118,12 @@ class GuardedConnector(aiohttp.TCPConnector):
             limit_per_host=0,
         )
         self._tls_expiry: weakref.WeakKeyDictionary[Any, float | None] = weakref.WeakKeyDictionary()
+        # Connections opened before their call (calls.preconnect), with the phases it took.
+        self._opened: weakref.WeakKeyDictionary[Any, CallState] = weakref.WeakKeyDictionary()
+
+    def keep_opened(self, protocol, state: CallState) -> None:
+        if protocol is not None:
+            self._opened[protocol] = state
 
     async def _wrap_create_connection(self, factory, *args, **kwargs):
         state = current_call.get()
@@ -153,6 +159,14 @@ class GuardedConnector(aiohttp.TCPConnector):
         state = current_call.get()
         if state is not None:
             state.ready = perf_counter()  # new or reused, the request can go from here
+            protocol = connection.protocol
+            opened = self._opened.pop(protocol, None) if protocol is not None else None
+            if opened is not None:  # opened for this call, before its instant: its phases
+                state.opened += 1
+                state.dns = _add(state.dns, opened.dns) if opened.dns is not None else state.dns
+                state.connect = _add(state.connect, opened.connect or 0.0)
+                if opened.tls is not None:
+                    state.tls = _add(state.tls, opened.tls)
             if connection.protocol is not None:
                 expires = self._tls_expiry.get(connection.protocol)
                 if expires is not None:  # the certificate of the connection this hop uses

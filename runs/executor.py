@@ -150,6 +150,8 @@ async def perform(log: Log, client: Client) -> Outcome:
             request=spec.snapshot(),
             result_summary={"dry_run": True, "would_send": spec.snapshot()},
         )
+    if log.started_at is not None:
+        client.expect(spec.url, log.started_at)  # its connection is opened just before
     await _until(log.started_at)
     return await client.send(spec)
 

@@ -73,13 +73,16 @@ def _content_length(head: bytes) -> int:
 
 
 class HostileServer:
-    """Serves `behaviour` on every connection; `heads` are the request heads it received,
-    `in_flight_peak` the most connections it was answering at once."""
+    """Serves `behaviour` on every connection; `heads` are the request heads it received
+    (`heads_at` when, and `accepted_at` when each connection came), `in_flight_peak` the most
+    connections it was answering at once."""
 
     def __init__(self, behaviour: Behaviour, *, scheme: str = "http") -> None:
         self.behaviour, self.scheme = behaviour, scheme
         self.closing = threading.Event()
         self.heads: list[bytes] = []
+        self.heads_at: list[float] = []
+        self.accepted_at: list[float] = []
         self.in_flight = self.in_flight_peak = 0
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
@@ -98,6 +101,7 @@ class HostileServer:
                 return
             with self._lock:
                 self._socks.append(sock)
+                self.accepted_at.append(time.time())
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock: socket.socket) -> None:
@@ -109,6 +113,7 @@ class HostileServer:
                     return
                 with self._lock:
                     self.heads.append(head)
+                    self.heads_at.append(time.time())
                     self.in_flight += 1
                     self.in_flight_peak = max(self.in_flight_peak, self.in_flight)
                 try:
