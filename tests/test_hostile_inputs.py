@@ -192,9 +192,7 @@ def _form_cases(world) -> list[tuple[str, dict, str, list]]:
     handler = {**create, "kind": "handler", "url": "", "handler": "webhook:send"}
     edit = f"/endpoints/{http.pk}/edit/"
     header_lines = [f"X-T: {value}" for value in [*SEPARATORS, NUL, SURROGATE]]
-    payload_texts = [
-        json.dumps(payload) for payload in PAYLOADS[:1] + PAYLOADS[-4:]
-    ]
+    payload_texts = [json.dumps(payload) for payload in PAYLOADS[:1] + PAYLOADS[-4:]]
     # Django's number fields read "٣" as 3 (a digit, in Arabic script): not hostile there.
     number_texts = ["²", "①", "12³", LONG, "inf", "1e999"]
     # A browser cannot send a lone surrogate: its bytes arrive as U+FFFD, which is text.
