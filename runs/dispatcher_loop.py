@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from endpoints.models import Endpoint
@@ -84,6 +84,10 @@ class DispatcherLoop:
             cluster.forget_dead_neighbours(self.clock())
         except DatabaseError as exc:
             logger.warning("could not look for dead clusters on this host (%s)", exc)
+        beating = threading.Thread(
+            target=self._beat_until_stopped, name="cronplane-heartbeat", daemon=True
+        )
+        beating.start()
         failures = 0
         while not self.stopping.is_set():
             try:
@@ -102,6 +106,7 @@ class DispatcherLoop:
                 logger.exception("dispatcher pass crashed; retrying in %.1f s", delay)
             close_old_connections()
             self.stopping.wait(delay)
+        beating.join(10)  # no beat may come after the heartbeat is removed
         if not self.keep_heartbeat:
             self._remove_heartbeat()
         logger.info("dispatcher %s stopped", self.name)
@@ -182,6 +187,17 @@ class DispatcherLoop:
             self.enqueue(to_run)
             self.dispatched += len(to_run)
         return len(to_run)
+
+    def _beat_until_stopped(self) -> None:
+        """The heartbeat in a thread of its own: a long pass (an instant of 10,000 endpoints, a
+        slow database) must not make a live cluster look dead to the others."""
+        while not self.stopping.wait(HEARTBEAT_EVERY.total_seconds()):
+            try:
+                self._beat(self.clock())
+            except DatabaseError as exc:
+                logger.warning("heartbeat not written (%s)", exc)
+            close_old_connections()
+        connections.close_all()  # this thread's own
 
     def _beat(self, now: datetime) -> None:
         host, _, pid = self.name.rpartition(":")

@@ -13,8 +13,9 @@ from endpoints.models import Endpoint
 
 # How long past its own timeout a claimed run may stay unfinished before it counts as stuck.
 LEASE_GRACE = timedelta(seconds=30)
-# A cluster whose heartbeat is older than this is presumed dead: its runs are recovered.
-CLUSTER_STALE = timedelta(seconds=15)
+# A cluster whose heartbeat is older than this is presumed dead: its runs are recovered. Beats
+# come every 3 s from a thread of their own (runs/dispatcher_loop.py): three in a row missed.
+CLUSTER_STALE = timedelta(seconds=10)
 
 
 class LogQuerySet(models.QuerySet):

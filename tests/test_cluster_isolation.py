@@ -215,3 +215,33 @@ def test_ctrl_c_under_make_run_lets_a_call_longer_than_honchos_5_s_finish(target
     log = Log.objects.get(endpoint__name="longer", state__in=("success", "failed"))
     assert log.state == "success", (log.error_class, log.error_message, output)
     assert not Log.objects.filter(state__in=("queued", "running")).exists()
+
+
+def test_a_long_pass_does_not_stop_the_heartbeat(transactional_db, monkeypatch):
+    """The heartbeat has a thread of its own: a dispatcher pass that takes longer than
+    CLUSTER_STALE (an instant of 10,000 endpoints, a slow database) leaves the cluster alive."""
+    import threading
+
+    from runs import dispatcher_loop
+    from runs.dispatcher_loop import DispatcherLoop
+
+    monkeypatch.setattr(dispatcher_loop, "HEARTBEAT_EVERY", timedelta(seconds=0.1))
+    loop = DispatcherLoop(enqueue=lambda logs: None, name="long-pass:1", cluster_id="c-long")
+    in_pass = threading.Event()
+
+    def long_pass() -> float:
+        in_pass.set()
+        loop.stopping.wait(5)
+        return 0.0
+
+    monkeypatch.setattr(loop, "tick", long_pass)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        assert in_pass.wait(5)
+        assert wait_for(lambda: Heartbeat.objects.filter(name="long-pass:1").exists(), 5)
+        first = Heartbeat.objects.get(name="long-pass:1").last_seen_at
+        assert wait_for(lambda: Heartbeat.objects.get(name="long-pass:1").last_seen_at > first, 5)
+    finally:
+        loop.stop()
+        thread.join(10)
