@@ -82,6 +82,11 @@ def outsider(db) -> User:
 
 
 @pytest.fixture
+def superuser(db) -> User:
+    return User.objects.create_superuser("ada-admin", password="pw-ada-admin-123!")
+
+
+@pytest.fixture
 def make_endpoint(db):
     """Create a valid, saved Endpoint; keyword arguments override the defaults."""
 

@@ -16,6 +16,7 @@ from django_q.models import OrmQ
 from calls.masking import MASK
 from endpoints.models import Endpoint
 from runs.models import Log
+from tests.web_support import login
 
 pytestmark = pytest.mark.django_db
 
@@ -34,17 +35,6 @@ def staff(user: User) -> User:
     user.is_staff = True
     user.save()
     return user
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def superuser(db) -> User:
-    return User.objects.create_superuser("ada-admin", password="pw-ada-admin-123!")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import pytest
 from auditlog.models import LogEntry
 from django.core.management import call_command
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from endpoints import audit
 from endpoints.models import Endpoint
 from tests.test_admin import form_data as admin_form_data
 from tests.test_dashboard_forms import form_data
+from tests.web_support import login
 
 pytest_plugins = ["tests.api_support"]
 
@@ -23,19 +23,6 @@ SECRET = "Bearer top-s3cret-value"
 SIGNING = "whsec_s3cretsigningkeys3cretsigningkey"  # base64 of 24 bytes
 BOT_TOKEN = "AAHs3cretbottoken"
 SECRETS = (SECRET, SIGNING, BOT_TOKEN, "top-s3cret", "s3cret")
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def superuser(db):
-    from django.contrib.auth.models import User
-
-    return User.objects.create_superuser("ada-admin", password="pw-ada-admin-123!")
 
 
 @pytest.fixture

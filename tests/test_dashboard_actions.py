@@ -4,22 +4,15 @@ with every role: POST only, redirect after, 403 for a role without the permissio
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 from django_q.models import OrmQ
 
 from api.models import ApiToken
 from endpoints.models import Endpoint
 from runs.models import Log
+from tests.web_support import login
 
 pytestmark = pytest.mark.django_db
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def url(name: str, obj) -> str:

@@ -7,14 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from calls.masking import MASK
 from endpoints.models import Endpoint
 from runs.models import Log
+from tests.web_support import login
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +21,6 @@ CREATE = reverse("dashboard:endpoint_create")
 PREVIEW = reverse("dashboard:schedule_preview")
 SECRET = "Bearer top-s3cret-value"
 SIGNATURE = "sig-s3cret-value"
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def form_data(**overrides: Any) -> dict[str, Any]:

@@ -5,21 +5,15 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from django.test import Client
 from django.urls import reverse
 
 from endpoints.models import Endpoint
 from runs import heartbeats
 from tests.test_dashboard_forms import CREATE, form_data
+from tests.web_support import login
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

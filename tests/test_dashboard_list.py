@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,16 +13,11 @@ from dashboard import states
 from dashboard.templatetags.dashboard import target
 from endpoints.models import Endpoint
 from runs import actions
+from tests.web_support import login
 
 pytestmark = pytest.mark.django_db
 
 INDEX = reverse("dashboard:index")
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -15,16 +14,11 @@ from django.utils import timezone
 
 from endpoints.models import Endpoint
 from runs.models import Heartbeat, Log
+from tests.web_support import login
 
 pytestmark = pytest.mark.django_db
 
 INDEX = reverse("dashboard:index")
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def add_log(endpoint: Endpoint, **fields) -> Log:

@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 
 from endpoints.models import Endpoint
+from tests.web_support import login
 
 pytestmark = pytest.mark.django_db
 
@@ -23,12 +22,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 def frozen():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 import time_machine
-from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 
 from calls import signing
 from endpoints.models import Endpoint
 from runs.models import Log
 from tests.test_dashboard_forms import form_data
+from tests.web_support import login
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +27,6 @@ TYPED = signing.new_secret()
 def frozen():
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def url(name: str, obj) -> str:

@@ -7,24 +7,17 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import charts
 from runs.models import Log
+from tests.web_support import login
 
 pytestmark = pytest.mark.django_db
 
 # Any on…= attribute in markup: an inline handler, which `script-src 'self'` refuses to run.
 INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+\s*=", re.IGNORECASE)
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_favicon_is_served(client):

@@ -3,33 +3,19 @@ mask comes back."""
 
 import json
 
-import pytest
-from django.test import Client
 from django.urls import reverse
 
 from endpoints.models import Endpoint
 from tests.test_admin import form_data as admin_form_data
 from tests.test_dashboard_forms import form_data
 from tests.test_jobfile import apply, export, refuse
+from tests.web_support import login
 
 pytest_plugins = ["tests.api_support"]
 
 TOKEN = "AAHbottokensecret"
 URL = f"tgram://123456789:{TOKEN}/4567"
 BAD = "telegraph://123/456"
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def superuser(db):
-    from django.contrib.auth.models import User
-
-    return User.objects.create_superuser("ada-admin", password="pw-ada-admin-123!")
 
 
 def test_the_dashboard_form_refuses_an_unknown_service_inline(editor):
