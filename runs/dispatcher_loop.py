@@ -73,6 +73,8 @@ class DispatcherLoop:
         self._last_tick_ms = 0.0
         # Endpoints taken early but waiting on an open run: id -> (their slot, those runs).
         self._blocked: dict[int, tuple[datetime, list[int]]] = {}
+        # The instant last counted by lookahead() and how many endpoints were due at it.
+        self._counted: tuple[datetime | None, int] = (None, 0)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -165,8 +167,11 @@ class DispatcherLoop:
         """How early to dispatch the instant `slot`: `ahead`, or more for a big instant."""
         if not self.ahead or slot is None or slot > now + MAX_LOOKAHEAD or slot <= now:
             return self.ahead
-        count = Endpoint.objects.due(slot).count()  # endpoint_due_idx
-        return min(MAX_LOOKAHEAD, max(self.ahead, LOOKAHEAD_PER_RUN * count))
+        # Counted once per instant (endpoint_due_idx), not on every tick that approaches it: a
+        # loop waiting on deferred endpoints ticks twenty times a second.
+        if self._counted[0] != slot:
+            self._counted = (slot, Endpoint.objects.due(slot).count())
+        return min(MAX_LOOKAHEAD, max(self.ahead, LOOKAHEAD_PER_RUN * self._counted[1]))
 
     def _unblock(self, now: datetime) -> None:
         """Forget the endpoints whose slot has come or whose blocking runs have ended."""
