@@ -1,6 +1,7 @@
 """Where the time of a run goes: the engine's steps profiled in one process, no cluster.
 
     python bench/profile.py [--db sqlite|postgres] [--redis] [--endpoints 500] [--html]
+    python bench/profile.py --rounds 5 [--jobs realistic|minimal] [--db ...] [--endpoints 2000]
 
 Makes N endpoints (GETs, overlap `allow`) due now against the loopback target, then times and
 profiles (pyinstrument) each step the cluster takes for them:
@@ -16,6 +17,14 @@ profiles (pyinstrument) each step the cluster takes for them:
 Prints queries per run and ms per run for each step (wall time in this one process: the loop
 step's is mostly the client's CPU, the target being in its own process), then the profiles
 (text, or HTML under bench/results/).
+
+`--rounds R` measures the steady state instead, without a profiler: the same endpoints due
+at R successive slots, one client kept across them (keep-alive connections, as a worker's
+engine keeps them); for each step the CPU time of this process per run (`time.process_time`,
+which the machine's other load does not inflate the way it does wall time), the median over
+the rounds after the first, and the spread. `--jobs realistic` (the default there) makes the
+endpoints as users do (bench.harness.job_object through applyjobs: POST, JSON body, bearer
+token, default policies); `minimal` GETs with overlap `allow`.
 """
 
 from __future__ import annotations
@@ -38,7 +47,12 @@ def main() -> None:
     parser.add_argument("--redis", action="store_true")
     parser.add_argument("--endpoints", type=int, default=500)
     parser.add_argument("--html", action="store_true")
+    parser.add_argument("--rounds", type=int, default=0)
+    parser.add_argument("--jobs", choices=["realistic", "minimal"], default="realistic")
     args = parser.parse_args()
+    if args.rounds:
+        steady_state(args)
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     try:
         from pyinstrument import Profiler
@@ -110,6 +124,88 @@ def main() -> None:
         else:
             print(f"\n===== {name}")
             print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
+def steady_state(args) -> None:
+    """CPU a run of each step at successive slots, warm (see the module docstring)."""
+    import statistics
+    from datetime import timedelta
+
+    target = Target(0)
+    n = args.endpoints
+    steps = ("dispatch_due", "enqueue_many", "claim", "perform", "record_many")
+    cpu: dict[str, list[float]] = {step: [] for step in steps}
+    wall: dict[str, list[float]] = {step: [] for step in steps}
+    with Environment("profile", args.db, args.redis, None) as env:
+        from django.conf import settings
+        from django.utils import timezone
+
+        from bench.harness import make_jobs
+        from bench.scenarios import make_endpoints
+        from calls.client import Client
+        from endpoints.models import Endpoint
+        from runs import dispatcher, executor, services
+        from runs.recording import record_many
+
+        first = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+        urls = [target.url(f"/e/{i}") for i in range(n)]
+        if args.jobs == "minimal":
+            make_endpoints(urls, "* * * * * *", first, overlap_policy="allow")
+        else:
+            specs = [{"name": f"p-{i:06d}", "url": u, "cron": "* * * * * *"} for i, u in enumerate(urls)]
+            make_jobs(env, specs, "realistic")
+        Endpoint.objects.update(next_run_at=first)
+
+        def timed(step: str, fn):
+            started, wall_started = time.process_time(), time.perf_counter()
+            result = fn()
+            cpu[step].append((time.process_time() - started) * 1000 / n)
+            wall[step].append((time.perf_counter() - wall_started) * 1000 / n)
+            return result
+
+        async def make_client():
+            return Client(max_in_flight=settings.SCHEDULER_MAX_IN_FLIGHT)
+
+        async def perform_all(claimed, client):
+            return await asyncio.gather(*(executor.perform_finished(log, client) for log in claimed))
+
+        loop = asyncio.new_event_loop()
+        client = loop.run_until_complete(make_client())
+        failed = 0
+        try:
+            for k in range(args.rounds):
+                slot = first + timedelta(seconds=k)
+                logs = timed("dispatch_due", lambda: dispatcher.dispatch_due(slot, limit=10**6).to_run)
+                timed("enqueue_many", lambda: services.enqueue_many(logs))
+                ids = [log.pk for log in logs]
+                claimed = timed("claim", lambda: executor.claim(ids, timezone.now()))
+                finished = timed("perform", lambda: loop.run_until_complete(perform_all(claimed, client)))
+                timed("record_many", lambda: record_many(list(finished)))
+                failed += sum(1 for _, outcome, _ in finished if not outcome.ok)
+        finally:
+            loop.run_until_complete(client.close())
+            loop.close()
+    target.close()
+    rows = []
+    for step in (*steps, "total"):
+        if step == "total":
+            values = [sum(cpu[s][k] for s in steps) for k in range(args.rounds)]
+            walls = [sum(wall[s][k] for s in steps if s != "perform") for k in range(args.rounds)]
+        else:
+            values, walls = cpu[step], wall[step]
+        warm, warm_walls = values[1:] or values, walls[1:] or walls
+        rows.append((
+            step, round(statistics.median(warm), 3), round(min(warm), 3), round(max(warm), 3),
+            "–" if step == "perform" else round(statistics.median(warm_walls), 3),
+        ))  # fmt: skip
+    print_table(
+        f"steady state ({args.db}{' + redis' if args.redis else ''}, jobs: {args.jobs}), one process:"
+        f" {n} runs x {args.rounds} slots, {failed} failed — CPU ms a run, median (min–max) of"
+        " the rounds after the first (wall: the database's and broker's time included; perform's"
+        " is mostly waiting for its slot)",
+        rows,
+        ("step", "CPU ms/run", "min", "max", "wall ms/run"),
+    )
 
 
 class _NoProfiler:

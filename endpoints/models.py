@@ -19,6 +19,7 @@ from calls.masking import ALWAYS_SECRET_HEADERS, mask_headers
 from endpoints import channels, schedules, secrets
 from endpoints.crypto import EncryptedJSONField, EncryptedListField, EncryptedTextField
 from endpoints.registry import get_handler, secret_keys_of
+from scheduler_site.loading import FastFromDb
 
 MIN_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
@@ -103,7 +104,7 @@ class EndpointQuerySet(models.QuerySet):
             return self.none()
 
 
-class Endpoint(models.Model):
+class Endpoint(FastFromDb, models.Model):
     class Kind(models.TextChoices):
         HTTP = "http", "HTTP request"
         HANDLER = "handler", "Python handler"

@@ -227,13 +227,14 @@ def plan_endpoint(
             remaining = None if remaining is None else remaining - 1
         plan.logs.append(log)
     if truncated:
-        plan.next_run_at = schedules.next_run(schedule, slots[-1])
+        plan.next_run_at = _following(_shared_key(schedule), slots[-1])
     elif remaining == 0:
         plan.next_run_at = None
     elif len(slots) == 1:
         plan.next_run_at = following  # the run after the one slot taken
     else:
-        plan.next_run_at = schedules.next_run(schedule, until)
+        # Behind schedule: shared too, or every endpoint of a late pass walks croniter itself.
+        plan.next_run_at = _following(_shared_key(schedule), until)
     plan.finished = plan.next_run_at is None
     return plan
 

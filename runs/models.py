@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from endpoints.crypto import EncryptedTextField
 from endpoints.models import Endpoint
+from scheduler_site.loading import FastFromDb
 
 # How long past its own timeout a claimed run may stay unfinished before it counts as stuck.
 LEASE_GRACE = timedelta(seconds=30)
@@ -31,7 +32,7 @@ class LogQuerySet(models.QuerySet):
         return self.filter(endpoint=endpoint).order_by("-id")
 
 
-class Log(models.Model):
+class Log(FastFromDb, models.Model):
     """One execution (or one accounted-for slot) of an endpoint."""
 
     class Trigger(models.TextChoices):
@@ -69,7 +70,11 @@ class Log(models.Model):
     FINAL_STATES = (State.SUCCESS, State.FAILED, State.SKIPPED, State.MISSED, State.CANCELLED)
     OPEN_STATES = (State.PENDING, State.QUEUED, State.RUNNING)
 
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="logs")
+    # No index of its own: log_endpoint_latest_idx (endpoint, -id) serves every lookup by endpoint,
+    # and each index is written again by every state change (a run changes state twice).
+    endpoint = models.ForeignKey(
+        Endpoint, on_delete=models.CASCADE, related_name="logs", db_index=False
+    )
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.SCHEDULE)
     triggered_by = models.CharField(max_length=150, blank=True)
     # Who asked, as authenticated (beside triggered_by, which a caller may write freely).
