@@ -152,7 +152,10 @@ def steady_state(args) -> None:
         if args.jobs == "minimal":
             make_endpoints(urls, "* * * * * *", first, overlap_policy="allow")
         else:
-            specs = [{"name": f"p-{i:06d}", "url": u, "cron": "* * * * * *"} for i, u in enumerate(urls)]
+            specs = [
+                {"name": f"p-{i:06d}", "url": url, "cron": "* * * * * *"}
+                for i, url in enumerate(urls)
+            ]
             make_jobs(env, specs, "realistic")
         Endpoint.objects.update(next_run_at=first)
 
@@ -167,21 +170,25 @@ def steady_state(args) -> None:
             return Client(max_in_flight=settings.SCHEDULER_MAX_IN_FLIGHT)
 
         async def perform_all(claimed, client):
-            return await asyncio.gather(*(executor.perform_finished(log, client) for log in claimed))
+            calls = (executor.perform_finished(log, client) for log in claimed)
+            return await asyncio.gather(*calls)
 
         loop = asyncio.new_event_loop()
         client = loop.run_until_complete(make_client())
         failed = 0
+
+        def one_slot(slot: datetime) -> int:
+            logs = timed("dispatch_due", lambda: dispatcher.dispatch_due(slot, limit=10**6))
+            timed("enqueue_many", lambda: services.enqueue_many(logs.to_run))
+            ids = [log.pk for log in logs.to_run]
+            claimed = timed("claim", lambda: executor.claim(ids, timezone.now()))
+            done = timed("perform", lambda: loop.run_until_complete(perform_all(claimed, client)))
+            timed("record_many", lambda: record_many(list(done)))
+            return sum(1 for _, outcome, _ in done if not outcome.ok)
+
         try:
             for k in range(args.rounds):
-                slot = first + timedelta(seconds=k)
-                logs = timed("dispatch_due", lambda: dispatcher.dispatch_due(slot, limit=10**6).to_run)
-                timed("enqueue_many", lambda: services.enqueue_many(logs))
-                ids = [log.pk for log in logs]
-                claimed = timed("claim", lambda: executor.claim(ids, timezone.now()))
-                finished = timed("perform", lambda: loop.run_until_complete(perform_all(claimed, client)))
-                timed("record_many", lambda: record_many(list(finished)))
-                failed += sum(1 for _, outcome, _ in finished if not outcome.ok)
+                failed += one_slot(first + timedelta(seconds=k))
         finally:
             loop.run_until_complete(client.close())
             loop.close()
@@ -199,10 +206,10 @@ def steady_state(args) -> None:
             "–" if step == "perform" else round(statistics.median(warm_walls), 3),
         ))  # fmt: skip
     print_table(
-        f"steady state ({args.db}{' + redis' if args.redis else ''}, jobs: {args.jobs}), one process:"
-        f" {n} runs x {args.rounds} slots, {failed} failed — CPU ms a run, median (min–max) of"
-        " the rounds after the first (wall: the database's and broker's time included; perform's"
-        " is mostly waiting for its slot)",
+        f"steady state ({args.db}{' + redis' if args.redis else ''}, jobs: {args.jobs}),"
+        f" one process: {n} runs x {args.rounds} slots, {failed} failed — CPU ms a run,"
+        " median (min–max) of the rounds after the first (wall: the database's and broker's"
+        " time included; perform's is mostly waiting for its slot)",
         rows,
         ("step", "CPU ms/run", "min", "max", "wall ms/run"),
     )

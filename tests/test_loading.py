@@ -21,7 +21,9 @@ def _fields(instance: Model) -> dict:
 
 
 def test_a_whole_row_is_the_instance_init_would_make(make_endpoint):
-    endpoint = make_endpoint(headers={"Authorization": "Bearer t"}, secret_headers=["Authorization"])
+    endpoint = make_endpoint(
+        headers={"Authorization": "Bearer t"}, secret_headers=["Authorization"]
+    )
     loaded = Endpoint.objects.get(pk=endpoint.pk)
     assert _fields(loaded) == _fields(_through_init(loaded))
     assert loaded._state.adding is False and loaded._state.db == "default"

@@ -5,16 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('endpoints', '0016_standard_webhooks_signing'),
-        ('runs', '0012_log_actor'),
+        ("endpoints", "0016_standard_webhooks_signing"),
+        ("runs", "0012_log_actor"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='log',
-            name='endpoint',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='logs', to='endpoints.endpoint'),
+            model_name="log",
+            name="endpoint",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="logs",
+                to="endpoints.endpoint",
+            ),
         ),
     ]
