@@ -105,6 +105,7 @@ def _template_context(endpoint, log) -> templating.Context | None:
         endpoint_name=endpoint.name,
         # An HTTP endpoint's payload is its runs' input (a workflow's inputData).
         input=endpoint.payload if isinstance(endpoint.payload, dict) else None,
+        upstream=getattr(log, "upstream", None),
     )
 
 

@@ -16,10 +16,12 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
 
+from calls import jsonpath
 from calls.masking import MASK
 
 TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -32,7 +34,14 @@ VARIABLES = {
     "endpoint.name": "The endpoint's name",
     "input.KEY": "The value KEY of the run's input (a workflow's inputData), empty if unset",
     "env.NAME": "The environment variable NAME, if listed in SCHEDULER_TEMPLATE_ENV",
+    "upstream.run_id": "In a chained run (run_after): the upstream run's id",
+    "upstream.status": "In a chained run: how the upstream run ended (success or failed)",
+    "upstream.result.KEY": "In a chained run: the value KEY of the upstream run's result",
+    "upstream.response.$.PATH": "In a chained run: what the JSONPath selects in the upstream "
+    "run's JSON response, e.g. {{ upstream.response.$.access_token }}",
 }
+# Whose tail is the user's (a key, a JSONPath), not a fixed name.
+_PATTERNS = ("env.NAME", "input.KEY", "upstream.result.KEY", "upstream.response.$.PATH")
 # A made-up run, to check a template renders (and what it renders to) before saving it.
 SAMPLE_INSTANT = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -51,11 +60,14 @@ class Context:
     idempotency_key: str
     endpoint_name: str
     input: dict | None = None
+    # A chained run's upstream run (runs.chains.passed_on); None for any other run.
+    upstream: dict | None = None
 
     def value(self, name: str, *, display: bool) -> str:
+        if name.startswith("upstream."):
+            return self._upstream_value(name)
         if name.startswith("input."):
-            found = (self.input or {}).get(name.removeprefix("input."), "")
-            return found if isinstance(found, str) else json.dumps(found, ensure_ascii=False)
+            return _text((self.input or {}).get(name.removeprefix("input."), ""))
         if name.startswith("env."):
             variable = name.removeprefix("env.")
             # Allowed environment values may well be secrets: never shown, only sent.
@@ -68,6 +80,34 @@ class Context:
             "idempotency_key": self.idempotency_key,
             "endpoint.name": self.endpoint_name,
         }[name]
+
+    def _upstream_value(self, name: str) -> str:
+        """Empty in a run no upstream started (run by hand); an upstream that lacks the value is
+        an error, rather than an empty token sent on."""
+        if self.upstream is None:
+            return ""
+        if name in ("upstream.run_id", "upstream.status"):
+            return str(self.upstream.get(name.removeprefix("upstream."), ""))
+        if name.startswith("upstream.result."):
+            key = name.removeprefix("upstream.result.")
+            found = (self.upstream.get("result") or {}).get(key, jsonpath.MISSING)
+            if found is jsonpath.MISSING:
+                raise TemplateError(f"{{{{ {name} }}}}: the upstream run's result has no '{key}'.")
+            return _text(found)
+        path = name.removeprefix("upstream.response.")
+        response = self.upstream.get("response")
+        if response is None:
+            raise TemplateError(f"{{{{ {name} }}}}: the upstream run's response is not JSON.")
+        found = jsonpath.first(path, response)
+        if found is jsonpath.MISSING:
+            raise TemplateError(
+                f"{{{{ {name} }}}}: {path} selects nothing in the upstream response."
+            )
+        return _text(found)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def sample_context(endpoint_name: str = "my-endpoint") -> Context:
@@ -94,13 +134,17 @@ def problem(text: str) -> str | None:
                 )
         elif name.startswith("input.") and name != "input.":
             continue
-        elif name not in VARIABLES:
-            patterns = ("env.NAME", "input.KEY")
-            known = ", ".join(f"{{{{ {v} }}}}" for v in VARIABLES if v not in patterns)
-            return (
-                f"Unknown variable {{{{ {name} }}}}; use {known}, {{{{ input.KEY }}}} "
-                "or {{ env.NAME }}."
-            )
+        elif name.startswith("upstream.result.") and name != "upstream.result.":
+            continue
+        elif name.startswith("upstream.response."):
+            try:
+                jsonpath.compile_path(name.removeprefix("upstream.response."))
+            except jsonpath.InvalidPath as error:
+                return f"{{{{ {name} }}}}: {error}"
+        elif name not in VARIABLES or name in _PATTERNS:
+            known = ", ".join(f"{{{{ {v} }}}}" for v in VARIABLES if v not in _PATTERNS)
+            patterns = ", ".join(f"{{{{ {v} }}}}" for v in _PATTERNS)
+            return f"Unknown variable {{{{ {name} }}}}; use {known} or {patterns}."
     if text and "{{" in TAG.sub("", text):
         return "A '{{' is not closed with '}}'."
     return None

@@ -11,12 +11,12 @@ from uuid import UUID, uuid4
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone as django_timezone
 
 from calls import signing
 from calls.masking import ALWAYS_SECRET_HEADERS, mask_headers
-from endpoints import channels, schedules, secrets
+from endpoints import channels, run_after, schedules, secrets
 from endpoints.crypto import EncryptedJSONField, EncryptedListField, EncryptedTextField
 from endpoints.registry import get_handler, secret_keys_of
 from scheduler_site.loading import FastFromDb
@@ -281,6 +281,14 @@ class Endpoint(FastFromDb, models.Model):
         default=True, help_text="When a run succeeds after failures."
     )
 
+    # chains (endpoints/run_after.py; its ChainLink rows are derived from this on save)
+    run_after = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Run after these jobs: [{"job_name": "extract", "on": "success"}] ("on": '
+        "success, failure or finished).",
+    )
+
     # kind = heartbeat: nothing is called; the job pings /ping/<uuid> (runs/heartbeats.py)
     grace_seconds = models.PositiveIntegerField(
         default=3600,
@@ -376,15 +384,30 @@ class Endpoint(FastFromDb, models.Model):
                     if not f.primary_key and f.name not in DERIVED_FIELDS
                 ] + (["next_run_at", "expected_at", "overdue_at"] if recompute else [])
         self._end_signing_notice_on_new_keys(kwargs)
-        super().save(*args, **kwargs)
+        fields = kwargs.get("update_fields")
+        links = fields is None or "run_after" in fields or "name" in fields
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if links:
+                self._save_chain_links()
         self._saved_fingerprint = self._schedule_fingerprint()
         self._stored_secrets = secrets.Stored.of(self)
         self._stored_notify_urls = _loaded_urls(self)
         self._saved_signing_keys = self._signing_keys()
 
+    def _save_chain_links(self) -> None:
+        saved_name, saved_run_after = getattr(self, "_saved_chain", (None, None))
+        if saved_name is not None and saved_name != self.name:
+            run_after.rename(self, saved_name)
+        if self.run_after != (saved_run_after or []):
+            run_after.save_links(self)
+        self._saved_chain = (self.name, self.run_after)
+
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
+        if "name" in field_names and "run_after" in field_names:
+            instance._saved_chain = (instance.name, instance.run_after)
         # Change tracking is for whole rows: a row loaded in part (the dispatcher's) would load
         # each deferred field read here, one query each (and, through this, recurse).
         if len(field_names) == len(cls._meta.concrete_fields):
@@ -612,6 +635,7 @@ class Endpoint(FastFromDb, models.Model):
                     "interval.",
                 )
         self._clean_notifications(errors)
+        self._clean_run_after(errors)
         self._clean_jitter(errors)
         for field in ("signing_secret", "signing_secret_next"):
             if getattr(self, field) and field not in errors:
@@ -687,6 +711,15 @@ class Endpoint(FastFromDb, models.Model):
             errors["jitter_seconds"] = (
                 f"The jitter window must be shorter than the time between runs ({min(gaps):g} s)."
             )
+
+    def _clean_run_after(self, errors: dict[str, str]) -> None:
+        entries, problem = run_after.normalized(self.run_after)
+        if problem is None and "name" not in errors:
+            problem = run_after.problem(self, entries)
+        if problem:
+            errors["run_after"] = problem
+        else:
+            self.run_after = entries
 
     @property
     def notification_emails(self) -> list[str]:

@@ -44,6 +44,7 @@ class Log(FastFromDb, models.Model):
         CRON_ENDPOINT = "cron_endpoint", "Cron endpoint"
         BACKFILL = "backfill"
         PING = "ping"  # a heartbeat's run, reported by the job itself (runs/heartbeats.py)
+        CHAIN = "chain"  # run after an upstream run ended (runs/chains.py)
 
     class State(models.TextChoices):
         PENDING = "pending"
@@ -101,6 +102,22 @@ class Log(FastFromDb, models.Model):
     as_of = models.DateTimeField(
         null=True, blank=True, help_text="The instant a manual run acts as of."
     )
+    # A chained run: the upstream run whose end started it (its first attempt only: one per
+    # upstream run, log_one_per_upstream_run), and what that run passed on, which its retries
+    # copy — templates read it there, without a query from the engine's loop.
+    caused_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="caused",
+        db_index=False,  # log_caused_by_idx, partial: no cost to the runs no chain started
+    )
+    upstream = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The upstream run, as templates see it: run_id, status, result, response.",
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -138,6 +155,12 @@ class Log(FastFromDb, models.Model):
                 condition=models.Q(scheduled_for__isnull=False),
                 name="log_one_per_slot_attempt",
             ),
+            # Exactly once per upstream run: a chain's run, like a slot's, is the database's word.
+            models.UniqueConstraint(
+                fields=["endpoint", "caused_by"],
+                condition=models.Q(caused_by__isnull=False),
+                name="log_one_per_upstream_run",
+            ),
         ]
         indexes = [
             models.Index(fields=["endpoint", "-id"], name="log_endpoint_latest_idx"),
@@ -152,6 +175,11 @@ class Log(FastFromDb, models.Model):
                 condition=models.Q(state__in=["queued", "running"]),
             ),
             models.Index(fields=["state", "-id"], name="log_state_latest_idx"),
+            models.Index(
+                fields=["caused_by"],
+                name="log_caused_by_idx",
+                condition=models.Q(caused_by__isnull=False),
+            ),
             models.Index(
                 fields=["cluster"],
                 name="log_open_cluster_idx",
@@ -222,6 +250,36 @@ def _key(basis: str) -> str:
     # Salted with this install's SECRET_KEY, so two installs calling one target cannot collide.
     digest = hashlib.sha256(f"cronplane idempotency\0{settings.SECRET_KEY}\0{basis}".encode())
     return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
+
+
+class ChainArrival(models.Model):
+    """A run of one of several upstreams that ended the way its downstream waits for: the
+    downstream runs when every upstream has one, unconsumed, within SCHEDULER_CHAIN_WINDOW
+    (runs/chains.py). One per (downstream, upstream run)."""
+
+    downstream = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="+")
+    upstream = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Log, on_delete=models.CASCADE, related_name="chain_arrivals")
+    arrived_at = models.DateTimeField()
+    # The downstream run it took part in (deleted with it: never waiting again).
+    consumed_by = models.ForeignKey(
+        Log, null=True, blank=True, on_delete=models.CASCADE, related_name="joined"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["downstream", "run"], name="arrival_one_per_run"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["downstream", "arrived_at"],
+                name="arrival_waiting_idx",
+                condition=models.Q(consumed_by__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} → {self.downstream_id}"
 
 
 class HeartbeatQuerySet(models.QuerySet):

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from calls.spec import Outcome
 from endpoints.models import Endpoint
-from runs import notifications
+from runs import chains, notifications
 from runs.models import Log, Notification
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def record(log: Log, outcome: Outcome, *, now: datetime | None = None) -> bool:
             if events:
                 log.endpoint.refresh_from_db()
                 notifications.queue(log, events, now=now)
+            if retry is None:
+                chains.follow([log], now)
     return True
 
 
@@ -96,7 +98,9 @@ def _record_successes(
                 pk__in=[log.endpoint_id for log, _, _ in items if (log.pk, log.cluster) in running],
                 consecutive_failures=0,
             )
-            .select_for_update()
+            # NO KEY: a chained run inserted meanwhile (a Log referring to one of these rows)
+            # need not wait for this transaction.
+            .select_for_update(no_key=True)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
@@ -123,6 +127,8 @@ def _record_successes(
             )
         for log in notifications.track_certificates(written):
             notifications.queue(log, [Notification.Event.TLS_EXPIRING], now=log.finished_at)
+        if written:
+            chains.follow(written, max(log.finished_at for log in written))
     return recovering
 
 
@@ -193,6 +199,7 @@ def plan_retry(log: Log, retry_after: float | None, *, now: datetime) -> Log | N
         attempt=log.attempt + 1,
         retry_of=log,
         as_of=log.as_of,
+        upstream=log.upstream,
         idempotency_key=log.idempotency_key or log.derive_idempotency_key(),
         state=Log.State.PENDING,
     )

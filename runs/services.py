@@ -196,6 +196,7 @@ def retry(log: Log, *, by: str = "") -> Log:
             retry_of=latest,
             dry_run=latest.dry_run,
             as_of=latest.as_of,
+            upstream=latest.upstream,
             idempotency_key=latest.idempotency_key or latest.derive_idempotency_key(),
             state=Log.State.QUEUED,
         )

@@ -249,6 +249,9 @@ SCHEDULER_MAX_IN_FLIGHT = env.int("SCHEDULER_MAX_IN_FLIGHT", default=1000)
 SCHEDULER_TEMPLATE_ENV = env.list("SCHEDULER_TEMPLATE_ENV", default=[])
 # Slots one backfill may cover.
 SCHEDULER_MAX_BACKFILL_SLOTS = env.int("SCHEDULER_MAX_BACKFILL_SLOTS", default=1000)
+# A job that runs after several jobs runs once each of them has ended the way it asks within
+# this many seconds (a run older than that no longer counts towards it).
+SCHEDULER_CHAIN_WINDOW_SECONDS = env.int("SCHEDULER_CHAIN_WINDOW_SECONDS", default=86400)
 
 Q_CLUSTER = {
     "name": "cronplane",
