@@ -7,6 +7,7 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        from scheduler_site.postgres import use_c_timestamp_loader
+        from scheduler_site.postgres import use_arrays_for_in_lists, use_c_timestamp_loader
 
+        use_arrays_for_in_lists()
         connection_created.connect(use_c_timestamp_loader, dispatch_uid="c-timestamp-loader")
