@@ -24,9 +24,10 @@ from api import permissions as perms
 from api.base import ApiView
 from api.errors import InvalidInput, django_details
 from api.fields import StrictBooleanField, StrictCharField, StrictSerializer, body_of, iso
-from api.schedules import ERRORS, NOT_FOUND, TAG, _zone, get_schedule
+from api.schedules import ERRORS, NOT_FOUND, TAG, get_schedule
 from endpoints import schedules
 from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
+from endpoints.schedules import zone_of
 from runs import backfill
 
 NAMES = {"schedule_type": "scheduleType"}
@@ -76,7 +77,7 @@ def parse_bound(name: str, text: str, endpoint: Endpoint) -> datetime:
 
 
 def plan_json(endpoint: Endpoint, plan: backfill.Plan) -> list[dict[str, Any]]:
-    zone = _zone(endpoint.timezone)
+    zone = zone_of(endpoint.timezone)
     already, reopened = set(plan.already_ran), set(plan.reopened)
     return [
         {
@@ -114,7 +115,7 @@ class BackfillView(ApiView):
         except ValidationError as exc:
             raise InvalidInput(django_details(exc, NAMES)) from None
         created = 0 if data["dryRun"] else len(plan.to_run) + len(plan.reopened)
-        zone = _zone(endpoint.timezone)
+        zone = zone_of(endpoint.timezone)
         body = {
             "id": schedule_id,
             "start": iso(start, zone),

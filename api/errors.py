@@ -23,8 +23,6 @@ from django.urls import Resolver404, resolve
 from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
-from rest_framework.views import set_rollback
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +132,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]):
         exc = InvalidInput(django_details(exc))
     if isinstance(exc, exceptions.UnsupportedMediaType):
         exc = InvalidInput({WHOLE_REQUEST: "Send a JSON body with Content-Type: application/json."})
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES, which names this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+    from rest_framework.views import set_rollback
+
     response = drf_exception_handler(exc, context)
     if response is None:
         # A bug, not a request's fault: logged with its traceback, answered in the one shape.

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from api.errors import InvalidInput
+from endpoints.instants import parse_instant
 
 
 class StrictSerializer(serializers.Serializer):
@@ -40,6 +40,13 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError("Must be a whole number.")
+        return super().to_internal_value(data)
+
+
 class JSONObjectField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -55,27 +62,6 @@ class InstantField(serializers.DateTimeField):
         if problem:
             raise serializers.ValidationError(problem)
         return parsed
-
-
-# Schedules reach no further; beyond these, date arithmetic overflows Python's datetime.
-EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
-
-
-def parse_instant(data: Any) -> tuple[datetime | None, str | None]:
-    """(the instant, None) or (None, what is wrong with it)."""
-    try:
-        parsed = parse_datetime(data) if isinstance(data, str) else None
-    except ValueError as exc:  # well formed but impossible, e.g. 30 February
-        return None, f"Not a real date and time: {exc}."
-    if parsed is None or parsed.tzinfo is None:
-        return None, "Must be an ISO 8601 date and time with an offset, e.g. 2024-01-15T12:00:00Z."
-    try:
-        within = EARLIEST <= parsed.astimezone(UTC) < LATEST
-    except OverflowError:
-        within = False
-    if not within:
-        return None, "Must be between 1970 and 3000."
-    return parsed, None
 
 
 # --- query parameters ---

@@ -19,6 +19,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from api import permissions as perms
+from api.action_object import ACTION
 from api.base import ApiView
 from api.errors import ActionErrorSerializer, Conflict, InvalidInput, django_details
 from api.fields import (
@@ -27,14 +28,11 @@ from api.fields import (
     StrictCharField,
     StrictSerializer,
     body_of,
-    iso,
     query_int,
 )
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
-from endpoints.schedules import NAMED_INTERVALS
 from runs import actions, services
-from runs.models import Log
 
 TAG = "Scheduled actions"
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
@@ -46,62 +44,6 @@ NAMES = {
 }
 ERRORS = {code: ActionErrorSerializer for code in (400, 401, 403, 429)}
 NOT_FOUND = {404: ActionErrorSerializer}
-
-
-def action_json(endpoint, latest: Log | None) -> dict[str, Any]:
-    moments = [endpoint.updated_at]
-    if latest is not None:
-        moments += [latest.created_at, latest.started_at, latest.finished_at]
-    return {
-        "id": str(endpoint.uuid),
-        "actionType": endpoint.handler,
-        "status": actions.status_of(endpoint, latest),
-        "payload": endpoint.masked_payload,
-        "teamId": endpoint.team_id or None,
-        "scheduledAt": iso(_scheduled_at(endpoint, latest)),
-        "startedAt": iso(latest.started_at) if latest else None,
-        "completedAt": iso(latest.finished_at) if latest else None,
-        "errorMessage": _error_message(endpoint, latest),
-        "attempts": _attempts(latest),
-        "retryCount": latest.attempt - 1 if latest else 0,
-        "recurringInterval": interval_name(endpoint.interval_seconds),
-        "nextRunAt": iso(endpoint.next_run_at),
-        "createdAt": iso(endpoint.created_at),
-        "updatedAt": iso(max(moment for moment in moments if moment is not None)),
-        "idempotencyKey": (latest.idempotency_key or None) if latest else None,
-    }
-
-
-def _scheduled_at(endpoint, latest: Log | None):
-    """The slot the status is about: the latest run's, or the one to come."""
-    if latest is not None:
-        return latest.scheduled_for or latest.due_at
-    return endpoint.next_run_at or endpoint.run_at or endpoint.starts_at
-
-
-def _attempts(latest: Log | None) -> int:
-    if latest is None:
-        return 0
-    return latest.attempt if latest.started_at else latest.attempt - 1
-
-
-def _error_message(endpoint, latest: Log | None) -> str | None:
-    if latest is None:
-        return endpoint.disabled_reason or None if not endpoint.enabled else None
-    return latest.error_message or latest.reason or None
-
-
-def interval_name(seconds: int | None) -> str | None:
-    """'hourly', 'daily'… as recurringInterval spells them, else '90s', '15m', '2h', '3d'."""
-    if not seconds:
-        return None
-    for name, size in NAMED_INTERVALS.items():
-        if seconds == size:
-            return name
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def get_action(action_id: str):
@@ -137,27 +79,6 @@ class ActionRequest(StrictSerializer):
     recurringInterval = IntervalField(required=False, allow_null=True)
 
 
-class Action(serializers.Serializer):
-    id = serializers.UUIDField()
-    actionType = serializers.CharField()
-    status = serializers.ChoiceField(actions.STATUSES)
-    payload = serializers.DictField()
-    teamId = serializers.CharField(allow_null=True, help_text="Team scope, as given")
-    scheduledAt = serializers.DateTimeField(allow_null=True)
-    startedAt = serializers.DateTimeField(allow_null=True)
-    completedAt = serializers.DateTimeField(allow_null=True)
-    errorMessage = serializers.CharField(allow_null=True)
-    attempts = serializers.IntegerField()
-    retryCount = serializers.IntegerField()
-    recurringInterval = serializers.CharField(allow_null=True)
-    nextRunAt = serializers.DateTimeField(allow_null=True)
-    createdAt = serializers.DateTimeField()
-    updatedAt = serializers.DateTimeField()
-    idempotencyKey = serializers.CharField(
-        allow_null=True, help_text="The Idempotency-Key of the latest run (ours, beyond the seed)"
-    )
-
-
 class ActionPagination(serializers.Serializer):
     total = serializers.IntegerField()
     page = serializers.IntegerField()
@@ -170,7 +91,7 @@ class ActionMeta(serializers.Serializer):
 
 
 class ActionPage(serializers.Serializer):
-    actions = Action(many=True)
+    actions = ACTION.schema(many=True)
     pagination = ActionPagination()
     meta = ActionMeta()
 
@@ -237,7 +158,7 @@ class ActionsView(ApiView):
         shown = list(found.order_by("-id")[(page - 1) * limit : page * limit])
         latest = actions.latest_runs(shown)
         data = {
-            "actions": [action_json(endpoint, latest.get(endpoint.pk)) for endpoint in shown],
+            "actions": [ACTION(endpoint, latest.get(endpoint.pk)) for endpoint in shown],
             "pagination": {
                 "total": total,
                 "page": page,
@@ -286,11 +207,11 @@ class ActionView(ApiView):
         tags=[TAG],
         operation_id="getScheduledAction",
         summary="Get a scheduled action",
-        responses={200: envelope("ActionResponse", Action), **NOT_FOUND, **ERRORS},
+        responses={200: envelope("ActionResponse", ACTION.schema), **NOT_FOUND, **ERRORS},
     )
     def get(self, request, action_id: str):
         endpoint = get_action(action_id)
-        data = action_json(endpoint, actions.latest_run(endpoint))
+        data = ACTION(endpoint, actions.latest_run(endpoint))
         return Response({"success": True, "data": data})
 
     @extend_schema(

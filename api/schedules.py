@@ -33,6 +33,7 @@ from api.fields import (
     JSONObjectField,
     StrictBooleanField,
     StrictCharField,
+    StrictIntegerField,
     StrictSerializer,
     body_of,
     iso,
@@ -41,13 +42,13 @@ from api.fields import (
     query_int,
     whole_number,
 )
-from api.scheduler_jobs import EXECUTED, StrictIntegerField
+from api.schedule_object import PREFIX, SCHEDULE, TOGGLED, schedule_json, zone_of
+from api.scheduler_jobs import EXECUTED
 from endpoints.jobs import save_job
 from endpoints.models import Endpoint
 from runs import services
 
 TAG = "Schedules (workflows)"
-PREFIX = "sched-"
 HISTORY_SIZE, MAX_HISTORY_SIZE = 20, 100
 # Endpoint field → seed 002 field, for validation errors.
 NAMES = {
@@ -70,64 +71,6 @@ PLAIN_FIELDS = {
 }
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
 NOT_FOUND = {404: ErrorSerializer}
-
-
-def schedule_json(endpoint: Endpoint) -> dict[str, Any]:
-    zone = _zone(endpoint.timezone)
-    cron = endpoint.schedule_type == Endpoint.ScheduleType.CRON
-    return {
-        "id": f"{PREFIX}{endpoint.pk}",
-        "workflowId": str(endpoint.uuid),
-        "workflowName": endpoint.name,
-        "cronExpression": endpoint.cron_expression if cron else None,
-        "timezone": endpoint.timezone,
-        "enabled": endpoint.enabled,
-        "inputData": input_data(endpoint),
-        "nextRun": iso(endpoint.upcoming_at, zone),
-        "lastRun": iso(endpoint.last_run_at, zone),
-        "lastStatus": endpoint.last_status or None,
-        "runCount": endpoint.run_count,
-        "successCount": endpoint.success_count,
-        "failureCount": endpoint.failure_count,
-        "createdAt": iso(endpoint.created_at),
-        "updatedAt": iso(endpoint.updated_at),
-        "scheduleType": endpoint.schedule_type,
-        "description": endpoint.schedule_description,
-        "jitterSeconds": endpoint.jitter_seconds,
-        "signingEnabled": bool(endpoint.signing_secret),
-        "signingNextKeySet": bool(endpoint.signing_secret_next),
-        "notifyUrls": endpoint.masked_notify_urls,
-        "notifyAfterFailures": endpoint.notify_after_failures,
-        **pause_json(endpoint, zone),
-        "kind": endpoint.kind,
-        **(heartbeat_json(endpoint, zone) if endpoint.is_heartbeat else {}),
-    }
-
-
-def heartbeat_json(endpoint: Endpoint, zone: ZoneInfo) -> dict[str, Any]:
-    """A heartbeat's schedule is when pings are expected; nextRun is the one it waits for."""
-    from runs.heartbeats import ping_url
-
-    return {
-        "graceSeconds": endpoint.grace_seconds,
-        "pingUrl": ping_url(endpoint),
-        "lastPingAt": iso(endpoint.last_ping_at, zone),
-        "late": endpoint.is_late(timezone.now()),
-    }
-
-
-def pause_json(endpoint: Endpoint, zone: ZoneInfo) -> dict[str, Any]:
-    paused = not endpoint.enabled
-    return {
-        "pausedUntil": iso(endpoint.paused_until, zone),
-        "pausedBy": endpoint.paused_by or None,
-        "pauseReason": (endpoint.disabled_reason or None) if paused else None,
-        "pauseDescription": endpoint.pause_description or None,
-    }
-
-
-def input_data(endpoint: Endpoint) -> list[dict[str, Any]]:
-    return [{"json": endpoint.masked_payload}] if endpoint.payload else []
 
 
 def get_schedule(schedule_id: str) -> Endpoint:
@@ -175,13 +118,6 @@ def _payload(endpoint: Endpoint, items: list[dict[str, Any]]) -> dict[str, Any]:
     given = items[0]["json"] if items else {}
     current = endpoint.payload if isinstance(endpoint.payload, dict) else {}
     return {**current, **given}
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ValueError, KeyError):  # validated on save: only a hand-edited row gets here
-        return ZoneInfo("UTC")
 
 
 # --- the schema ---
@@ -254,61 +190,9 @@ class ScheduleRequest(StrictSerializer):
     )
 
 
-class Schedule(serializers.Serializer):
-    id = serializers.CharField()
-    workflowId = serializers.UUIDField()
-    workflowName = serializers.CharField()
-    cronExpression = serializers.CharField(allow_null=True)
-    timezone = serializers.CharField()
-    enabled = serializers.BooleanField()
-    inputData = serializers.ListField(child=serializers.DictField())
-    nextRun = serializers.DateTimeField(allow_null=True)
-    lastRun = serializers.DateTimeField(allow_null=True)
-    lastStatus = serializers.CharField(allow_null=True)
-    runCount = serializers.IntegerField()
-    successCount = serializers.IntegerField()
-    failureCount = serializers.IntegerField()
-    createdAt = serializers.DateTimeField()
-    updatedAt = serializers.DateTimeField()
-    scheduleType = serializers.ChoiceField(Endpoint.ScheduleType.choices)
-    description = serializers.CharField(help_text="The schedule in words")
-    jitterSeconds = serializers.IntegerField()
-    signingEnabled = serializers.BooleanField(help_text="Requests are signed.")
-    signingNextKeySet = serializers.BooleanField(help_text="A next signing key is set.")
-    notifyUrls = serializers.ListField(
-        child=serializers.CharField(), help_text="Apprise URLs, secrets masked."
-    )
-    notifyAfterFailures = serializers.IntegerField()
-    pausedUntil = serializers.DateTimeField(
-        allow_null=True, help_text="A paused schedule resumes by itself at this time."
-    )
-    pausedBy = serializers.CharField(allow_null=True)
-    pauseReason = serializers.CharField(allow_null=True)
-    pauseDescription = serializers.CharField(
-        allow_null=True, help_text="'Paused until 2026-12-01 09:00 EST by alice: maintenance'"
-    )
-    kind = serializers.ChoiceField(
-        Endpoint.Kind.choices, help_text="`heartbeat`: pinged by its job (nextRun: expected)."
-    )
-    graceSeconds = serializers.IntegerField(required=False)
-    pingUrl = serializers.CharField(required=False)
-    lastPingAt = serializers.DateTimeField(required=False, allow_null=True)
-    late = serializers.BooleanField(required=False)
-
-
 class ScheduleList(serializers.Serializer):
-    data = Schedule(many=True)
+    data = SCHEDULE.schema(many=True)
     total = serializers.IntegerField()
-
-
-class Toggled(serializers.Serializer):
-    id = serializers.CharField()
-    enabled = serializers.BooleanField()
-    nextRun = serializers.DateTimeField(allow_null=True)
-    pausedUntil = serializers.DateTimeField(allow_null=True)
-    pausedBy = serializers.CharField(allow_null=True)
-    pauseReason = serializers.CharField(allow_null=True)
-    pauseDescription = serializers.CharField(allow_null=True)
 
 
 class DisableRequest(StrictSerializer):
@@ -384,7 +268,7 @@ class SchedulesView(ApiView):
         operation_id="createSchedule",
         summary="Create a schedule",
         request=ScheduleRequest,
-        responses={201: Schedule, 409: ErrorSerializer, **ERRORS},
+        responses={201: SCHEDULE.schema, 409: ErrorSerializer, **ERRORS},
     )
     def post(self, request):
         given = ScheduleRequest(data=body_of(request))
@@ -404,7 +288,7 @@ class ScheduleView(ApiView):
         tags=[TAG],
         operation_id="getSchedule",
         summary="Get a schedule",
-        responses={200: Schedule, **NOT_FOUND, **ERRORS},
+        responses={200: SCHEDULE.schema, **NOT_FOUND, **ERRORS},
     )
     def get(self, request, schedule_id: str):
         return Response(schedule_json(get_schedule(schedule_id)))
@@ -416,7 +300,7 @@ class ScheduleView(ApiView):
         request=ScheduleRequest(partial=True),
         description="Only the fields given change. `workflowId`, if given, must be the "
         "schedule's own.",
-        responses={200: Schedule, **NOT_FOUND, **ERRORS},
+        responses={200: SCHEDULE.schema, **NOT_FOUND, **ERRORS},
     )
     def put(self, request, schedule_id: str):
         endpoint = get_schedule(schedule_id)
@@ -460,15 +344,7 @@ class ToggleView(ApiView):
                 services.pause(endpoint, by=by, reason=reason, until=until)
             except ValidationError as exc:
                 raise InvalidInput(django_details(exc, NAMES)) from None
-        zone = _zone(endpoint.timezone)
-        return Response(
-            {
-                "id": schedule_id,
-                "enabled": endpoint.enabled,
-                "nextRun": iso(endpoint.upcoming_at, zone),
-                **pause_json(endpoint, zone),
-            }
-        )
+        return Response(TOGGLED(endpoint, zone_of(endpoint.timezone), schedule_id))
 
 
 class EnableView(ToggleView):
@@ -479,7 +355,7 @@ class EnableView(ToggleView):
         description="A schedule that is already enabled is left exactly as it is (its next "
         "run and failure streak included).",
         request=None,
-        responses={200: Toggled, **NOT_FOUND, **ERRORS},
+        responses={200: TOGGLED.schema, **NOT_FOUND, **ERRORS},
     )
     def post(self, request, schedule_id: str):
         return self.toggle(request, schedule_id, True)
@@ -493,7 +369,7 @@ class DisableView(ToggleView):
         description="Optionally with a `reason` (shown wherever the schedule is) and `until`, "
         "an instant in the future at which it resumes by itself.",
         request=DisableRequest,
-        responses={200: Toggled, **NOT_FOUND, **ERRORS},
+        responses={200: TOGGLED.schema, **NOT_FOUND, **ERRORS},
     )
     def post(self, request, schedule_id: str):
         return self.toggle(request, schedule_id, False)
@@ -514,7 +390,7 @@ class HistoryView(ApiView):
     def get(self, request, schedule_id: str):
         endpoint = get_schedule(schedule_id)
         limit = query_int(request.query_params, "limit", HISTORY_SIZE, high=MAX_HISTORY_SIZE)
-        zone = _zone(endpoint.timezone)
+        zone = zone_of(endpoint.timezone)
         runs = executions(endpoint).order_by("-id")
         return Response(
             {"data": [execution_json(log, zone) for log in runs[:limit]], "total": runs.count()}

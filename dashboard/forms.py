@@ -112,16 +112,6 @@ LOCAL_DATETIME_FIELDS = ("run_at", "starts_at", "ends_at")
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
-def format_interval(seconds: int | None) -> str:
-    """300 → '5m': the short form parse_interval reads back."""
-    if not seconds:
-        return ""
-    for suffix, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{suffix}"
-    return f"{seconds}s"
-
-
 def text_lines(text: str) -> list[str]:
     """Lines as a browser's textarea sends them. Not str.splitlines(): that also breaks at
     U+2028, U+0085 and other separators, which would turn one header value into two headers
@@ -259,7 +249,7 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         if instance.pk:
             self.initial["payload"] = instance.masked_payload
         self.initial["notify_urls"] = "\n".join(instance.masked_notify_urls)
-        self.initial["interval_seconds"] = format_interval(instance.interval_seconds)
+        self.initial["interval_seconds"] = schedules.format_interval(instance.interval_seconds)
         for key in signing_fields.KEYS:
             self.initial[key] = ""  # never rendered back (password inputs), never compared
         self.describe_stored_keys()

@@ -19,132 +19,69 @@ exportjobs writes every one of them, so export → wipe → apply → export giv
 from __future__ import annotations
 
 import copy
-import json
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from calls.masking import MASK, mask_headers
 from endpoints import channels, schedules
+from endpoints.job_fields import (
+    BY_NAME,
+    COMMON,
+    FIELDS,
+    HANDLER,
+    HEARTBEAT,
+    HTTP,
+    POLICY,
+    SCHEDULE,
+    SKIP,
+    JobField,
+)
 from endpoints.models import Endpoint
 from endpoints.registry import secret_keys_of
 from endpoints.secrets import mask_payload
 
-# Job field → Endpoint field, in the order an exported job lists them.
-JOB_FIELDS = {
-    "job_name": "name",
-    "description": "description",
-    "kind": "kind",
-    "cron_expression": "cron_expression",
-    "interval_seconds": "interval_seconds",
-    "run_at": "run_at",
-    "timezone": "timezone",
-    "is_active": "enabled",
-    "url": "url",
-    "method": "method",
-    "headers": "headers",
-    "secret_headers": "secret_headers",
-    "body": "body",
-    "expected_status": "expected_status",
-    "response_must_contain": "response_must_contain",
-    "handler": "handler",
-    "payload": "payload",
-    "timeout_seconds": "timeout_seconds",
-    "max_attempts": "max_attempts",
-    "jitter_seconds": "jitter_seconds",
-    "signing_secret": "signing_secret",
-    "signing_secret_next": "signing_secret_next",
-    "grace_seconds": "grace_seconds",
-}
-# Job field = Endpoint field; in the order an exported job lists them, after JOB_FIELDS.
-POLICY_FIELDS = (
-    "retry_backoff_seconds", "retry_backoff_max_seconds", "overlap_policy", "missed_policy",
-    "catch_up_window_seconds", "starts_at", "ends_at", "max_runs", "auto_disable_after",
-    "notify_emails", "notify_webhook_url", "notify_urls", "notify_on_failure",
-    "notify_after_failures", "notify_on_recovery",
-)  # fmt: skip
+# Job field → Endpoint field, for the fields of a job's kind and schedule (job_fields.FIELDS).
+JOB_FIELDS = {field.name: field.field for field in FIELDS if field.group != POLICY}
+# Job field = Endpoint field; optional (see the module docstring).
+POLICY_FIELDS = tuple(field.name for field in FIELDS if field.group == POLICY)
 # Written as the mask on export; the mask on apply keeps the stored value.
-SECRET_FIELDS = ("signing_secret", "signing_secret_next")
+SECRET_FIELDS = tuple(field.name for field in FIELDS if field.secret)
 MODEL_TO_JOB = {model: job for job, model in JOB_FIELDS.items()}
-HTTP_ONLY = (
-    "url",
-    "method",
-    "headers",
-    "secret_headers",
-    "body",
-    "expected_status",
-    "response_must_contain",
-    *SECRET_FIELDS,
-)
+HTTP_ONLY = tuple(field.name for field in FIELDS if field.group == HTTP)
 HANDLER_ONLY = ("payload",)
-HEARTBEAT_ONLY = ("grace_seconds",)
+HEARTBEAT_ONLY = tuple(field.name for field in FIELDS if field.group == HEARTBEAT)
 SCHEDULE_FIELDS = {
     "cron_expression": Endpoint.ScheduleType.CRON,
     "interval_seconds": Endpoint.ScheduleType.INTERVAL,
     "run_at": Endpoint.ScheduleType.ONCE,
 }
-COMMON_FIELDS = (
-    "job_name",
-    "description",
-    "timezone",
-    "is_active",
-    "timeout_seconds",
-    "max_attempts",
-    "jitter_seconds",
+COMMON_FIELDS = tuple(
+    field.name for field in FIELDS if field.group == COMMON and field.name != "kind"
 )
+GROUP_OF_KIND = {
+    Endpoint.Kind.HTTP: HTTP,
+    Endpoint.Kind.HANDLER: HANDLER,
+    Endpoint.Kind.HEARTBEAT: HEARTBEAT,
+}
+
+
+def applies(field: JobField, endpoint: Endpoint) -> bool:
+    """Whether a job object of this endpoint's kind and schedule has this field."""
+    if field.group == SCHEDULE:
+        return SCHEDULE_FIELDS[field.name] == endpoint.schedule_type
+    return field.group in (COMMON, POLICY, GROUP_OF_KIND[endpoint.kind])
 
 
 def endpoint_to_job(endpoint: Endpoint) -> dict[str, Any]:
-    """The writable fields of an endpoint as a job object, secret header values masked."""
-    job: dict[str, Any] = {"job_name": endpoint.name, "description": endpoint.description}
-    if endpoint.schedule_type == Endpoint.ScheduleType.CRON:
-        job["cron_expression"] = endpoint.cron_expression
-    elif endpoint.schedule_type == Endpoint.ScheduleType.INTERVAL:
-        job["interval_seconds"] = endpoint.interval_seconds
-    elif endpoint.schedule_type == Endpoint.ScheduleType.ONCE and endpoint.run_at:
-        job["run_at"] = endpoint.run_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    job["timezone"] = endpoint.timezone
-    job["is_active"] = endpoint.enabled
-    if endpoint.kind == Endpoint.Kind.HEARTBEAT:
-        job["kind"] = endpoint.kind
-        job["grace_seconds"] = endpoint.grace_seconds
-    elif endpoint.kind == Endpoint.Kind.HANDLER:
-        job["handler"] = endpoint.handler
-        job["payload"] = endpoint.masked_payload
-    else:
-        job["url"] = endpoint.url
-        job["method"] = endpoint.method
-        job["headers"] = endpoint.masked_headers
-        if endpoint.secret_headers:
-            job["secret_headers"] = endpoint.secret_headers
-        job["body"] = endpoint.body
-        job["expected_status"] = endpoint.expected_status
-        if endpoint.response_must_contain:
-            job["response_must_contain"] = endpoint.response_must_contain
-        for field in SECRET_FIELDS:
-            if getattr(endpoint, field):
-                job[field] = MASK
-    timeout = endpoint.timeout_seconds
-    job["timeout_seconds"] = int(timeout) if float(timeout).is_integer() else timeout
-    job["max_attempts"] = endpoint.max_attempts
-    if endpoint.jitter_seconds:
-        job["jitter_seconds"] = endpoint.jitter_seconds
-    for field in POLICY_FIELDS:
-        job[field] = _exported(getattr(endpoint, field))
-    job["notify_urls"] = endpoint.masked_notify_urls
+    """The writable fields of an endpoint as a job object, secrets masked."""
+    job = {}
+    for field in FIELDS:
+        if applies(field, endpoint) and (value := field.export(endpoint)) is not SKIP:
+            job[field.name] = value
     return job
-
-
-def _exported(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def apply_job(
@@ -254,7 +191,7 @@ def _model_values(job: dict[str, Any], errors: dict[str, list[str]]) -> dict[str
             errors[key] = ["Give only one of cron_expression, interval_seconds and run_at."]
         else:
             try:
-                values[JOB_FIELDS[key]] = CONVERTERS.get(key, _string)(value)
+                values[JOB_FIELDS[key]] = BY_NAME[key].to_model(value)
             except ValueError as exc:
                 errors[key] = [str(exc)]
     for key in POLICY_FIELDS:
@@ -264,7 +201,7 @@ def _model_values(job: dict[str, Any], errors: dict[str, list[str]]) -> dict[str
             values[key] = None
             continue
         try:
-            values[key] = CONVERTERS.get(key, _string)(job[key])
+            values[key] = BY_NAME[key].to_model(job[key])
         except ValueError as exc:
             errors[key] = [str(exc)]
     return values
@@ -310,101 +247,3 @@ def _shown(field: str, value: Any, endpoint: Endpoint | None) -> Any:
     if field == "notify_urls" and isinstance(value, list):
         return channels.mask_urls(value)
     return value
-
-
-# --- conversions: each takes a JSON value and returns the Endpoint value or raises ValueError ----
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("Must be a string.")
-    return value
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("Must be true or false.")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("Must be a whole number.")
-    return value
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("Must be a number.")
-    return float(value)
-
-
-def _object(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValueError("Must be a JSON object.")
-    return value
-
-
-def _names(value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
-        raise ValueError("Must be a list of header names.")
-    return value
-
-
-def _method(value: Any) -> str:
-    return _string(value).upper()
-
-
-def _body(value: Any) -> str:
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    if not isinstance(value, str):
-        raise ValueError("Must be a string, or a JSON object or array (sent as JSON).")
-    return value
-
-
-def _expected_status(value: Any) -> str:
-    """'200-299,304', 204 or [200, 201] → the model's spec string (validated by the model)."""
-    if isinstance(value, str):
-        return value
-    codes = value if isinstance(value, list) else [value]
-    if not codes or any(isinstance(code, bool) or not isinstance(code, int) for code in codes):
-        raise ValueError("Must be a spec like '200-299,304', a status code or a list of codes.")
-    return ",".join(str(code) for code in codes)
-
-
-def _instant(value: Any) -> datetime:
-    parsed = parse_datetime(_string(value))
-    if parsed is None or parsed.tzinfo is None:
-        raise ValueError(
-            "Must be an ISO 8601 date and time with an offset, e.g. 2026-04-01T09:00Z."
-        )
-    return parsed
-
-
-CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "grace_seconds": _integer,
-    "interval_seconds": _integer,
-    "run_at": _instant,
-    "is_active": _boolean,
-    "method": _method,
-    "headers": _object,
-    "secret_headers": _names,
-    "body": _body,
-    "expected_status": _expected_status,
-    "payload": _object,
-    "timeout_seconds": _number,
-    "max_attempts": _integer,
-    "jitter_seconds": _integer,
-    "retry_backoff_seconds": _number,
-    "retry_backoff_max_seconds": _number,
-    "catch_up_window_seconds": _integer,
-    "starts_at": _instant,
-    "ends_at": _instant,
-    "max_runs": _integer,
-    "auto_disable_after": _integer,
-    "notify_on_failure": _boolean,
-    "notify_on_recovery": _boolean,
-    "notify_urls": channels.parse_urls,
-    "notify_after_failures": _integer,
-}

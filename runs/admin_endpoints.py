@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from auditlog.mixins import AuditlogHistoryAdminMixin
 from django import forms
@@ -27,6 +26,7 @@ from calls.masking import MASK
 from endpoints import channels
 from endpoints.jobs import SECRET_FIELDS
 from endpoints.models import Endpoint
+from endpoints.schedules import zone_of
 from runs import services
 from runs.models import Log
 
@@ -309,7 +309,7 @@ class EndpointAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     def upcoming_runs(self, endpoint: Endpoint) -> str:
         if endpoint.pk is None:
             return "—"
-        zone = ZoneInfo(endpoint.timezone)
+        zone = zone_of(endpoint.timezone)
         runs = endpoint.next_runs(timezone.now(), 5) if endpoint.enabled else []
         shown = ((f"{run.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}",) for run in runs)
         return format_html_join(mark_safe("<br>"), "{}", shown) or "—"

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from django import template
 from django.utils import timezone
@@ -48,10 +47,7 @@ def in_zone(value: datetime | None, zone: str = "UTC") -> str:
     """An instant on a zone's wall clock, with the zone's abbreviation."""
     if value is None:
         return ""
-    try:
-        local = value.astimezone(ZoneInfo(zone or "UTC"))
-    except (ValueError, KeyError):
-        local = value
+    local = value.astimezone(schedules.zone_of(zone))
     return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
 
 
