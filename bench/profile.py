@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 import time
 from datetime import UTC, datetime
@@ -158,6 +159,7 @@ def steady_state(args) -> None:
             ]
             make_jobs(env, specs, "realistic")
         Endpoint.objects.update(next_run_at=first)
+        gc.freeze()  # as workers and the dispatcher do (runs/engine.py)
 
         def timed(step: str, fn):
             started, wall_started = time.process_time(), time.perf_counter()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -238,7 +239,13 @@ class Log(FastFromDb, models.Model):
 
 
 def idempotency_key_for_slot(endpoint_id: int, slot: datetime) -> str:
-    return _key(f"{endpoint_id}:slot:{slot.astimezone(UTC).isoformat()}")
+    return _key(f"{endpoint_id}:slot:{_instant_text(slot)}")
+
+
+@functools.lru_cache(maxsize=256)
+def _instant_text(slot: datetime) -> str:
+    # One instant is every endpoint's slot at a busy second: formatted once for all of them.
+    return slot.astimezone(UTC).isoformat()
 
 
 def new_idempotency_key() -> str:
@@ -248,8 +255,14 @@ def new_idempotency_key() -> str:
 
 def _key(basis: str) -> str:
     # Salted with this install's SECRET_KEY, so two installs calling one target cannot collide.
-    digest = hashlib.sha256(f"cronplane idempotency\0{settings.SECRET_KEY}\0{basis}".encode())
+    digest = _salted(settings.SECRET_KEY).copy()
+    digest.update(basis.encode())
     return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
+
+
+@functools.lru_cache(maxsize=4)
+def _salted(secret_key: str):
+    return hashlib.sha256(f"cronplane idempotency\0{secret_key}\0".encode())
 
 
 class ChainArrival(models.Model):
