@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -186,6 +187,9 @@ def steady_state(args) -> None:
             claimed = timed("claim", lambda: executor.claim(ids, timezone.now()))
             done = timed("perform", lambda: loop.run_until_complete(perform_all(claimed, client)))
             timed("record_many", lambda: record_many(list(done)))
+            if os.environ.get("PROFILE_CONNECTIONS"):
+                opened = sum(1 for _, outcome, _ in done if (outcome.timing or {}).get("connections"))
+                print(f"slot {slot:%H:%M:%S}: {opened} of {len(done)} calls opened a connection")
             return sum(1 for _, outcome, _ in done if not outcome.ok)
 
         try:
