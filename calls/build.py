@@ -66,6 +66,7 @@ def build_call(endpoint, log=None) -> CallSpec:
         timeout=endpoint.timeout_seconds,
         success_ranges=endpoint.success_ranges(),
         must_contain=endpoint.response_must_contain,
+        assertions=endpoint.response_assertions(),
         secret_headers=list(endpoint.secret_headers or []),
         shown=shown,
     )

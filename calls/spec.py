@@ -42,6 +42,8 @@ class CallSpec:
     timeout: float = 30.0
     success_ranges: list[tuple[int, int]] = field(default_factory=lambda: [(200, 299)])
     must_contain: str = ""
+    # calls.assertions.Assertion, checked in order after the status (empty for most endpoints).
+    assertions: tuple = ()
     secret_headers: list[str] = field(default_factory=list)
 
     def snapshot(self) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class CallState:
         "reading",
         "kept",
         "received",
+        "started",
     )
 
     def __init__(self) -> None:
@@ -63,6 +64,7 @@ class CallState:
         self.reading = False
         self.kept = bytearray()
         self.received = 0
+        self.started = perf_counter()  # for a duration assertion judged before the call ends
 
     def new_hop(self, *, https: bool, literal: bool) -> None:
         self.https, self.literal, self.ready = https, literal, None

@@ -181,6 +181,12 @@ class Endpoint(FastFromDb, models.Model):
         help_text="Codes or ranges that count as success, e.g. 200-299,304",
     )
     response_must_contain = models.CharField(max_length=500, blank=True)
+    assertions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Checks the response must pass: [{source, property, comparison, target}] "
+        "(calls/assertions.py).",
+    )
     signing_secret = EncryptedTextField(
         blank=True,
         help_text="Signs every request (Standard Webhooks: webhook-id, webhook-timestamp, "
@@ -554,6 +560,12 @@ class Endpoint(FastFromDb, models.Model):
     def success_ranges(self) -> list[tuple[int, int]]:
         return parse_status_spec(self.expected_status)
 
+    def response_assertions(self) -> tuple:
+        """The checks a response must pass (calls.assertions), as validated on save."""
+        from calls import assertions
+
+        return assertions.parse(self.assertions) if self.assertions else ()
+
     def is_secret_header(self, name: str) -> bool:
         secret = ALWAYS_SECRET_HEADERS | {n.lower() for n in self.secret_headers or []}
         return name.lower() in secret
@@ -782,6 +794,19 @@ class Endpoint(FastFromDb, models.Model):
             parse_status_spec(self.expected_status)
         except ValueError as exc:
             errors["expected_status"] = str(exc)
+        self._clean_assertions(errors)
+
+    def _clean_assertions(self, errors: dict[str, str]) -> None:
+        """Refuse what cannot be checked (a bad JSONPath, an unknown comparison…) and store the
+        rest in one shape: every field present."""
+        from calls import assertions
+
+        try:
+            parsed = assertions.parse(self.assertions)
+        except assertions.InvalidAssertion as exc:
+            errors["assertions"] = str(exc)
+            return
+        self.assertions = [assertion.as_dict() for assertion in parsed]
 
 
 def _loaded_urls(endpoint: Endpoint) -> list[str]:

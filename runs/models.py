@@ -46,6 +46,7 @@ class Log(FastFromDb, models.Model):
         BACKFILL = "backfill"
         PING = "ping"  # a heartbeat's run, reported by the job itself (runs/heartbeats.py)
         CHAIN = "chain"  # run after an upstream run ended (runs/chains.py)
+        REPLAY = "replay"  # a failed run's next attempt, asked for in bulk (runs/replay.py)
 
     class State(models.TextChoices):
         PENDING = "pending"

@@ -252,6 +252,8 @@ SCHEDULER_MAX_BACKFILL_SLOTS = env.int("SCHEDULER_MAX_BACKFILL_SLOTS", default=1
 # A job that runs after several jobs runs once each of them has ended the way it asks within
 # this many seconds (a run older than that no longer counts towards it).
 SCHEDULER_CHAIN_WINDOW_SECONDS = env.int("SCHEDULER_CHAIN_WINDOW_SECONDS", default=86400)
+# Failed runs one bulk replay starts (the oldest; replaying again takes the next ones).
+SCHEDULER_MAX_REPLAY_RUNS = env.int("SCHEDULER_MAX_REPLAY_RUNS", default=1000)
 
 Q_CLUSTER = {
     "name": "cronplane",
