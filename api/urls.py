@@ -4,7 +4,16 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from api import backfill, cron, errors, job_history, scheduled_actions, scheduler_jobs, schedules
+from api import (
+    backfill,
+    cron,
+    errors,
+    job_history,
+    replay,
+    scheduled_actions,
+    scheduler_jobs,
+    schedules,
+)
 
 JOBS = "api/v1/scheduler/jobs"
 SCHEDULES = "api/v1/schedules"
@@ -25,6 +34,7 @@ urlpatterns = [
     path(
         f"{JOBS}/<str:job_name>/history", job_history.JobHistoryView.as_view(), name="job-history"
     ),
+    path("api/v1/scheduler/replay", replay.ReplayView.as_view(), name="replay"),
     # seed 002
     path(SCHEDULES, schedules.SchedulesView.as_view(), name="schedules"),
     path(f"{SCHEDULES}/<str:schedule_id>", schedules.ScheduleView.as_view(), name="schedule"),

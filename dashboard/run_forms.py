@@ -1,5 +1,5 @@
-"""Forms of the actions on an endpoint that take more than a click: pause (with a reason and an
-end), backfill a past range, run now as of an instant. Dates are typed on the endpoint's wall
+"""Forms of the actions that take more than a click: pause (with a reason and an end), backfill
+a past range, run now as of an instant, replay failed runs. Dates are typed on the endpoint's wall
 clock (datetime-local) and read DST-safely by endpoints.schedules.parse_local_instant."""
 
 from __future__ import annotations
@@ -7,10 +7,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from endpoints import schedules
 from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
+from runs import replay
+from runs.models import Log
 
 
 class LocalInstantField(forms.CharField):
@@ -90,3 +94,54 @@ class BackfillForm(EndpointActionForm):
 
 class RunNowForm(EndpointActionForm):
     as_of = LocalInstantField(required=False, label="As of")
+
+
+class ReplayForm(forms.Form):
+    """Which failed runs to replay: by endpoint names, when they finished, their error class."""
+
+    endpoints = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.TextInput(attrs={"placeholder": "billing-sync, nightly-report"}),
+        help_text="Names, separated by commas; empty: every endpoint.",
+    )
+    start = LocalInstantField(required=False, label="Finished from")
+    end = LocalInstantField(required=False, label="Finished before")
+    error_class = forms.MultipleChoiceField(
+        required=False,
+        choices=Log.ErrorClass.choices,
+        widget=forms.CheckboxSelectMultiple,
+        label="Error class",
+        help_text="None ticked: any.",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        zone = settings.TIME_ZONE
+        for name in ("start", "end"):
+            self.fields[name].zone_name = zone
+            self.fields[name].help_text = f"Optional, on the {zone} clock."
+
+    def clean_endpoints(self) -> tuple[int, ...]:
+        names = [name.strip() for name in self.cleaned_data["endpoints"].split(",")]
+        names = [name for name in names if name]
+        found = dict(Endpoint.objects.filter(name__in=names).values_list("name", "pk"))
+        unknown = [name for name in names if name not in found]
+        if unknown:
+            raise forms.ValidationError(f"No endpoint named {unknown[0]!r}.")
+        return tuple(found.values())
+
+    def selection(self) -> replay.Selection:
+        """The selection (valid form only); a bad range is added to the form's errors."""
+        data = self.cleaned_data
+        try:
+            return replay.Selection(
+                endpoints=data["endpoints"],
+                start=data["start"],
+                end=data["end"],
+                error_classes=tuple(data["error_class"]),
+            )
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+            raise

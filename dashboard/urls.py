@@ -21,6 +21,7 @@ urlpatterns = [
         notifying.endpoint_test_notification,
         name="endpoint_test_notification",
     ),
+    path("runs/replay/", runs.runs_replay, name="runs_replay"),
     path("runs/<int:pk>/", runs.log_detail, name="log"),
     path("runs/<int:pk>/retry/", runs.log_retry, name="log_retry"),
     path("runs/<int:pk>/cancel/", runs.log_cancel, name="log_cancel"),

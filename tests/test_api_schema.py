@@ -17,6 +17,7 @@ OPERATIONS = {
     ("/api/v1/scheduler/jobs/{job_name}/trigger", "post"),
     ("/api/v1/scheduler/jobs/{job_name}/last-result", "get"),
     ("/api/v1/scheduler/jobs/{job_name}/history", "get"),  # ours: the audit log
+    ("/api/v1/scheduler/replay", "post"),  # ours: bulk replay of failed runs
     ("/api/v1/schedules", "get"),
     ("/api/v1/schedules", "post"),
     ("/api/v1/schedules/{schedule_id}", "get"),

@@ -1,17 +1,21 @@
-"""The log page of one run and the actions on a run (retry, cancel)."""
+"""The log page of one run, the actions on a run (retry, cancel) and on many (replay)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dashboard import charts
+from dashboard.run_forms import ReplayForm
 from dashboard.views.common import _get_log_for_user, redirect_back
-from runs import services
+from runs import replay, services
 from runs.models import Log
 
 # A chain is bounded by max_attempts (≤ 20); this only guards against a corrupt loop.
@@ -76,3 +80,30 @@ def log_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.error(request, f"{log.run_id} already started; it can no longer be cancelled.")
     return redirect_back(request, reverse("dashboard:log", args=[log.pk]))
+
+
+@login_required
+@permission_required("runs.retry_log", raise_exception=True)
+def runs_replay(request: HttpRequest) -> HttpResponse:
+    """Replay failed runs: GET with a selection previews it (nothing written); POST replays."""
+    data = request.POST if request.method == "POST" else request.GET
+    form = ReplayForm(data)  # nothing chosen: every failed run
+    preview = None
+    if form.is_valid():
+        try:
+            selection = form.selection()
+        except ValidationError:
+            selection = None
+        if selection is not None and request.method == "POST":
+            done = replay.replay(selection, by=request.user.get_username(), now=timezone.now())
+            messages.success(
+                request,
+                f"Replaying {done.created} failed run{pluralize(done.created)}: each starts as "
+                "its endpoint's overlap policy allows.",
+            )
+            query = data.copy()
+            query.pop("csrfmiddlewaretoken", None)
+            return redirect(f"{reverse('dashboard:runs_replay')}?{query.urlencode()}")
+        if selection is not None:
+            preview = replay.preview(selection)
+    return render(request, "dashboard/runs_replay.html", {"form": form, "preview": preview})
