@@ -18,6 +18,7 @@ from django.utils import timezone
 from calls import templating
 from calls.masking import ALWAYS_SECRET_HEADERS, MASK
 from dashboard import signing_fields, states
+from dashboard.assertion_rows import AssertionRowsField
 from endpoints import channels, jobs, schedules
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
@@ -61,6 +62,7 @@ GROUPS: list[tuple[str, list[str]]] = [
             "timeout_seconds",
             "expected_status",
             "response_must_contain",
+            "assertions",
             "max_attempts",
             "retry_backoff_seconds",
             "retry_backoff_max_seconds",
@@ -90,7 +92,7 @@ FIELD_CLASSES = {
     **dict.fromkeys(
         ["method", "url", "headers", "secret_headers", "body", "expected_status"], "only-http"
     ),
-    "response_must_contain": "only-http",
+    **dict.fromkeys(["response_must_contain", "assertions"], "only-http"),
     **dict.fromkeys(signing_fields.FIELDS, "only-http"),
     **dict.fromkeys(["handler", "payload"], "only-handler"),
     "cron_expression": "only-cron",
@@ -170,6 +172,12 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         "to keep it.",
     )
     handler = forms.ChoiceField(required=False, choices=())
+    assertions = AssertionRowsField(
+        label="Response assertions",
+        help_text="All must hold for a success, after the status codes: a JSON value by its "
+        "JSONPath ($.data.state), a header by its name, the body's text, the status code or the "
+        "duration in ms. A row with neither property nor target is left out.",
+    )
 
     class Meta:
         model = Endpoint
@@ -237,6 +245,7 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         self.fields["grace_seconds"].required = False  # blank: the default (1 hour)
         self.fields["notify_after_failures"].required = False  # blank: the first failure
         self.fields["method"].choices = [(m, m) for m in Endpoint.Method.values]
+        self.fields["assertions"].widget.attrs["data-endpoint"] = self.instance.pk or ""
         for name in ("timeout_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
             value = getattr(self.instance, name)
             if isinstance(value, float):

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", endpoints.endpoint_list, name="index"),
     path("endpoints/new/", editing.endpoint_create, name="endpoint_create"),
     path("endpoints/schedule-preview/", editing.schedule_preview, name="schedule_preview"),
+    path("endpoints/assertions-check/", editing.assertions_check, name="assertions_check"),
     path("endpoints/<int:pk>/", endpoints.endpoint_detail, name="endpoint"),
     path("endpoints/<int:pk>/edit/", editing.endpoint_edit, name="endpoint_edit"),
     path("endpoints/<int:pk>/delete/", endpoints.endpoint_delete, name="endpoint_delete"),

@@ -104,6 +104,10 @@ class EndpointForm(forms.ModelForm):
         payload = self.cleaned_data.get("payload")
         return {} if payload is None else payload
 
+    def clean_assertions(self) -> Any:
+        # Validated by Endpoint.clean, which names the row that cannot be checked.
+        return self.cleaned_data.get("assertions") or []
+
 
 class RecentLogsFormSet(BaseInlineFormSet):
     """Only the latest runs. The inline's own queryset cannot be sliced: the formset filters it
@@ -206,6 +210,7 @@ class EndpointAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
                     "body",
                     ("timeout_seconds", "expected_status"),
                     "response_must_contain",
+                    "assertions",
                     ("signing_secret", "signing_secret_next"),
                     "handler",
                     "payload",

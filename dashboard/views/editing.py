@@ -1,4 +1,5 @@
-"""Creating and editing endpoints: the form, its live schedule preview and its test request."""
+"""Creating and editing endpoints: the form, its live schedule preview, its test request and
+the live check of its response assertions."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from calls import templating
 from calls.build import build_call
+from dashboard import assertion_rows
 from dashboard.forms import EndpointForm
 from dashboard.preview import anchor_of, preview_schedule
 from dashboard.views.common import _get_endpoint_for_user
@@ -98,3 +100,15 @@ def schedule_preview(request: HttpRequest) -> HttpResponse:
         endpoint = Endpoint.objects.by_public_id(request.GET["endpoint"]).first()
     preview = preview_schedule(request.GET, now=timezone.now(), anchor=anchor_of(endpoint))
     return render(request, "dashboard/partials/schedule_preview.html", {"preview": preview})
+
+
+@login_required
+@permission_required("endpoints.view_endpoint", raise_exception=True)
+def assertions_check(request: HttpRequest) -> HttpResponse:
+    """The htmx fragment under the assertion rows: each row as typed, checked against the
+    endpoint's last response (nothing is sent, nothing saved)."""
+    rows = assertion_rows.rows_from(request.GET)
+    log = assertion_rows.last_response(request.GET.get("endpoint"))
+    checks = assertion_rows.check_rows(rows, log)
+    context = {"checks": checks, "log": log}
+    return render(request, "dashboard/partials/assertion_check.html", context)
