@@ -222,6 +222,28 @@ class Log(FastFromDb, models.Model):
             root = root.retry_of
         return _key(f"{self.endpoint_id}:run:{root.pk}")
 
+    def following_attempt(
+        self, *, trigger: str, by: str, due_at: datetime, state: str, **fields
+    ) -> Log:
+        """This run's next attempt, unsaved: the same slot, instant, upstream run and
+        Idempotency-Key, linked to it through `retry_of` (unique: a run has one next attempt,
+        whoever makes it)."""
+        return Log(
+            endpoint_id=self.endpoint_id,
+            trigger=trigger,
+            triggered_by=by[:150],
+            scheduled_for=self.scheduled_for,
+            due_at=due_at,
+            attempt=self.attempt + 1,
+            retry_of=self,
+            dry_run=self.dry_run,
+            as_of=self.as_of,
+            upstream=self.upstream,
+            idempotency_key=self.idempotency_key or self.derive_idempotency_key(),
+            state=state,
+            **fields,
+        )
+
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES

@@ -113,7 +113,13 @@ def replay(selection: Selection, *, by: str = "", now: datetime) -> Preview:
         return result
     with transaction.atomic():
         failed = list(selection.runs()[: result.limit])
-        attempts = [_next_attempt(log, by, now) for log in failed]
+        attempts = [
+            log.following_attempt(
+                trigger=Log.Trigger.REPLAY, by=by, due_at=now, state=Log.State.PENDING,
+                created_at=now,
+            )
+            for log in failed
+        ]  # fmt: skip
         for start in range(0, len(attempts), INSERT_BATCH):
             # A run replayed meanwhile (by a racing replay or retry) conflicts on retry_of.
             Log.objects.bulk_create(attempts[start : start + INSERT_BATCH], ignore_conflicts=True)
@@ -121,22 +127,6 @@ def replay(selection: Selection, *, by: str = "", now: datetime) -> Preview:
             retry_of__in=[log.pk for log in failed], trigger=Log.Trigger.REPLAY, created_at=now
         ).count()
     return result
-
-
-def _next_attempt(log: Log, by: str, now: datetime) -> Log:
-    return Log(
-        endpoint_id=log.endpoint_id,
-        trigger=Log.Trigger.REPLAY,
-        triggered_by=by[:150],
-        scheduled_for=log.scheduled_for,
-        due_at=now,
-        created_at=now,
-        attempt=log.attempt + 1,
-        retry_of=log,
-        as_of=log.as_of,
-        idempotency_key=log.idempotency_key or log.derive_idempotency_key(),
-        state=Log.State.PENDING,
-    )
 
 
 def _count(number: int, noun: str) -> str:

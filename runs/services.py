@@ -184,22 +184,11 @@ def retry(log: Log, *, by: str = "") -> Log:
         raise NotRetryable(f"{latest.run_id} is {latest.state}; only a failed run can be retried.")
     with transaction.atomic():
         now = timezone.now()
-        attempt = Log.objects.create(
-            endpoint=latest.endpoint,
-            trigger=Log.Trigger.RETRY,
-            triggered_by=by[:150],
-            scheduled_for=latest.scheduled_for,
-            due_at=now,
-            created_at=now,
-            queued_at=now,
-            attempt=latest.attempt + 1,
-            retry_of=latest,
-            dry_run=latest.dry_run,
-            as_of=latest.as_of,
-            upstream=latest.upstream,
-            idempotency_key=latest.idempotency_key or latest.derive_idempotency_key(),
-            state=Log.State.QUEUED,
-        )
+        attempt = latest.following_attempt(
+            trigger=Log.Trigger.RETRY, by=by, due_at=now, state=Log.State.QUEUED,
+            created_at=now, queued_at=now,
+        )  # fmt: skip
+        attempt.save()
         enqueue(attempt)
     return attempt
 

@@ -7,21 +7,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from endpoints.models import Endpoint
 from runs.models import Log
-from tests.test_replay import calls_to, fail_slots, run_replays
+from tests.test_replay import calls_to, fixed_failures, run_replays
 
 pytest_plugins = ["tests.api_support"]
 URL = "/api/v1/scheduler/replay"
+__all__ = ["fixed_failures"]  # the fixture, shared
 
 
-@pytest.fixture
-def failures(make_endpoint, target):
-    fail_slots(make_endpoint, target.url("/status/500"), ["billing", "reports"], slots=2)
-    Endpoint.objects.update(url=target.url("/ok"), overlap_policy="allow")
-
-
-def test_a_dry_run_says_what_would_be_replayed_and_writes_nothing(as_operator, failures):
+def test_a_dry_run_says_what_would_be_replayed_and_writes_nothing(as_operator, fixed_failures):
     logs = Log.objects.count()
 
     answer = as_operator.post(URL, {"dry_run": True}, format="json")
@@ -42,7 +36,7 @@ def test_a_dry_run_says_what_would_be_replayed_and_writes_nothing(as_operator, f
     assert Log.objects.count() == logs
 
 
-def test_a_replay_runs_the_selected_jobs_runs_once(as_operator, failures, target):
+def test_a_replay_runs_the_selected_jobs_runs_once(as_operator, fixed_failures, target):
     body = {"job_names": ["billing"], "error_class": ["http_status"]}
 
     first = as_operator.post(URL, body, format="json")
@@ -61,7 +55,7 @@ def test_a_replay_runs_the_selected_jobs_runs_once(as_operator, failures, target
     assert {log.triggered_by for log in replays} == {"otto-operator"}
 
 
-def test_the_time_range_selects_by_when_the_runs_finished(as_operator, failures):
+def test_the_time_range_selects_by_when_the_runs_finished(as_operator, fixed_failures):
     hour_ago = (timezone.now() - timedelta(hours=1)).isoformat()
 
     recent = as_operator.post(URL, {"finished_after": hour_ago, "dry_run": True}, format="json")
@@ -85,7 +79,7 @@ def test_the_time_range_selects_by_when_the_runs_finished(as_operator, failures)
         ({"jobs": []}, "jobs"),
     ],
 )
-def test_a_bad_selection_is_a_400_naming_the_field(as_operator, failures, body, field):
+def test_a_bad_selection_is_a_400_naming_the_field(as_operator, fixed_failures, body, field):
     answer = as_operator.post(URL, body, format="json")
 
     assert answer.status_code == 400
@@ -94,5 +88,5 @@ def test_a_bad_selection_is_a_400_naming_the_field(as_operator, failures, body, 
     assert not Log.objects.filter(trigger=Log.Trigger.REPLAY).exists()
 
 
-def test_a_viewer_may_not_replay(as_viewer, failures):
+def test_a_viewer_may_not_replay(as_viewer, fixed_failures):
     assert as_viewer.post(URL, {"dry_run": True}, format="json").status_code == 403

@@ -3,24 +3,18 @@ POST that replays them, each once."""
 
 from __future__ import annotations
 
-import pytest
 from django.urls import reverse
 
 from endpoints.models import Endpoint
 from runs.models import Log
-from tests.test_replay import calls_to, fail_slots, run_replays
+from tests.test_replay import calls_to, fixed_failures, run_replays
 from tests.web_support import login
 
 URL = reverse("dashboard:runs_replay")
+__all__ = ["fixed_failures"]  # the fixture, shared
 
 
-@pytest.fixture
-def failures(make_endpoint, target):
-    fail_slots(make_endpoint, target.url("/status/500"), ["billing", "reports"], slots=2)
-    Endpoint.objects.update(url=target.url("/ok"), overlap_policy="allow")
-
-
-def test_the_page_previews_every_failed_run_and_writes_nothing(operator, failures):
+def test_the_page_previews_every_failed_run_and_writes_nothing(operator, fixed_failures):
     logs = Log.objects.count()
 
     page = login(operator).get(URL)
@@ -31,13 +25,13 @@ def test_the_page_previews_every_failed_run_and_writes_nothing(operator, failure
     assert Log.objects.count() == logs
 
 
-def test_a_selection_narrows_the_preview(operator, failures):
+def test_a_selection_narrows_the_preview(operator, fixed_failures):
     page = login(operator).get(URL, {"endpoints": "billing", "error_class": ["http_status"]})
 
     assert "2 failed runs, 1 endpoint" in page.content.decode()
 
 
-def test_replaying_runs_each_selected_run_once_and_says_so(operator, failures, target):
+def test_replaying_runs_each_selected_run_once_and_says_so(operator, fixed_failures, target):
     client = login(operator)
 
     done = client.post(URL, {"endpoints": "billing"}, follow=True)
@@ -51,7 +45,7 @@ def test_replaying_runs_each_selected_run_once_and_says_so(operator, failures, t
     assert calls_to(target, "/ok") == 2
 
 
-def test_bad_input_is_shown_inline_and_nothing_is_replayed(operator, failures):
+def test_bad_input_is_shown_inline_and_nothing_is_replayed(operator, fixed_failures):
     page = login(operator).post(
         URL, {"endpoints": "nope", "start": "2026-12-02T10:00", "end": "2026-12-01T10:00"}
     )
@@ -61,20 +55,20 @@ def test_bad_input_is_shown_inline_and_nothing_is_replayed(operator, failures):
     assert not Log.objects.filter(trigger=Log.Trigger.REPLAY).exists()
 
 
-def test_a_reversed_range_is_an_inline_error(operator, failures):
+def test_a_reversed_range_is_an_inline_error(operator, fixed_failures):
     page = login(operator).get(URL, {"start": "2026-12-02T10:00", "end": "2026-12-01T10:00"})
 
     assert "The end of the range must be after its start." in page.content.decode()
     assert "failed runs," not in page.content.decode()
 
 
-def test_a_viewer_may_not_replay(viewer, failures):
+def test_a_viewer_may_not_replay(viewer, fixed_failures):
     assert login(viewer).get(URL).status_code == 403
     assert login(viewer).post(URL, {}).status_code == 403
     assert not Log.objects.filter(trigger=Log.Trigger.REPLAY).exists()
 
 
-def test_the_endpoint_page_links_to_its_replay(operator, failures):
+def test_the_endpoint_page_links_to_its_replay(operator, fixed_failures):
     endpoint = Endpoint.objects.get(name="billing")
 
     page = login(operator).get(reverse("dashboard:endpoint", args=[endpoint.pk]))

@@ -31,6 +31,13 @@ def fail_slots(make_endpoint, url: str, names: list[str], slots: int = 2, **fiel
     assert Log.objects.filter(state=Log.State.FAILED).count() >= len(names) * slots
 
 
+@pytest.fixture
+def fixed_failures(make_endpoint, target):
+    """billing and reports, two failed slots each; their target answers 200 since."""
+    fail_slots(make_endpoint, target.url("/status/500"), ["billing", "reports"], slots=2)
+    Endpoint.objects.update(url=target.url("/ok"), overlap_policy="allow")
+
+
 def run_replays() -> list[Log]:
     """What the dispatcher's pending pass and a worker do with the replays that are due."""
     queued = dispatcher.dispatch_pending(timezone.now()).to_run
