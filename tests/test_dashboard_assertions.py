@@ -155,3 +155,17 @@ def test_the_admin_edits_assertions_as_json_refusing_a_bad_jsonpath(editor, make
     assert endpoint.assertions == [
         {"source": "json", "property": "$.x", "comparison": "exists", "target": None}
     ]
+
+
+def test_the_endpoint_page_lists_its_assertions(viewer, make_endpoint):
+    endpoint = make_endpoint(
+        assertions=[
+            {"source": "json", "property": "$.data.state", "comparison": "equals", "target": "ok"},
+            {"source": "header", "property": "X-Id", "comparison": "exists"},
+        ]
+    )
+
+    page = login(viewer).get(reverse("dashboard:endpoint", args=[endpoint.pk])).content.decode()
+
+    assert "<code>$.data.state</code> equals &quot;ok&quot;" in page
+    assert "<code>header X-Id</code> exists" in page
