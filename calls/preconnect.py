@@ -72,6 +72,8 @@ class Preconnector:
             return
         request = aiohttp.ClientRequest("GET", url, loop=asyncio.get_running_loop(), ssl=self._tls)
 
+        held: list = []
+
         async def open_one() -> None:
             state = CallState()
             state.new_hop(https=url.scheme == "https", literal=literal)
@@ -85,18 +87,25 @@ class Preconnector:
                 return
             finally:
                 current_call.reset(token)
-            self._session.connector.keep_opened(connection.protocol, state)
-            connection.release()
+            if state.opened:  # new: its call's timing shows its phases (a pooled one has none)
+                self._session.connector.keep_opened(connection.protocol, state)
+            held.append(connection)
 
         async def opener(n: int) -> None:
             for _ in range(n):
                 await open_one()
 
-        # OPEN_AT_ONCE openers, each opening its share in turn.
+        # OPEN_AT_ONCE openers, each opening its share in turn. Each connection is held until
+        # all are open: released at once, the pool's idle connections would be handed out
+        # again and again, and an origin already holding one would get no more.
         share, rest = divmod(count, OPEN_AT_ONCE)
         sizes = [share + (1 if i < rest else 0) for i in range(min(count, OPEN_AT_ONCE))]
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*(opener(n) for n in sizes))
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*(opener(n) for n in sizes))
+        finally:
+            for connection in held:
+                connection.release()
 
     async def close(self) -> None:
         for task in list(self._tasks):

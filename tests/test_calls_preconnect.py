@@ -62,3 +62,29 @@ def test_no_connection_is_opened_where_a_call_may_not_go(serve, settings):
 
     assert not outcome.ok and outcome.error_class == "blocked"
     assert server.accepted_at == []
+
+
+def test_an_origin_with_idle_connections_gets_the_rest_opened_too(serve):
+    """One connection is idle in the pool from an earlier call: the instant's three calls still
+    find three open connections (the idle one reused, two opened), none opened at the instant."""
+    server = serve(hostile.answer(b"ok", keep_alive=True))
+    spec = CallSpec(method="GET", url=server.url("/due"), timeout=5)
+
+    async def main():
+        client = Client(max_in_flight=10)
+        try:
+            first = await client.send(spec)
+            instant = datetime.now(UTC) + timedelta(seconds=0.8)
+            for _ in range(3):
+                client.expect(spec.url, instant)
+            await asyncio.sleep(max(0.0, (instant - datetime.now(UTC)).total_seconds()))
+            return instant, first, await asyncio.gather(*(client.send(spec) for _ in range(3)))
+        finally:
+            await client.close()
+
+    instant, first, outcomes = asyncio.run(main())
+
+    assert first.ok and all(outcome.ok for outcome in outcomes)
+    assert len(server.accepted_at) == 3  # the earlier call's, and two opened for the instant
+    assert all(at < instant.timestamp() for at in server.accepted_at)
+    assert sorted(outcome.timing["reused"] for outcome in outcomes) == [False, False, True]
