@@ -16,7 +16,7 @@ from django.utils import timezone as django_timezone
 
 from calls import signing
 from calls.masking import ALWAYS_SECRET_HEADERS, mask_headers
-from endpoints import channels, run_after, schedules, secrets
+from endpoints import channels, flow, run_after, schedules, secrets
 from endpoints.crypto import EncryptedJSONField, EncryptedListField, EncryptedTextField
 from endpoints.registry import get_handler, secret_keys_of
 from scheduler_site.loading import FastFromDb
@@ -295,6 +295,25 @@ class Endpoint(FastFromDb, models.Model):
         "success, failure or finished).",
     )
 
+    # flow control (endpoints/flow.py; enforced across every cluster by runs/flow.py)
+    flow_key = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[RegexValidator(flow.KEY_PATTERN, flow.KEY_MESSAGE)],
+        help_text="Jobs sharing a key share its limits (e.g. the target's host).",
+    )
+    flow_parallelism = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(flow.MAX_PARALLELISM)],
+        help_text="Most runs of the key in flight at once.",
+    )
+    flow_rate = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text='Most runs of the key started per second, minute or hour: "10/s", "600/min".',
+    )
+
     # kind = heartbeat: nothing is called; the job pings /ping/<uuid> (runs/heartbeats.py)
     grace_seconds = models.PositiveIntegerField(
         default=3600,
@@ -353,6 +372,12 @@ class Endpoint(FastFromDb, models.Model):
                 fields=["paused_until"],
                 name="endpoint_paused_until_idx",
                 condition=models.Q(enabled=False, paused_until__isnull=False),
+            ),
+            # The limits of a flow key (runs/flow.py): the jobs sharing it.
+            models.Index(
+                fields=["flow_key"],
+                name="endpoint_flow_key_idx",
+                condition=~models.Q(flow_key=""),
             ),
             # The notification sweep: failing endpoints due an alert or a reminder.
             models.Index(
@@ -649,6 +674,7 @@ class Endpoint(FastFromDb, models.Model):
         self._clean_notifications(errors)
         self._clean_run_after(errors)
         self._clean_jitter(errors)
+        self._clean_flow(errors)
         for field in ("signing_secret", "signing_secret_next"):
             if getattr(self, field) and field not in errors:
                 if problem := signing.secret_problem(getattr(self, field)):
@@ -732,6 +758,24 @@ class Endpoint(FastFromDb, models.Model):
             errors["run_after"] = problem
         else:
             self.run_after = entries
+
+    def _clean_flow(self, errors: dict[str, str]) -> None:
+        if self.flow_rate:
+            try:
+                self.flow_rate = str(flow.parse_rate(self.flow_rate))
+            except flow.RateError as exc:
+                errors["flow_rate"] = str(exc)
+        if not self.flow_key:
+            for field in ("flow_parallelism", "flow_rate"):
+                if getattr(self, field) and field not in errors:
+                    errors[field] = "Give a flow key too: limits are shared by the jobs of a key."
+        elif self.kind == self.Kind.HEARTBEAT:
+            errors["flow_key"] = "A heartbeat is not run by cronplane: it has no flow to limit."
+
+    @property
+    def flow_limits(self) -> flow.Limits:
+        """This job's own limits (its key holds the strictest of all its jobs')."""
+        return flow.Limits.strictest([(self.flow_parallelism, self.flow_rate)])
 
     @property
     def notification_emails(self) -> list[str]:

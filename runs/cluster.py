@@ -85,7 +85,16 @@ def recover_stuck(now: datetime, *, cluster: str = "") -> tuple[list[Log], list[
     for log in requeued:
         log.lease_expires_at, log.cluster = now + QUEUED_LEASE, cluster
     Log.objects.bulk_update(requeued, ["lease_expires_at", "cluster"])
+    _release_flow_keys(failed, now)
     return failed, requeued
+
+
+def _release_flow_keys(failed: list[Log], now: datetime) -> None:
+    """The slots the failed runs held in their flow keys go to the runs waiting for them."""
+    if any(log.flow_key for log in failed):
+        from runs import flow
+
+        flow.release({log.flow_key for log in failed}, now)
 
 
 def forget_dead_neighbours(now: datetime) -> int:
@@ -131,6 +140,7 @@ def abandon(cluster: str, now: datetime) -> list[Log]:
         )
         if record(log, outcome, now=now):
             failed.append(log)
+    _release_flow_keys(failed, now)
     return failed
 
 

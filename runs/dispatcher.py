@@ -27,6 +27,7 @@ from django.db import transaction
 
 from endpoints import schedules
 from endpoints.models import Endpoint
+from runs import flow
 from runs.bulk import insert_logs, new_log
 from runs.cluster import QUEUED_LEASE
 from runs.models import Log, idempotency_key_for_slot
@@ -48,6 +49,7 @@ _FOR_DISPATCH = (
     "id", "schedule_type", "cron_expression", "interval_seconds", "run_at", "timezone",
     "starts_at", "ends_at", "created_at", "next_run_at", "enabled", "disabled_reason",
     "max_runs", "jitter_seconds", "overlap_policy", "missed_policy", "catch_up_window_seconds",
+    "flow_key",
 )  # fmt: skip
 
 
@@ -139,6 +141,7 @@ def dispatch_due(
             due = taken
         used_runs = _runs_used([endpoint for endpoint in due if endpoint.max_runs is not None])
         logs: list[Log] = []
+        keyed: list[Log] = []
         for endpoint in due:
             plan = plan_endpoint(
                 endpoint,
@@ -150,12 +153,18 @@ def dispatch_due(
             )
             for log in plan.logs:
                 log.cluster = cluster if log.state == Log.State.QUEUED else ""
+            if endpoint.flow_key:
+                keyed += [log for log in plan.logs if log.state == Log.State.QUEUED]
             logs += plan.logs
             endpoint.next_run_at = plan.next_run_at
             if plan.finished and endpoint.schedule_type == Endpoint.ScheduleType.ONCE:
                 endpoint.enabled = False
                 endpoint.disabled_reason = ONE_TIME_DISPATCHED
         logs = _without_claimed_slots(logs)
+        if keyed:
+            kept = {id(log) for log in logs}
+            keyed = [log for log in keyed if id(log) in kept]
+            result.to_run += flow.admit(keyed, now, until=until, cluster=cluster)
         insert_logs(logs)
         _advance(due)
     result.endpoints = len(due)
@@ -197,8 +206,9 @@ def plan_endpoint(
     plan = _Plan()
     to_run = _apply_missed_policy(endpoint, slots, now, truncated, plan, trigger)
     remaining = None if endpoint.max_runs is None else max(0, endpoint.max_runs - used)
-    # Runs in flight block new slots; a pending retry waiting out its backoff does not.
-    active = [run for run in open_runs if run.state != Log.State.PENDING]
+    # Runs in flight block new slots, and so does one waiting for its flow key (it is in line to
+    # run); a pending retry waiting out its backoff does not.
+    active = [run for run in open_runs if run.state != Log.State.PENDING or run.flow_key]
     waiting = any(
         run.state == Log.State.PENDING and run.trigger != Log.Trigger.RETRY for run in open_runs
     )
@@ -330,7 +340,7 @@ def dispatch_pending(now: datetime, *, limit: int = 500, cluster: str = "") -> D
         running = _open_runs(
             {log.endpoint_id for log in pending}, states=(Log.State.QUEUED, Log.State.RUNNING)
         )
-        changed = []
+        changed, keyed = [], []
         for log in pending:
             endpoint = log.endpoint
             if _stopped(endpoint) and log.trigger == Log.Trigger.RETRY:
@@ -344,15 +354,22 @@ def dispatch_pending(now: datetime, *, limit: int = 500, cluster: str = "") -> D
             ):
                 result.waiting += 1
                 continue
+            elif endpoint.flow_key:
+                keyed.append(log)
+                running.setdefault(endpoint.pk, []).append(log)
             else:
                 log.state, log.queued_at, log.cluster = Log.State.QUEUED, now, cluster
                 log.lease_expires_at = now + QUEUED_LEASE
                 running.setdefault(endpoint.pk, []).append(log)
                 result.to_run.append(log)
             changed.append(log)
-        Log.objects.bulk_update(
-            changed, ["state", "queued_at", "lease_expires_at", "reason", "finished_at", "cluster"]
-        )
+        fields = ["state", "queued_at", "lease_expires_at", "reason", "finished_at", "cluster"]
+        if keyed:
+            result.to_run += flow.admit(keyed, now, cluster=cluster)
+            result.to_run += [log for log in keyed if log.state == Log.State.QUEUED]
+            result.waiting += sum(log.state == Log.State.PENDING for log in keyed)
+            fields = sorted({*fields, *flow.FIELDS})
+        Log.objects.bulk_update(changed, fields)
     return result
 
 
@@ -436,7 +453,7 @@ def _label(log: Log) -> str:
 def _open_runs(endpoint_ids, states=Log.OPEN_STATES) -> dict[int, list[Log]]:
     runs: dict[int, list[Log]] = defaultdict(list)
     for log in Log.objects.filter(endpoint_id__in=endpoint_ids, state__in=states).only(
-        "id", "endpoint_id", "state"
+        "id", "endpoint_id", "state", "flow_key"
     ):
         runs[log.endpoint_id].append(log)
     return runs

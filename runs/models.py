@@ -133,6 +133,13 @@ class Log(FastFromDb, models.Model):
         help_text="The qcluster that queued or claimed this run.",
     )
 
+    # Flow control (runs/flow.py): the key this run counts against once it passed its limits
+    # (queued) or while it waits for them (pending), and since when it has waited.
+    flow_key = models.CharField(max_length=100, blank=True)
+    held_since = models.DateTimeField(
+        null=True, blank=True, help_text="When it would have started but for its flow key."
+    )
+
     request = models.JSONField(default=dict, blank=True, help_text="As sent, secrets masked.")
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     response_headers = models.JSONField(default=dict, blank=True)
@@ -186,6 +193,18 @@ class Log(FastFromDb, models.Model):
                 fields=["cluster"],
                 name="log_open_cluster_idx",
                 condition=models.Q(state__in=["queued", "running"]),
+            ),
+            # A flow key's runs in flight and waiting (runs/flow.py), and its recent starts.
+            models.Index(
+                fields=["flow_key", "state"],
+                name="log_flow_open_idx",
+                condition=models.Q(state__in=["pending", "queued", "running"])
+                & ~models.Q(flow_key=""),
+            ),
+            models.Index(
+                fields=["flow_key", "due_at"],
+                name="log_flow_starts_idx",
+                condition=~models.Q(flow_key=""),
             ),
         ]
         permissions = [("retry_log", "Can retry a run")]
@@ -247,6 +266,14 @@ class Log(FastFromDb, models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+    @property
+    def flow_wait_ms(self) -> int | None:
+        """How long it waited for its flow key: part of its lag."""
+        if self.held_since is None:
+            return None
+        until = self.started_at or self.due_at
+        return max(0, int((until - self.held_since).total_seconds() * 1000))
 
     @property
     def lag_ms(self) -> int | None:
@@ -340,6 +367,18 @@ class Heartbeat(models.Model):
     dispatched = models.PositiveBigIntegerField(default=0, help_text="Runs queued since start.")
 
     objects = HeartbeatQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlowKey(models.Model):
+    """A flow key as every cluster sees it: the row its admissions lock (runs/flow.py), and a
+    back-off its target asked for (a 429 or 503 with Retry-After)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    backoff_until = models.DateTimeField(null=True, blank=True)
+    backoff_reason = models.CharField(max_length=200, blank=True)
 
     def __str__(self) -> str:
         return self.name

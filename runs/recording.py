@@ -80,6 +80,10 @@ def record_many(finished: list[tuple[Log, Outcome, datetime]]) -> None:
         rest += _record_successes(simple)
     for log, outcome, finished_at in rest:
         record(log, outcome, now=finished_at)
+    if any(log.flow_key for log, _, _ in finished):
+        from runs import flow  # only runs of keyed jobs go there (and it imports runs.cluster)
+
+        flow.ended(finished)
 
 
 def _record_successes(

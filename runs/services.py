@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
-from runs import executor
+from runs import executor, flow
 from runs.models import Log, new_idempotency_key
 
 BATCH_TASK = "runs.tasks.run_batch"
@@ -97,8 +97,19 @@ def trigger(
             endpoint, trigger=trigger, by=by, dry_run=dry_run, state=Log.State.QUEUED,
             as_of=as_of, actor=actor,
         )  # fmt: skip
-        enqueue(log)
+        enqueue_within_limits(log)
     return log
+
+
+def enqueue_within_limits(log: Log) -> None:
+    """Hand a new queued Log to the broker; one of a job with a flow key first passes its
+    key's limits, or waits for them (pending, started by the dispatcher or a finishing run)."""
+    if log.endpoint.flow_key:
+        flow.admit([log], log.created_at)
+        log.save(update_fields=flow.FIELDS)
+        if log.state != Log.State.QUEUED:
+            return
+    enqueue(log)
 
 
 def enqueue(log: Log) -> None:
@@ -148,6 +159,8 @@ def run_in_foreground(
     """Run now in this process, following retries (waiting out their backoff); return the last."""
     log = create_run(endpoint, by=by, dry_run=dry_run, as_of=as_of)
     while True:
+        if endpoint.flow_key:
+            wait_for_flow_key(log)
         finished = executor.execute(log.pk)
         if finished is None:
             # Someone else (a cluster worker) claimed it first: wait for their verdict.
@@ -159,6 +172,21 @@ def run_in_foreground(
             return finished
         time.sleep(max(0.0, (retry.due_at - timezone.now()).total_seconds()))
         log = retry
+
+
+def wait_for_flow_key(log: Log, poll: float = 0.2) -> None:
+    """Until the pending `log` may start within its key's limits. It admits itself (no
+    dispatcher may be running here); one a dispatcher admitted meanwhile is left to it."""
+    while True:
+        with transaction.atomic():
+            log.refresh_from_db()
+            if log.state != Log.State.PENDING:
+                return
+            flow.admit([log], timezone.now())
+            log.save(update_fields=flow.FIELDS)
+        if log.state == Log.State.QUEUED:
+            return
+        time.sleep(poll)
 
 
 def wait_until_final(log: Log, poll: float = 0.2) -> Log:
@@ -189,7 +217,7 @@ def retry(log: Log, *, by: str = "") -> Log:
             created_at=now, queued_at=now,
         )  # fmt: skip
         attempt.save()
-        enqueue(attempt)
+        enqueue_within_limits(attempt)
     return attempt
 
 
@@ -219,11 +247,14 @@ def check_as_of(as_of: datetime | None) -> None:
 def cancel(log: Log, *, reason: str = "Cancelled by a user.") -> bool:
     """Cancel a run that has not started; False if it already started or ended."""
     now = timezone.now()
-    return bool(
+    cancelled = bool(
         Log.objects.filter(pk=log.pk, state__in=(Log.State.PENDING, Log.State.QUEUED)).update(
             state=Log.State.CANCELLED, reason=reason[:300], finished_at=now
         )
     )
+    if cancelled and log.flow_key:
+        flow.release([log.flow_key], now)  # its place in the key goes to the next in line
+    return cancelled
 
 
 def run_due_inline(now: datetime, *, budget_seconds: float, batch_size: int) -> list[Log]:

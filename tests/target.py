@@ -28,9 +28,17 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float = field(default_factory=time.time)
+    # When the answer was written (how many requests it held at once: tests/test_flow_clusters.py)
+    done: float | None = None
 
     def json(self):
         return json.loads(self.body)
+
+
+class _Server(ThreadingHTTPServer):
+    # Dozens of runs connect at one instant: with the default backlog of 5 the kernel drops the
+    # rest of the SYNs, and they arrive a second later (the client's retransmission).
+    request_queue_size = 128
 
 
 class Target:
@@ -51,18 +59,18 @@ class Target:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                received = Received(self.command, self.path, dict(self.headers.items()), body)
                 with target._lock:
-                    target.received.append(
-                        Received(self.command, self.path, dict(self.headers.items()), body)
-                    )
+                    target.received.append(received)
                     target._counts[self.path] = target._counts.get(self.path, 0) + 1
                     count = target._counts[self.path]
                 target.respond(self, count)
+                received.done = time.time()
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
         self.host = host
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server = _Server((host, 0), Handler)
         self.server.daemon_threads = True
         if tls is not None:
             self.server.socket = tls.wrap_socket(
