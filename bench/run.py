@@ -17,8 +17,9 @@ ratio; --baseline-only runs just that, --reuse-baseline takes it from the scenar
 results file: it does not depend on cronplane's code), --endpoints N, --seconds S,
 --workers W (default: the WORKERS default), --slow-every S (neighbours: the slow endpoints'
 period, default 5), --at-once (memory: the --endpoints all due at one instant),
---ceiling-seconds S (the ceilings' measuring time, default 5; 0 takes them from the scenario's
-last results file).
+--flow-key (throughput: every endpoint shares one flow key whose limit is never reached: what
+flow control costs a run; results: throughput_…_flow), --ceiling-seconds S (the ceilings'
+measuring time, default 5; 0 takes them from the scenario's last results file).
 The machine's ceilings (the target alone, an aiohttp client alone) are measured once per
 invocation, before the phases, and printed under every table.
 Each phase runs in its own process against a fresh database; results go to
@@ -173,6 +174,12 @@ def main() -> None:
         help="take the django-q2 figures from this scenario's last results file (they do not "
         "depend on cronplane's code) and run only ours",
     )
+    parser.add_argument(
+        "--flow-key",
+        action="store_true",
+        help="throughput: every endpoint shares one flow key, its limit never reached (the cost "
+        "of flow control; results: throughput_…_flow)",
+    )
     parser.add_argument("--baseline-only", action="store_true", help="run only django-q2's")
     parser.add_argument("--phase", choices=["ours", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -192,6 +199,8 @@ def main() -> None:
         name += f"_n{args.endpoints}"
     if args.at_once:
         name += "_at_once"
+    if args.flow_key:
+        name += "_flow"
     earlier_file = RESULTS / f"{name}.json"
     if args.ceiling_seconds > 0:
         figures["ceilings"] = measure_ceilings(args.ceiling_seconds)

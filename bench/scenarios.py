@@ -56,11 +56,20 @@ def make_endpoints(urls: list[str], cron: str, first_run: datetime, **fields) ->
 
 def create(env: Environment, args, urls: list[str], cron: str, first_run: datetime) -> None:
     """Our endpoints for `urls`: realistic jobs through applyjobs (next_run_at computed on save,
-    so `first_run` is the schedule's own next slot), or minimal ones due at `first_run`."""
+    so `first_run` is the schedule's own next slot), or minimal ones due at `first_run`.
+    With --flow-key they share one flow key whose parallelism the load never reaches."""
+    flow = (
+        {"flow_key": "bench", "flow_parallelism": 10_000}
+        if getattr(args, "flow_key", False)
+        else {}
+    )
     if args.jobs == "minimal":
-        make_endpoints(urls, cron, first_run, overlap_policy="allow")
+        make_endpoints(urls, cron, first_run, overlap_policy="allow", **flow)
         return
-    specs = [{"name": f"bench-{i:06d}", "url": url, "cron": cron} for i, url in enumerate(urls)]
+    specs = [
+        {"name": f"bench-{i:06d}", "url": url, "cron": cron, "fields": flow}
+        for i, url in enumerate(urls)
+    ]
     make_jobs(env, specs, "realistic")
 
 

@@ -459,6 +459,7 @@ class EndpointFilterForm(forms.Form):
                 | Q(description__icontains=term)
                 | Q(url__icontains=term)
                 | Q(handler__icontains=term)
+                | Q(flow_key=term)  # the Limits page links a key to its jobs
             )
         if data["enabled"] == "done":
             queryset = queryset.filter(states.DONE)

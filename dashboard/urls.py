@@ -1,6 +1,15 @@
 from django.urls import path
 
-from dashboard.views import editing, endpoints, notifying, runs, scheduling, status, tokens
+from dashboard.views import (
+    editing,
+    endpoints,
+    limits,
+    notifying,
+    runs,
+    scheduling,
+    status,
+    tokens,
+)
 
 app_name = "dashboard"
 urlpatterns = [
@@ -27,6 +36,7 @@ urlpatterns = [
     path("runs/<int:pk>/retry/", runs.log_retry, name="log_retry"),
     path("runs/<int:pk>/cancel/", runs.log_cancel, name="log_cancel"),
     path("status/", status.status, name="status"),
+    path("limits/", limits.limits, name="limits"),
     path("tokens/", tokens.token_list, name="tokens"),
     path("tokens/<int:pk>/revoke/", tokens.token_revoke, name="token_revoke"),
 ]
