@@ -94,6 +94,17 @@ SCHEDULE = Representation(
             lambda e, zone: e.schedule_description,
         ),
         "jitterSeconds": Key(serializers.IntegerField(), lambda e, zone: e.jitter_seconds),
+        "flowKey": Key(
+            serializers.CharField(help_text="Its flow key ('' for none)."),
+            lambda e, zone: e.flow_key,
+        ),
+        "flowParallelism": Key(
+            serializers.IntegerField(allow_null=True), lambda e, zone: e.flow_parallelism
+        ),
+        "flowRate": Key(
+            serializers.CharField(help_text='e.g. "10/s"; "" for none.'),
+            lambda e, zone: e.flow_rate,
+        ),
         "signingEnabled": Key(
             serializers.BooleanField(help_text="Requests are signed."),
             lambda e, zone: bool(e.signing_secret),

@@ -61,6 +61,9 @@ NAMES = {
     "paused_until": "until",
     "notify_urls": "notifyUrls",
     "notify_after_failures": "notifyAfterFailures",
+    "flow_key": "flowKey",
+    "flow_parallelism": "flowParallelism",
+    "flow_rate": "flowRate",
 }
 # Seed 002 field → Endpoint field, for the fields it takes as they are.
 PLAIN_FIELDS = {
@@ -68,6 +71,9 @@ PLAIN_FIELDS = {
     "signingSecret": "signing_secret",
     "signingSecretNext": "signing_secret_next",
     "notifyAfterFailures": "notify_after_failures",
+    "flowKey": "flow_key",
+    "flowParallelism": "flow_parallelism",
+    "flowRate": "flow_rate",
 }
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
 NOT_FOUND = {404: ErrorSerializer}
@@ -187,6 +193,26 @@ class ScheduleRequest(StrictSerializer):
         required=False,
         min_value=1,
         help_text="Alert on this many consecutive failed runs (default 1: the first).",
+    )
+    flowKey = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="Workflows sharing a flow key share its limits, across every worker (e.g. "
+        "the target's host); empty: none.",
+    )
+    flowParallelism = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="Most runs of the flow key in flight at once (null: no limit).",
+    )
+    flowRate = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=20,
+        help_text='Most runs of the flow key started per second, minute or hour: "10/s", '
+        '"600/min" (up to that many at once).',
     )
 
 

@@ -69,6 +69,7 @@ GROUPS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("Overlap and missed runs", ["overlap_policy", "missed_policy", "catch_up_window_seconds"]),
+    ("Flow control", ["flow_key", "flow_parallelism", "flow_rate"]),
     (
         "Notifications",
         [
@@ -84,7 +85,9 @@ GROUPS: list[tuple[str, list[str]]] = [
 ]
 # Groups folded under "Advanced settings" (a <details>: no script needed), so that a simple job
 # is a short form; and the schedule's rarer fields, folded inside the Schedule group.
-ADVANCED_GROUPS = ("Signing", "Success and retries", "Overlap and missed runs", "Notifications")
+ADVANCED_GROUPS = (
+    "Signing", "Success and retries", "Overlap and missed runs", "Flow control", "Notifications",
+)  # fmt: skip
 FOLDED_FIELDS = ("starts_at", "ends_at", "max_runs", "jitter_seconds")
 
 # CSS classes that let the stylesheet hide fields of the kind or schedule type not chosen.
@@ -214,6 +217,8 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
             "jitter_seconds": "Jitter (seconds)",
             "notify_after_failures": "Alert after failed runs",
             "grace_seconds": "Grace (seconds)",
+            "flow_parallelism": "At most in flight",
+            "flow_rate": "At most started",
         }
         help_texts = {
             "cron_expression": "5 fields (minute hour day month weekday), an optional 6th for "
@@ -227,6 +232,12 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
             "body": "Sent as is; JSON bodies get Content-Type: application/json.",
             "retry_backoff_seconds": "The first retry waits up to this long, each later one up "
             "to twice as long (with jitter). Timeouts, network errors, 5xx and 429 are retried.",
+            "flow_key": "Optional. Jobs with the same key (e.g. the API's host) share its limits "
+            "across every worker; runs over them wait their turn, none is dropped.",
+            "flow_parallelism": "Runs of the key in flight at once (the smallest of its jobs' "
+            "holds).",
+            "flow_rate": 'Runs of the key started per second, minute or hour: "10/s", '
+            '"600/min" — up to that many at once.',
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -244,5 +244,19 @@ FIELDS: tuple[JobField, ...] = (
         help="Alert on this many consecutive failed runs (default 1).",
     ),
     JobField("notify_on_recovery", POLICY, BOOLEAN),
+    JobField(
+        "flow_key", POLICY, STRING, only_when_set=True,
+        help="Jobs sharing a flow key share its limits, across every worker (e.g. the target's "
+        "host); empty: none.",
+    ),
+    JobField(
+        "flow_parallelism", POLICY, INTEGER, nullable=True, only_when_set=True,
+        convert=at_least(1), help="Most runs of the flow key in flight at once.",
+    ),
+    JobField(
+        "flow_rate", POLICY, STRING, only_when_set=True,
+        help='Most runs of the flow key started in any second, minute or hour: "10/s", '
+        '"600/min" (up to that many at once).',
+    ),
 )  # fmt: skip
 BY_NAME = {field.name: field for field in FIELDS}

@@ -251,6 +251,14 @@ class EndpointAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
             },
         ),
         (
+            "Flow control",
+            {
+                "fields": ("flow_key", ("flow_parallelism", "flow_rate")),
+                "description": "Jobs sharing a flow key share its limits across every worker "
+                '(rate: "10/s", "600/min"); the Limits page shows each key.',
+            },
+        ),
+        (
             "Notifications",
             {
                 "fields": (

@@ -148,9 +148,9 @@ def _start(
     if joined:
         ChainArrival.objects.filter(pk__in=joined).update(consumed_by=log)
     if log.state == Log.State.QUEUED:
-        from runs.services import enqueue
+        from runs.services import enqueue_within_limits
 
-        enqueue(log)
+        enqueue_within_limits(log)  # a chained run counts against its job's flow key too
     return log
 
 

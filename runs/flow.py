@@ -34,7 +34,7 @@ from django.db import transaction
 from django.db.models import Count, Min, Q
 
 from calls.spec import Outcome
-from endpoints.flow import Limits
+from endpoints.flow import Limits, Rate
 from endpoints.models import Endpoint
 from runs.cluster import QUEUED_LEASE
 from runs.models import FlowKey, Log
@@ -169,9 +169,12 @@ class _Gate:
         return released
 
     def _waiting(self, exclude: list[int]) -> list[Log]:
+        """The key's runs already waiting that may be admitted now, oldest first."""
         room = MAX_RELEASE
         if self.limits.parallelism:
             room = min(room, self.limits.parallelism - self.in_flight)
+        for rate in self.limits.rates:
+            room = min(room, rate.count - self._in_window(rate, self.now))
         if room <= 0:
             return []
         # Skip rows a dispatcher is deciding right now (it holds them and waits for this key).
@@ -201,13 +204,16 @@ class _Gate:
             start = max(start, allowed)
         return start, None
 
-    def _allowed(self, rate, start: datetime) -> datetime:
-        """The earliest instant from `start` at which `rate` lets one more run start."""
+    def _in_window(self, rate: Rate, start: datetime) -> int:
+        """Starts in the window of `rate` that ends at `start` (none are later: see _decide)."""
         period = timedelta(seconds=rate.period_seconds)
-        in_window = len(self.starts) - bisect.bisect_right(self.starts, start - period)
-        if in_window < rate.count:
+        return len(self.starts) - bisect.bisect_right(self.starts, start - period)
+
+    def _allowed(self, rate: Rate, start: datetime) -> datetime:
+        """The earliest instant from `start` at which `rate` lets one more run start."""
+        if self._in_window(rate, start) < rate.count:
             return start
-        return self.starts[-rate.count] + period
+        return self.starts[-rate.count] + timedelta(seconds=rate.period_seconds)
 
     def _queue(self, log: Log, start: datetime) -> None:
         log.state, log.queued_at, log.cluster = Log.State.QUEUED, self.now, self.cluster

@@ -11,7 +11,7 @@ import logging
 import random
 from datetime import datetime, timedelta
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -81,9 +81,18 @@ def record_many(finished: list[tuple[Log, Outcome, datetime]]) -> None:
     for log, outcome, finished_at in rest:
         record(log, outcome, now=finished_at)
     if any(log.flow_key for log, _, _ in finished):
-        from runs import flow  # only runs of keyed jobs go there (and it imports runs.cluster)
+        _release_flow_keys(finished)
 
+
+def _release_flow_keys(finished: list[tuple[Log, Outcome, datetime]]) -> None:
+    from runs import flow  # only runs of keyed jobs go there (and it imports runs.cluster)
+
+    try:
         flow.ended(finished)
+    except DatabaseError as exc:
+        # The runs are recorded: a failed release must not have them recorded again. The runs
+        # waiting for these keys are admitted by the dispatcher's next look instead.
+        logger.warning("flow keys not released after %d runs (%s)", len(finished), exc)
 
 
 def _record_successes(

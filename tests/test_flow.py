@@ -212,6 +212,23 @@ def test_retries_and_manual_runs_count_against_the_key(due, make_endpoint):
     assert retry.state == "queued"  # first in line
 
 
+def test_a_chained_run_counts_against_its_jobs_key(due, make_endpoint):
+    (upstream,) = due(1, prefix="extract")
+    (busy,) = due(1, prefix="busy", flow_key="vendor-api", flow_parallelism=1)
+    make_endpoint(
+        name="load", schedule_type="none", flow_key="vendor-api",
+        run_after=[{"job_name": "extract-0", "on": "success"}],
+    )  # fmt: skip
+    dispatcher.dispatch_due(T0)
+    finish(list(Log.objects.filter(endpoint=upstream)), T0 + timedelta(seconds=1))
+    chained = Log.objects.get(endpoint__name="load")
+    assert (chained.trigger, chained.state) == ("chain", "pending")
+    assert chained.reason == "Waiting for flow key vendor-api: 1 of 1 runs in flight."
+    finish(list(Log.objects.filter(endpoint=busy)), T0 + timedelta(seconds=2))
+    chained.refresh_from_db()
+    assert chained.state == "queued" and chained.reason == "Waited 1.0 s for flow key vendor-api."
+
+
 def test_a_429_with_retry_after_backs_the_key_off_for_that_long(due):
     due(3, flow_key="vendor-api", flow_parallelism=1)
     (first,) = dispatcher.dispatch_due(T0).to_run
@@ -236,6 +253,26 @@ def test_a_dead_clusters_run_gives_its_place_in_the_key_to_the_next(due):
     failed, _ = cluster.recover_stuck(T0 + timedelta(seconds=20), cluster="alive")
     assert [log.pk for log in failed] == [held.pk]
     assert by_state() == {"failed": 1, "queued": 1}
+
+
+def test_a_run_waiting_for_its_key_is_never_recovered_as_stuck_nor_missed(due):
+    due(2, flow_key="vendor-api", flow_parallelism=1)
+    dispatcher.dispatch_due(T0)  # one queued by no cluster, never claimed; one waiting
+    much_later = T0 + timedelta(hours=2)
+    failed, requeued = cluster.recover_stuck(much_later)
+    assert failed == [] and len(requeued) == 1  # the queued one is handed out again
+    assert Log.objects.get(state="pending").reason.startswith("Waiting for flow key")
+    dispatcher.dispatch_due(much_later)
+    assert Log.objects.filter(state="missed", scheduled_for=T0).count() == 0
+
+
+def test_a_rate_only_key_looks_at_no_more_waiting_runs_than_it_may_start(due):
+    due(12, flow_key="vendor-api", flow_rate="5/s")
+    first = dispatcher.dispatch_due(T0).to_run
+    finish(first, T0 + 10 * MS)
+    assert flow.release(["vendor-api"], T0 + 20 * MS) == []  # the second's five are spent
+    released = flow.release(["vendor-api"], T0 + timedelta(seconds=1))
+    assert len(released) == 5
 
 
 def test_the_overview_shows_each_keys_limits_and_runs_now(due):

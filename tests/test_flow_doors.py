@@ -27,7 +27,7 @@ def saturate(make_endpoint, count: int = 3) -> list[Endpoint]:
             flow_parallelism=1,
             flow_rate="10/s",
             cron_expression="0 * * * *",
-        )  # fmt: skip
+        )
         for n in range(count)
     ]
     Endpoint.objects.update(next_run_at=now)
