@@ -105,6 +105,13 @@ SCHEDULE = Representation(
             serializers.CharField(help_text='e.g. "10/s"; "" for none.'),
             lambda e, zone: e.flow_rate,
         ),
+        "assertions": Key(
+            serializers.ListField(
+                child=serializers.DictField(),
+                help_text="Checks the response must pass: source, property, comparison, target.",
+            ),
+            lambda e, zone: e.assertions or [],
+        ),
         "signingEnabled": Key(
             serializers.BooleanField(help_text="Requests are signed."),
             lambda e, zone: bool(e.signing_secret),

@@ -74,6 +74,7 @@ PLAIN_FIELDS = {
     "flowKey": "flow_key",
     "flowParallelism": "flow_parallelism",
     "flowRate": "flow_rate",
+    "assertions": "assertions",
 }
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
 NOT_FOUND = {404: ErrorSerializer}
@@ -161,6 +162,13 @@ class ScheduleRequest(StrictSerializer):
         help_text="The input of each run, one item: its keys are set on a handler's payload "
         "(the workflow's other keys are kept); an HTTP workflow's templates read it as "
         "{{ input.KEY }}.",
+    )
+    assertions = serializers.ListField(
+        child=JSONObjectField(),
+        required=False,
+        help_text="Checks an HTTP workflow's response must pass, as the job API's `assertions`: "
+        '[{"source": "json", "property": "$.data.state", "comparison": "equals", '
+        '"target": "ok"}]; `[]` removes them.',
     )
     jitterSeconds = StrictIntegerField(
         required=False,

@@ -320,6 +320,8 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         self.clean_signing_keys(cleaned)
+        if cleaned.get("kind") != Endpoint.Kind.HTTP:
+            cleaned["assertions"] = []  # rows hidden with the kind: only a response is checked
         if "headers" in cleaned:
             cleaned["headers"] = self._headers_keeping_secrets(
                 cleaned["headers"], cleaned.get("secret_headers") or []

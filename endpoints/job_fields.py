@@ -204,6 +204,13 @@ FIELDS: tuple[JobField, ...] = (
     JobField("expected_status", HTTP, STATUS_SPEC),
     JobField("response_must_contain", HTTP, STRING, only_when_set=True),
     JobField(
+        "assertions", HTTP, OBJECTS, only_when_set=True,
+        help="Checks the response must pass, all of them: [{source: status_code|json|header|"
+        "text|duration_ms, property: a JSONPath ($.data.state) or a header name, comparison: "
+        "equals|not_equals|contains|not_contains|less_than|greater_than|exists|not_exists|"
+        "matches, target}]. The first that does not hold fails the run (`assertion`).",
+    ),
+    JobField(
         "signing_secret", HTTP, STRING, only_when_set=True, secret=True,
         help="Signs every request by Standard Webhooks (webhook-id, webhook-timestamp, "
         "webhook-signature): whsec_ + base64 of 24-64 random bytes. Write-only; the mask keeps "

@@ -648,6 +648,8 @@ class Endpoint(FastFromDb, models.Model):
         errors: dict[str, str] = self._unstorable_values()
         self._keep_stored_secrets(errors)
         self._clean_schedule(errors)
+        if self.kind != self.Kind.HTTP and self.assertions:
+            errors["assertions"] = "Only HTTP jobs take assertions: they check a response."
         if self.kind == self.Kind.HTTP:
             self._clean_http(errors)
             if not (self.url or "").strip():

@@ -169,3 +169,15 @@ def test_the_endpoint_page_lists_its_assertions(viewer, make_endpoint):
 
     assert "<code>$.data.state</code> equals &quot;ok&quot;" in page
     assert "<code>header X-Id</code> exists" in page
+
+
+def test_rows_left_in_the_form_of_a_handler_job_are_dropped_not_refused(editor):
+    data = form_data(
+        kind="handler", url="", handler="webhook:send", payload='{"url": "https://x.io"}',
+        **rows(("json", "$.a", "exists", "")),
+    )  # fmt: skip
+
+    response = login(editor).post(CREATE, data)
+
+    assert response.status_code == 302
+    assert Endpoint.objects.get(name="nightly-report").assertions == []
