@@ -74,3 +74,15 @@ def test_the_endpoint_page_links_to_its_replay(operator, fixed_failures):
     page = login(operator).get(reverse("dashboard:endpoint", args=[endpoint.pk]))
 
     assert f"{URL}?endpoints=billing" in page.content.decode()
+
+
+def test_a_replayed_run_is_labelled_on_its_page_and_in_the_run_table(operator, fixed_failures):
+    client = login(operator)
+    client.post(URL, {"endpoints": "billing"})
+    replayed = Log.objects.filter(trigger=Log.Trigger.REPLAY).first()
+
+    run_page = client.get(reverse("dashboard:log", args=[replayed.pk])).content.decode()
+    endpoint_page = client.get(reverse("dashboard:endpoint", args=[replayed.endpoint_id]))
+
+    assert '<span class="badge badge-dry">replay</span>' in run_page
+    assert '<span class="badge badge-dry">replay</span>' in endpoint_page.content.decode()
