@@ -202,3 +202,21 @@ def test_racing_replays_create_one_attempt_per_failed_run(target, make_endpoint)
     replays = Log.objects.filter(trigger=Log.Trigger.REPLAY)
     assert replays.count() == 9
     assert replays.values("retry_of").distinct().count() == 9
+
+
+def test_replays_respect_the_flow_limit_their_jobs_share(target, make_endpoint):
+    fail_slots(make_endpoint, target.url("/status/500"), ["a", "b"], overlap_policy="allow")
+    for endpoint in Endpoint.objects.all():  # then both get one limit, and a working target
+        endpoint.flow_key, endpoint.flow_parallelism = "billing-api", 1
+        endpoint.url = target.url("/ok")
+        endpoint.full_clean()
+        endpoint.save()
+    replay.replay(replay.Selection(), now=timezone.now())
+
+    first = dispatcher.dispatch_pending(timezone.now())
+    executor.execute_many([log.pk for log in first.to_run])
+    finished = Log.objects.filter(trigger=Log.Trigger.REPLAY, state=Log.State.SUCCESS)
+
+    assert len(first.to_run) == 1  # one at a time for the key, across both jobs
+    assert Log.objects.filter(trigger=Log.Trigger.REPLAY, state=Log.State.PENDING).count() >= 2
+    assert finished.count() == 1
