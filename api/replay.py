@@ -21,7 +21,14 @@ from rest_framework.response import Response
 from api import permissions as perms
 from api.base import ApiView
 from api.errors import InvalidInput, django_details
-from api.fields import InstantField, StrictBooleanField, StrictCharField, StrictSerializer, body_of
+from api.fields import (
+    InstantField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictSerializer,
+    body_of,
+    iso,
+)
 from api.scheduler_jobs import ERRORS, TAG
 from endpoints.models import Endpoint
 from runs import replay
@@ -62,6 +69,12 @@ class ReplayResult(serializers.Serializer):
     error_classes = serializers.DictField(child=serializers.IntegerField())
     limit = serializers.IntegerField(help_text="Most runs one replay starts (the oldest first)")
     replayed = serializers.IntegerField(help_text="Runs started again (0 for a dry run)")
+    oldest_finished_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the first of the selected runs finished"
+    )
+    newest_finished_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the last of them finished"
+    )
 
 
 class ReplayView(ApiView):
@@ -101,6 +114,8 @@ class ReplayView(ApiView):
             "error_classes": result.error_classes,
             "limit": result.limit,
             "replayed": result.created,
+            "oldest_finished_at": iso(result.oldest),
+            "newest_finished_at": iso(result.newest),
         }
         return Response(body, status=201 if result.created else 200)
 

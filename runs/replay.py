@@ -81,6 +81,8 @@ class Preview:
     error_classes: dict[str, int] = field(default_factory=dict)
     limit: int = 0
     created: int = 0  # attempts created (0 for a preview)
+    oldest: datetime | None = None  # when the first and the last of them finished
+    newest: datetime | None = None
 
     @property
     def this_time(self) -> int:
@@ -96,12 +98,15 @@ class Preview:
 
 def preview(selection: Selection) -> Preview:
     """Count the selection; writes nothing."""
-    rows = list(selection.runs().values_list("endpoint__name", "error_class"))
+    rows = list(selection.runs().values_list("endpoint__name", "error_class", "finished_at"))
+    finished = [when for _, _, when in rows if when is not None]
     return Preview(
         runs=len(rows),
-        endpoints=dict(Counter(name for name, _ in rows).most_common()),
-        error_classes=dict(Counter(error or "unknown" for _, error in rows).most_common()),
+        endpoints=dict(Counter(name for name, _, _ in rows).most_common()),
+        error_classes=dict(Counter(error or "unknown" for _, error, _ in rows).most_common()),
         limit=settings.SCHEDULER_MAX_REPLAY_RUNS,
+        oldest=min(finished, default=None),
+        newest=max(finished, default=None),
     )
 
 

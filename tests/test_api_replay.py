@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from api.fields import iso
 from runs.models import Log
 from tests.test_replay import calls_to, fixed_failures, run_replays
 
@@ -21,7 +22,11 @@ def test_a_dry_run_says_what_would_be_replayed_and_writes_nothing(as_operator, f
     answer = as_operator.post(URL, {"dry_run": True}, format="json")
 
     assert answer.status_code == 200
-    assert answer.json() == {
+    body = answer.json()
+    failed = Log.objects.filter(state=Log.State.FAILED).order_by("finished_at")
+    assert body.pop("oldest_finished_at") == iso(failed.first().finished_at)
+    assert body.pop("newest_finished_at") == iso(failed.last().finished_at)
+    assert body == {
         "dry_run": True,
         "summary": "4 failed runs, 2 endpoints",
         "failed_runs": 4,

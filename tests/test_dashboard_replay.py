@@ -22,6 +22,7 @@ def test_the_page_previews_every_failed_run_and_writes_nothing(operator, fixed_f
     assert page.status_code == 200
     assert "4 failed runs, 2 endpoints" in page.content.decode()
     assert "Replay 4 runs" in page.content.decode()
+    assert "They failed between " in page.content.decode()
     assert Log.objects.count() == logs
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
@@ -106,4 +107,5 @@ def runs_replay(request: HttpRequest) -> HttpResponse:
             return redirect(f"{reverse('dashboard:runs_replay')}?{query.urlencode()}")
         if selection is not None:
             preview = replay.preview(selection)
-    return render(request, "dashboard/runs_replay.html", {"form": form, "preview": preview})
+    context = {"form": form, "preview": preview, "zone": settings.TIME_ZONE}
+    return render(request, "dashboard/runs_replay.html", context)
