@@ -179,7 +179,8 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         label="Response assertions",
         help_text="All must hold for a success, after the status codes: a JSON value by its "
         "JSONPath ($.data.state), a header by its name, the body's text, the status code or the "
-        "duration in ms. A row with neither property nor target is left out.",
+        "duration in ms. A row with neither property nor target is left out; save for more empty "
+        "rows.",
     )
 
     class Meta:
