@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from calls import assertions
 from calls.client import call
 from calls.spec import CallSpec
+from endpoints.models import Endpoint
 from runs import services
 from runs.models import Log
 from tests import hostile
@@ -271,3 +272,28 @@ def test_assertions_are_stored_with_every_field(make_endpoint):
     assert endpoint.assertions == [
         {"source": "json", "property": "$.a", "comparison": "exists", "target": None}
     ]
+
+
+def test_a_batch_of_runs_is_judged_run_by_run_on_the_workers_path(serve, make_endpoint):
+    """execute_many is what a worker's batch task does: claim, send on one loop, record."""
+    from runs import executor
+    from tests.runs_support import queued
+
+    server = completed_at_null(serve)
+    logs = queued(
+        make_endpoint,
+        {"holds": server.url("/a"), "fails": server.url("/b"), "plain": server.url("/c")},
+    )
+    Endpoint.objects.filter(name="holds").update(
+        assertions=[row("json", "$.status", "equals", "running")]
+    )
+    Endpoint.objects.filter(name="fails").update(
+        assertions=[row("json", "$.completedAt", "not_equals", None)]
+    )
+
+    executor.execute_many([log.pk for log in logs])
+
+    states = {log.endpoint.name: log for log in Log.objects.select_related("endpoint")}
+    assert states["holds"].state == states["plain"].state == Log.State.SUCCESS
+    assert states["fails"].state == Log.State.FAILED
+    assert states["fails"].error_message == "$.completedAt is null, expected not_equals null"
