@@ -188,7 +188,8 @@ def steady_state(args) -> None:
             done = timed("perform", lambda: loop.run_until_complete(perform_all(claimed, client)))
             timed("record_many", lambda: record_many(list(done)))
             if os.environ.get("PROFILE_CONNECTIONS"):
-                opened = sum(1 for _, outcome, _ in done if (outcome.timing or {}).get("connections"))
+                timings = [outcome.timing or {} for _, outcome, _ in done]
+                opened = sum(1 for timing in timings if timing.get("connections"))
                 print(f"slot {slot:%H:%M:%S}: {opened} of {len(done)} calls opened a connection")
             return sum(1 for _, outcome, _ in done if not outcome.ok)
 
