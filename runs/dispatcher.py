@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 
 from endpoints import schedules
 from endpoints.models import Endpoint
@@ -324,15 +326,30 @@ def resume_paused(now: datetime) -> list[Endpoint]:
     return resumed
 
 
+# Pending Logs of one endpoint examined per pass; the rest wait for the next (the loop looks
+# again at once while pending Logs are due).
+PENDING_PER_ENDPOINT = 50
+_IN_LINE = (F("due_at").asc(), F("id").asc())
+
+
 def dispatch_pending(now: datetime, *, limit: int = 500, cluster: str = "") -> Dispatch:
     """Queue pending Logs whose due_at has come (retries, queue_one, jittered starts, backfills)
     unless they would overlap; in slot order, so a backfill runs its slots oldest first."""
     result = Dispatch()
+    # At most PENDING_PER_ENDPOINT of each endpoint's, so that a backlog of one endpoint (a
+    # replay or backfill of thousands, one at a time) cannot fill the pass and keep every
+    # other endpoint's retries waiting behind it.
+    first_of_each = (
+        Log.objects.filter(state=Log.State.PENDING, due_at__lte=now)
+        .annotate(place=Window(RowNumber(), partition_by=[F("endpoint_id")], order_by=_IN_LINE))
+        .filter(place__lte=PENDING_PER_ENDPOINT)
+        .values("pk")
+    )
     with transaction.atomic():
         pending = list(
-            Log.objects.filter(state=Log.State.PENDING, due_at__lte=now)
+            Log.objects.filter(pk__in=first_of_each, state=Log.State.PENDING)
             .select_related("endpoint")
-            .order_by("due_at", "id")
+            .order_by(*_IN_LINE)
             .select_for_update(skip_locked=True, of=("self",))[:limit]
         )
         if not pending:

@@ -183,6 +183,38 @@ def test_a_pending_retry_does_not_block_the_next_slot(due):
     assert len(dispatcher.dispatch_due(T0).to_run) == 1
 
 
+def test_one_endpoints_backlog_does_not_keep_others_retries_waiting(due, make_endpoint):
+    """600 pending runs of one endpoint that runs one at a time (a replay, a backfill), older
+    than another endpoint's retry: one pass still starts that retry."""
+    backlog = due(name="backlog", overlap_policy="skip")
+    running_log(backlog)
+    Log.objects.bulk_create(
+        Log(
+            endpoint=backlog,
+            state=Log.State.PENDING,
+            trigger=Log.Trigger.BACKFILL,
+            scheduled_for=T0 - timedelta(hours=1, seconds=i),
+            due_at=T0 - timedelta(minutes=30, seconds=i),
+        )
+        for i in range(600)
+    )
+    other = due(name="other")
+    retry = Log.objects.create(
+        endpoint=other,
+        state=Log.State.PENDING,
+        trigger=Log.Trigger.RETRY,
+        attempt=2,
+        scheduled_for=T0 - timedelta(minutes=1),
+        due_at=T0,
+    )
+
+    passed = dispatcher.dispatch_pending(T0, limit=500)
+
+    assert [log.pk for log in passed.to_run] == [retry.pk]
+    assert passed.waiting == dispatcher.PENDING_PER_ENDPOINT  # the backlog's, looked at in part
+    assert Log.objects.filter(endpoint=backlog, state=Log.State.PENDING).count() == 600
+
+
 # --- schedule kinds and limits -----------------------------------------------------------------
 
 
