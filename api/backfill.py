@@ -26,9 +26,10 @@ from api.errors import InvalidInput, django_details
 from api.fields import StrictBooleanField, StrictCharField, StrictSerializer, body_of, iso
 from api.schedules import ERRORS, NOT_FOUND, TAG, get_schedule
 from endpoints import schedules
-from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
+from endpoints.models import Endpoint
 from endpoints.schedules import zone_of
-from runs import backfill
+from endpoints.storable import within_range
+from runs import backfill, verbs
 
 NAMES = {"schedule_type": "scheduleType"}
 SHOWN_SLOTS = 100
@@ -71,7 +72,7 @@ def parse_bound(name: str, text: str, endpoint: Endpoint) -> datetime:
         moment = schedules.parse_local_instant(text, endpoint.timezone)
     except (ValueError, OverflowError, schedules.ScheduleError) as exc:
         raise InvalidInput({name: str(getattr(exc, "message", exc))}) from None
-    if not (MIN_INSTANT <= moment <= MAX_INSTANT):
+    if not within_range(moment):
         raise InvalidInput({name: "Must be between 1970 and 3000."})
     return moment
 
@@ -111,7 +112,7 @@ class BackfillView(ApiView):
             if data["dryRun"]:
                 plan = backfill.plan(endpoint, start, end, now=now)
             else:
-                plan = backfill.backfill(endpoint, start, end, by=by, now=now)
+                plan = verbs.backfill(endpoint, start, end, by=by, now=now)
         except ValidationError as exc:
             raise InvalidInput(django_details(exc, NAMES)) from None
         created = 0 if data["dryRun"] else len(plan.to_run) + len(plan.reopened)

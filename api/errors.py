@@ -24,6 +24,8 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from endpoints import storable
+
 logger = logging.getLogger(__name__)
 
 CODES = {
@@ -95,33 +97,11 @@ class BoundedJSONParser(JSONParser):
 
 
 def unstorable_text(value: Any) -> tuple[str, str] | None:
-    """(where, why) of the first string or key no database can store, or None.
-
-    PostgreSQL refuses NUL characters, and UTF-8 has no lone surrogates (JSON's "\\ud800").
-    """
-    stack = [("", value)]
-    while stack:
-        place, item = stack.pop()
-        texts = [item] if isinstance(item, str) else list(item) if isinstance(item, dict) else []
-        for text in texts:
-            if isinstance(text, str) and (problem := _text_problem(text)):
-                return place or WHOLE_REQUEST, problem
-        if isinstance(item, dict):
-            stack += [(f"{place}.{key}" if place else str(key), v) for key, v in item.items()]
-        elif isinstance(item, list):
-            stack += [(f"{place}.{i}" if place else str(i), v) for i, v in enumerate(item)]
-    return None
-
-
-def _text_problem(text: str) -> str | None:
-    if NUL in text:
-        return "Must not contain NUL characters."
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            return "Must not contain lone surrogate characters."
-    return None
+    """(field, why) of the first string or key no database can store (endpoints.storable)."""
+    if (problem := storable.unstorable_text(value)) is None:
+        return None
+    place, why = problem
+    return place or WHOLE_REQUEST, why
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]):

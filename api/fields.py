@@ -9,7 +9,7 @@ from typing import Any
 from rest_framework import serializers
 
 from api.errors import InvalidInput
-from endpoints.instants import parse_instant
+from endpoints.storable import parse_instant
 
 
 class StrictSerializer(serializers.Serializer):

@@ -32,7 +32,7 @@ from api.fields import (
 )
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
-from runs import actions, services
+from runs import actions, verbs
 
 TAG = "Scheduled actions"
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
@@ -254,7 +254,7 @@ class RetryView(ApiView):
         endpoint = get_action(action_id)
         try:
             attempt = actions.retry_scheduled_action(endpoint.pk, by=request.user.get_username())
-        except services.NotRetryable as exc:
+        except verbs.NotRetryable as exc:
             raise Conflict(str(exc)) from None
         data = {
             "id": str(endpoint.uuid),

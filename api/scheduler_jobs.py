@@ -30,9 +30,9 @@ from api.fields import (
     query_int,
 )
 from api.job_object import JOB, JobRequest
-from endpoints.jobs import apply_job, save_job
+from endpoints.jobs import apply_job
 from endpoints.models import Endpoint
-from runs import services
+from runs import verbs
 from runs.models import Log
 
 TAG = "Nightly Scheduler jobs"
@@ -172,9 +172,7 @@ class JobsView(ApiView):
         endpoint.created_by = request.user
         try:
             with transaction.atomic():
-                save_job(
-                    endpoint, {"is_active": (True, endpoint.enabled)}, reason="Registered inactive."
-                )
+                verbs.save(endpoint, by=request.user.get_username())
         except IntegrityError:  # the same name registered by a concurrent request
             raise Conflict(f"A job named '{name}' already exists") from None
         return Response(JOB(endpoint), status=201)
@@ -191,7 +189,7 @@ class JobView(ApiView):
     )
     def delete(self, request, job_name: str):
         endpoint = get_job(job_name)
-        endpoint.delete()
+        verbs.delete(endpoint)
         return Response(
             {"deleted": True, "job_name": job_name, "cancelled_at": iso(timezone.now())}
         )
@@ -218,9 +216,9 @@ class TriggerView(ApiView):
         by = given.validated_data.get("triggered_by") or request.user.get_username()
         dry_run = given.validated_data["dry_run"]
         as_of = given.validated_data.get("as_of")
-        log = services.trigger(
+        log = verbs.trigger(
             endpoint, by=by, trigger=Log.Trigger.API, dry_run=dry_run, as_of=as_of,
-            actor=services.Actor.of(request),
+            actor=verbs.Actor.of(request),
         )  # fmt: skip
         return Response(
             {

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
@@ -44,9 +43,8 @@ from api.fields import (
 )
 from api.schedule_object import PREFIX, SCHEDULE, TOGGLED, schedule_json, zone_of
 from api.scheduler_jobs import EXECUTED
-from endpoints.jobs import save_job
 from endpoints.models import Endpoint
-from runs import services
+from runs import verbs
 
 TAG = "Schedules (workflows)"
 HISTORY_SIZE, MAX_HISTORY_SIZE = 20, 100
@@ -92,7 +90,7 @@ def get_schedule(schedule_id: str) -> Endpoint:
     return endpoint
 
 
-def apply_schedule(endpoint: Endpoint, values: dict[str, Any]) -> None:
+def apply_schedule(endpoint: Endpoint, values: dict[str, Any], *, by: str) -> None:
     """Change the endpoint's schedule as `values` (seed 002 fields) say, all or nothing."""
     was_enabled = endpoint.enabled
     if "cronExpression" in values:
@@ -114,8 +112,7 @@ def apply_schedule(endpoint: Endpoint, values: dict[str, Any]) -> None:
     except ValidationError as exc:
         raise InvalidInput(django_details(exc, NAMES)) from None
     with transaction.atomic():
-        changes = {"is_active": (was_enabled, endpoint.enabled)} if "enabled" in values else {}
-        save_job(endpoint, changes, reason="Disabled through the Schedules API.")
+        verbs.save(endpoint, by=by, was_enabled=was_enabled)
 
 
 def _payload(endpoint: Endpoint, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -311,7 +308,7 @@ class SchedulesView(ApiView):
         endpoint = values.pop("workflowId")
         if endpoint.schedule_type != Endpoint.ScheduleType.NONE:
             raise Conflict("Schedule already exists for this workflow")
-        apply_schedule(endpoint, values)
+        apply_schedule(endpoint, values, by=request.user.get_username())
         return Response(schedule_json(endpoint), status=201)
 
 
@@ -343,7 +340,7 @@ class ScheduleView(ApiView):
         values = dict(given.validated_data)
         if values.pop("workflowId", endpoint).pk != endpoint.pk:
             raise InvalidInput({"workflowId": "A schedule cannot move to another workflow."})
-        apply_schedule(endpoint, values)
+        apply_schedule(endpoint, values, by=request.user.get_username())
         return Response(schedule_json(endpoint))
 
     @extend_schema(
@@ -356,7 +353,7 @@ class ScheduleView(ApiView):
     def delete(self, request, schedule_id: str):
         endpoint = get_schedule(schedule_id)
         endpoint.schedule_type = Endpoint.ScheduleType.NONE
-        endpoint.save()
+        verbs.save(endpoint, by=request.user.get_username())
         return Response(status=204)
 
 
@@ -366,16 +363,15 @@ class ToggleView(ApiView):
     def toggle(self, request, schedule_id: str, enable: bool) -> Response:
         endpoint = get_schedule(schedule_id)
         if enable:
-            if not endpoint.enabled:  # enabling what is enabled changes nothing
-                services.resume(endpoint, now=timezone.now())
+            verbs.enable(endpoint, by=request.user.get_username())
         else:
             given = DisableRequest(data=body_of(request))
             given.is_valid(raise_exception=True)
             by = request.user.get_username()
-            reason = given.validated_data.get("reason") or f"Disabled by {by}."
+            reason = given.validated_data.get("reason", "")
             until = given.validated_data.get("until")
             try:
-                services.pause(endpoint, by=by, reason=reason, until=until)
+                verbs.disable(endpoint, by=by, reason=reason, until=until)
             except ValidationError as exc:
                 raise InvalidInput(django_details(exc, NAMES)) from None
         return Response(TOGGLED(endpoint, zone_of(endpoint.timezone), schedule_id))

@@ -12,7 +12,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from endpoints import schedules
-from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
+from endpoints.models import Endpoint
+from endpoints.storable import OUT_OF_RANGE, within_range
 from runs import replay
 from runs.models import Log
 
@@ -35,8 +36,8 @@ class LocalInstantField(forms.CharField):
             moment = schedules.parse_local_instant(text, self.zone_name)
         except (ValueError, OverflowError) as exc:
             raise forms.ValidationError(str(getattr(exc, "message", exc))) from None
-        if not (MIN_INSTANT <= moment <= MAX_INSTANT):
-            raise forms.ValidationError("Choose a date between 1970 and 3000.")
+        if not within_range(moment):
+            raise forms.ValidationError(OUT_OF_RANGE)
         return moment
 
 

@@ -1,8 +1,10 @@
 """The "Signing" group of the endpoint form: the current and the next signing key.
 
-A key is never sent back to the browser (password inputs that render empty): a blank input keeps
-the stored key, a typed one replaces it, "generate" makes a fresh one on the server and "remove"
-clears it. The endpoint page reveals keys through a POST, for the receiver.
+A key is never sent back to the browser (password inputs that render empty), so a blank input is
+a key left as it was shown: the form sends the mask for it, and the one rule of every door
+(endpoints.secrets: the mask keeps the stored key) keeps it. A typed key replaces it, "generate"
+makes a fresh one on the server and "remove" clears it. The endpoint page reveals keys through a
+POST, for the receiver.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from django import forms
 
 from calls import signing
+from calls.masking import MASK
 
 KEYS = ("signing_secret", "signing_secret_next")
 # Per key: (generate option, remove option).
@@ -65,4 +68,4 @@ class SigningFieldsMixin(forms.Form):
             elif clear:
                 cleaned[key] = ""
             elif not typed:
-                cleaned[key] = getattr(self.instance, key, "") or ""
+                cleaned[key] = MASK if getattr(self.instance, key, "") else ""

@@ -13,13 +13,14 @@ from __future__ import annotations
 from django.db.models import Q
 
 from endpoints.models import Endpoint
+from runs import actions
+from runs.dispatcher import ONE_TIME_DISPATCHED
 
 ACTIVE, PAUSED, DONE_STATE = "active", "paused", "done"
 
-# Why the engine disables what has finished: the dispatcher once a one-time slot is dispatched
-# (runs/dispatcher.py), cancel_scheduled_action (runs/actions.py). Users' pauses say anything
-# else. TODO: import these once those modules name them.
-FINISHED_REASONS = ("One-time run dispatched.", "Action cancelled.")
+# Why the engine disables what has finished: the dispatcher once a one-time slot is dispatched,
+# cancel_scheduled_action. Users' pauses say anything else.
+FINISHED_REASONS = (ONE_TIME_DISPATCHED, actions.CANCELLED)
 
 ONCE = Endpoint.ScheduleType.ONCE
 
@@ -47,7 +48,7 @@ def state_of(endpoint: Endpoint) -> str:
 
 def done_description(endpoint: Endpoint) -> str:
     """Why a done endpoint has nothing left to do, in a user's words."""
-    if endpoint.disabled_reason == "Action cancelled.":
+    if endpoint.disabled_reason == actions.CANCELLED:
         return "Done: the action was cancelled."
     if endpoint.schedule_type == ONCE:
         return "Done: it ran its one time. Run now still works; edit its time to schedule it again."

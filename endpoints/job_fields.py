@@ -20,7 +20,7 @@ from typing import Any
 
 from calls.masking import MASK
 from endpoints import channels
-from endpoints.instants import parse_instant
+from endpoints.storable import parse_instant
 
 # The jobs a field applies to. A job object is the whole truth about the fields of its group (a
 # field left out takes its default); POLICY fields left out keep their value on an existing job.

@@ -103,14 +103,6 @@ def apply_job(
     endpoint = copy.copy(existing) if existing is not None else Endpoint()
     for field, value in values.items():
         setattr(endpoint, field, value)
-    for field in SECRET_FIELDS:
-        if getattr(endpoint, field) == MASK:
-            stored = getattr(existing, field, "") if existing is not None else ""
-            if not stored:
-                errors.setdefault(field, []).append(
-                    f"'{field}' is masked ({MASK}) but has no stored value to keep; give it."
-                )
-            setattr(endpoint, field, stored)
     try:
         endpoint.full_clean()
     except ValidationError as exc:
@@ -138,18 +130,6 @@ def sets_one_time_instant(existing: Endpoint | None, endpoint) -> bool:
         or existing.schedule_type != Endpoint.ScheduleType.ONCE
         or existing.run_at != endpoint.run_at
     )
-
-
-def save_job(endpoint: Endpoint, changes: dict[str, tuple[Any, Any]], *, reason: str) -> None:
-    """Save an endpoint built by apply_job; turning it on or off goes through set_enabled.
-
-    set_enabled clears (or records) disabled_reason and forgives past failures, which a plain
-    save() leaves alone since the run statistics are not an edit's to write.
-    """
-    endpoint.save()
-    was_enabled = changes.get("is_active", (None, None))[0]
-    if was_enabled is not None:
-        endpoint.set_enabled(endpoint.enabled, now=timezone.now(), reason=reason)
 
 
 def _model_values(job: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:

@@ -15,14 +15,12 @@ from django.db import models, transaction
 from django.utils import timezone as django_timezone
 
 from calls import signing
-from calls.masking import ALWAYS_SECRET_HEADERS, mask_headers
-from endpoints import channels, flow, run_after, schedules, secrets
+from calls.masking import MASK, mask_headers
+from endpoints import channels, flow, run_after, schedules, secrets, storable
 from endpoints.crypto import EncryptedJSONField, EncryptedListField, EncryptedTextField
 from endpoints.registry import get_handler, secret_keys_of
 from scheduler_site.loading import FastFromDb
 
-MIN_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_INSTANT = datetime(3000, 1, 1, tzinfo=UTC)
 MAX_HEADERS_BYTES = 8 * 1024
 MAX_BODY_BYTES = 256 * 1024
 MAX_DESCRIPTION_LENGTH = 1000
@@ -67,6 +65,11 @@ MAX_JITTER_SECONDS = 3600
 SIGNING_KEYS = frozenset({"signing_secret", "signing_secret_next"})
 
 
+def disabled_by(by: str) -> str:
+    """The disabled_reason of a job disabled without a reason (runs.verbs.wording)."""
+    return f"Disabled by {by}." if by else "Disabled."
+
+
 def default_time_zone() -> str:
     return settings.SCHEDULER_DEFAULT_TIME_ZONE
 
@@ -88,9 +91,6 @@ def parse_status_spec(spec: str) -> list[tuple[int, int]]:
 class EndpointQuerySet(models.QuerySet):
     def due(self, now: datetime) -> EndpointQuerySet:
         return self.filter(enabled=True, next_run_at__lte=now)
-
-    def enabled(self) -> EndpointQuerySet:
-        return self.filter(enabled=True)
 
     def by_public_id(self, value: object) -> EndpointQuerySet:
         """The endpoint whose `uuid` is `value` or, as before there were uuids, whose numeric
@@ -395,25 +395,13 @@ class Endpoint(FastFromDb, models.Model):
         return self.name
 
     def save(self, *args, **kwargs) -> None:
-        """Save what a user edits; never write back stale run statistics.
+        """A plain save: every field (or every field of update_fields) is written as it is.
 
-        next_run_at is recomputed when the schedule (or enabled) changed. The derived fields are
-        owned by the dispatcher and executor (F() updates), so an edit form that loaded them a
-        minute ago must not overwrite them.
+        A whole save of a new row, or of one whose schedule (or enabled) changed, first computes
+        next_run_at and a heartbeat's expected slot from now. An edit saves with save_edit.
         """
-        if kwargs.get("update_fields") is None:
-            changed = self._schedule_fingerprint() != getattr(self, "_saved_fingerprint", None)
-            recompute = changed or self._state.adding
-            if recompute:
-                now = django_timezone.now()
-                self.next_run_at = self.compute_next_run_at(now)
-                self.expect_from(now)
-            if not self._state.adding:
-                kwargs["update_fields"] = [
-                    f.name
-                    for f in self._meta.concrete_fields
-                    if not f.primary_key and f.name not in DERIVED_FIELDS
-                ] + (["next_run_at", "expected_at", "overdue_at"] if recompute else [])
+        if kwargs.get("update_fields") is None and self._rescheduled():
+            self._schedule_from(django_timezone.now())
         self._end_signing_notice_on_new_keys(kwargs)
         fields = kwargs.get("update_fields")
         links = fields is None or "run_after" in fields or "name" in fields
@@ -448,6 +436,32 @@ class Endpoint(FastFromDb, models.Model):
             instance._saved_signing_keys = instance._signing_keys()
         return instance
 
+    def save_edit(self) -> None:
+        """Save what an edit may change (runs.verbs.save): never the derived fields, which the
+        dispatcher and workers move meanwhile (F() updates), so a form that loaded them a minute
+        ago cannot write them back; next_run_at is recomputed when the schedule changed."""
+        if self._state.adding:
+            self.save()
+            return
+        fields = [
+            f.name
+            for f in self._meta.concrete_fields
+            if not f.primary_key and f.name not in DERIVED_FIELDS
+        ]
+        if self._rescheduled():
+            self._schedule_from(django_timezone.now())
+            fields += ["next_run_at", "expected_at", "overdue_at"]
+        self.save(update_fields=fields)
+
+    def _rescheduled(self) -> bool:
+        return self._state.adding or (
+            self._schedule_fingerprint() != getattr(self, "_saved_fingerprint", None)
+        )
+
+    def _schedule_from(self, now: datetime) -> None:
+        self.next_run_at = self.compute_next_run_at(now)
+        self.expect_from(now)
+
     def _signing_keys(self) -> tuple:
         return (self.__dict__.get("signing_secret"), self.__dict__.get("signing_secret_next"))
 
@@ -478,7 +492,8 @@ class Endpoint(FastFromDb, models.Model):
         )  # fmt: skip
 
     def set_enabled(self, enabled: bool, *, now: datetime, reason: str = "") -> None:
-        """Enable (next slot counted from now: a pause is not downtime) or disable."""
+        """Enable (next slot counted from now: a pause is not downtime) or disable. The
+        transition only: runs.verbs.enable and disable check and word it."""
         self.enabled = enabled
         self.disabled_reason = "" if enabled else reason[:300]
         if enabled:
@@ -505,13 +520,8 @@ class Endpoint(FastFromDb, models.Model):
     def pause(
         self, *, now: datetime, by: str = "", reason: str = "", until: datetime | None = None
     ) -> None:
-        """Stop scheduling, saying who and why; with `until`, the dispatcher resumes it then."""
-        if until is not None and until <= now:
-            raise ValidationError({"paused_until": "Choose a time in the future to resume at."})
-        if until is not None and until > MAX_INSTANT:
-            raise ValidationError({"paused_until": "Choose a date before 3000."})
-        if _has_unstorable_text(reason) or _has_unstorable_text(by):
-            raise ValidationError({"reason": "Contains a NUL character or invalid Unicode."})
+        """Stop scheduling, saying who and why; with `until`, the dispatcher resumes it then.
+        The transition only: runs.verbs.disable checks and words it."""
         self.paused_until, self.paused_by = until, by[:150]
         self.set_enabled(False, now=now, reason=reason)
 
@@ -529,14 +539,12 @@ class Endpoint(FastFromDb, models.Model):
             text += f" until {local:%Y-%m-%d %H:%M} {local.tzname()}"
         if self.paused_by:
             text += f" by {self.paused_by}"
-        return f"{text}: {self.disabled_reason}" if self.disabled_reason else text
+        reason = self.disabled_reason if self.disabled_reason != disabled_by(self.paused_by) else ""
+        return f"{text}: {reason}" if reason else text
 
     @property
     def zone(self):
-        try:
-            return schedules.validate_timezone(self.timezone)
-        except schedules.ScheduleError:
-            return UTC
+        return schedules.zone_of(self.timezone)
 
     def jitter_for(self, slot: datetime) -> timedelta:
         """This slot's start delay within the jitter window: the same every time it is asked,
@@ -591,10 +599,6 @@ class Endpoint(FastFromDb, models.Model):
 
         return assertions.parse(self.assertions) if self.assertions else ()
 
-    def is_secret_header(self, name: str) -> bool:
-        secret = ALWAYS_SECRET_HEADERS | {n.lower() for n in self.secret_headers or []}
-        return name.lower() in secret
-
     # --- when ---------------------------------------------------------------------------------
 
     def next_runs(self, after: datetime, n: int = 5) -> list[datetime]:
@@ -638,9 +642,6 @@ class Endpoint(FastFromDb, models.Model):
         if not (self.is_heartbeat and self.enabled and self.expected_at and self.overdue_at):
             return False
         return self.expected_at <= now < self.overdue_at
-
-    def is_due(self, now: datetime) -> bool:
-        return self.enabled and self.next_run_at is not None and self.next_run_at <= now
 
     # --- validation (shared by forms, API serializers and applyjobs) ---------------------------
 
@@ -691,15 +692,22 @@ class Endpoint(FastFromDb, models.Model):
         errors = {}
         for field in self._meta.concrete_fields:
             value = getattr(self, field.attname)
-            if isinstance(value, datetime) and not (MIN_INSTANT <= value <= MAX_INSTANT):
-                errors[field.name] = "Choose a date between 1970 and 3000."
-            elif _has_unstorable_text(value):
+            if isinstance(value, datetime) and not storable.within_range(value):
+                errors[field.name] = storable.OUT_OF_RANGE
+            elif storable.has_unstorable_text(value):
                 errors[field.name] = "Contains a NUL character or invalid Unicode."
         return errors
 
     def _keep_stored_secrets(self, errors: dict[str, str]) -> None:
         """Values left as the mask become the stored secrets, where the secret-audience rule
-        (endpoints.secrets) allows; the others are refused, saying why."""
+        (endpoints.secrets) allows; the others are refused, saying why. The one rule of every
+        door (endpoints.secrets): the mask keeps, empty removes, anything else replaces."""
+        saved_keys = getattr(self, "_saved_signing_keys", ("", "")) if self.pk else ("", "")
+        for field, saved in zip(("signing_secret", "signing_secret_next"), saved_keys, strict=True):
+            if getattr(self, field) == MASK:
+                if not saved:
+                    errors[field] = f"Masked ({MASK}) but there is no stored key to keep; give one."
+                setattr(self, field, saved or "")
         stored = getattr(self, "_stored_secrets", None) if self.pk else None
         if isinstance(self.headers, dict):
             self.headers, problems = secrets.keep_masked_headers(
@@ -859,25 +867,6 @@ def _loaded_urls(endpoint: Endpoint) -> list[str]:
     # From the loaded values only: reading a deferred field here would query for it.
     urls = endpoint.__dict__.get("notify_urls")
     return list(urls) if isinstance(urls, list) else []
-
-
-def _has_unstorable_text(value: object) -> bool:
-    # A loop, not recursion: a payload nested 400 levels deep is an input error, not a crash.
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            stack += [*item.keys(), *item.values()]
-        elif isinstance(item, list | tuple):
-            stack += item
-    return False
 
 
 def _payload_problem(handler: str, payload: dict) -> str | None:

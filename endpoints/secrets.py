@@ -1,7 +1,18 @@
-"""The secret-audience rule: what an edit may keep of the secrets stored on an endpoint.
+"""Keeping a stored secret: one rule for every door (the admin, the dashboard, job files, the
+three APIs).
 
-Secret values are shown as the mask (••••••) everywhere; an edit that leaves the mask in place
-keeps the stored value. It keeps it only while the secret goes where it went before:
+Secret values (secret headers, a handler's secret payload keys, signing keys, the secrets in
+notification URLs) are shown as the mask (••••••) everywhere, and an edit sends back:
+
+- the mask: the stored value is kept (Endpoint.clean does it, for every door);
+- empty: the secret is removed (a header or URL left out, a signing key "": unsigned);
+- anything else: it replaces the stored one.
+
+A form that never shows a secret at all (the dashboard's signing-key password inputs) sends the
+mask for a field left blank, and offers "remove" beside it.
+
+The secret-audience rule: a header or payload secret left as the mask is kept only while it goes
+where it went before:
 
 1. the header (or payload key) was secret when stored and is still secret now — un-marking a
    secret header drops its stored value, so it can never be shown back unmasked;

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -26,11 +26,13 @@ from django.utils import timezone
 
 from endpoints import schedules
 from endpoints.models import Endpoint
-from runs import services
+from endpoints.storable import within_range
+from runs import verbs
 from runs.models import Log
 
-EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(3000, 1, 1, tzinfo=UTC)
 SCHEDULES = (Endpoint.ScheduleType.ONCE, Endpoint.ScheduleType.INTERVAL)
+# A cancelled action's disabled_reason: it is done, not paused (dashboard/states.py).
+CANCELLED = "Action cancelled."
 # Action status ← the state of the action's latest Log.
 STATUS_OF_STATE = {
     Log.State.PENDING: "pending",
@@ -80,7 +82,7 @@ def schedule_action(
         raise ValidationError(_renamed(exc)) from None
     try:
         with transaction.atomic():
-            endpoint.save()
+            verbs.save(endpoint)
             _due_from(endpoint, endpoint.run_at or endpoint.starts_at)
     except IntegrityError:
         # The same dedup key scheduled at the same moment by another process: theirs stands.
@@ -121,23 +123,21 @@ def cancel_scheduled_action(action_id: str | int) -> bool:
     if endpoint is None:
         return False
     with transaction.atomic():
-        waiting = Log.objects.filter(
-            endpoint=endpoint, state__in=(Log.State.PENDING, Log.State.QUEUED)
-        )
-        cancelled = [log for log in waiting if services.cancel(log, reason="Action cancelled.")]
+        waiting = Log.objects.filter(endpoint=endpoint, state__in=Log.WAITING_STATES)
+        cancelled = [log for log in waiting if verbs.cancel(log, reason=CANCELLED)]
         had_next_run = endpoint.enabled and endpoint.next_run_at is not None
         if endpoint.enabled:
-            endpoint.set_enabled(False, now=timezone.now(), reason="Action cancelled.")
+            verbs.disable(endpoint, reason=CANCELLED)
     return bool(cancelled) or had_next_run
 
 
 def retry_scheduled_action(action_id: str | int, *, by: str = "") -> Log:
-    """Run a failed action again now; raises services.NotRetryable unless its latest run failed."""
+    """Run a failed action again now; raises verbs.NotRetryable unless its latest run failed."""
     endpoint = find_action(action_id)
     latest = latest_run(endpoint) if endpoint else None
     if latest is None:
-        raise services.NotRetryable("The action has not run yet; only a failed one can be retried.")
-    return services.retry(latest, by=by)
+        raise verbs.NotRetryable("The action has not run yet; only a failed one can be retried.")
+    return verbs.retry(latest, by=by)
 
 
 # --- reading ---
@@ -209,7 +209,7 @@ def _build(action_type, payload, scheduled_at, recurring_interval, name) -> Endp
     first = scheduled_at or timezone.now()
     if not isinstance(first, datetime) or timezone.is_naive(first):
         errors["scheduled_at"] = "Must be an aware datetime."
-    elif not _within_reach(first):
+    elif not within_range(first):
         errors["scheduled_at"] = "Must be between 1970 and 3000."
     endpoint = Endpoint(name=name, kind=Endpoint.Kind.HANDLER, handler=action_type, url="")
     endpoint.payload = payload
@@ -224,14 +224,6 @@ def _build(action_type, payload, scheduled_at, recurring_interval, name) -> Endp
     if errors:
         raise ValidationError(errors)
     return endpoint
-
-
-def _within_reach(moment: datetime) -> bool:
-    # Beyond these, the schedule arithmetic would overflow Python's datetime.
-    try:
-        return EARLIEST <= moment.astimezone(UTC) < LATEST
-    except OverflowError:
-        return False
 
 
 def _due_from(endpoint: Endpoint, first: datetime) -> None:

@@ -27,7 +27,7 @@ from endpoints import channels
 from endpoints.jobs import SECRET_FIELDS
 from endpoints.models import Endpoint
 from endpoints.schedules import zone_of
-from runs import services
+from runs import verbs
 from runs.models import Log
 
 RECENT_LOGS = 20
@@ -72,21 +72,6 @@ class EndpointForm(forms.ModelForm):
                 self.fields[name].widget = forms.TextInput(attrs={"autocomplete": "off"})
                 self.fields[name].help_text += f" Leave {MASK} to keep it, empty to remove it."
                 self.initial[name] = MASK if getattr(self.instance, name) else ""
-
-    def _clean_signing_key(self, name: str) -> str:
-        value = self.cleaned_data.get(name) or ""
-        if value == MASK:
-            stored = getattr(self.instance, name) if self.instance.pk else ""
-            if not stored:
-                raise forms.ValidationError("There is no stored key to keep; give one.")
-            return stored
-        return value
-
-    def clean_signing_secret(self) -> str:
-        return self._clean_signing_key("signing_secret")
-
-    def clean_signing_secret_next(self) -> str:
-        return self._clean_signing_key("signing_secret_next")
 
     def clean_headers(self) -> Any:
         headers = self.cleaned_data.get("headers")
@@ -363,8 +348,8 @@ class EndpointAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     def run_now(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
         by = request.user.get_username()
         logs = [
-            services.trigger(
-                endpoint, by=by, trigger=Log.Trigger.MANUAL, actor=services.Actor.of(request)
+            verbs.trigger(
+                endpoint, by=by, trigger=Log.Trigger.MANUAL, actor=verbs.Actor.of(request)
             )
             for endpoint in queryset.exclude(kind=Endpoint.Kind.HEARTBEAT)
         ]
@@ -380,11 +365,9 @@ class EndpointAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
         self.set_enabled(request, queryset, enabled=False)
 
     def set_enabled(self, request: HttpRequest, queryset: QuerySet, *, enabled: bool) -> None:
-        now = timezone.now()
-        # Only those that change: re-enabling an enabled endpoint would move its next slot.
-        changed = list(queryset.filter(enabled=not enabled))
+        by, verb = request.user.get_username(), verbs.enable if enabled else verbs.disable
+        changed = [endpoint for endpoint in queryset if verb(endpoint, by=by)]
         for endpoint in changed:
-            endpoint.set_enabled(enabled, now=now, reason=f"disabled by {request.user}")
             self.log_change(request, endpoint, "Enabled" if enabled else "Disabled")
         verb = "Enabled" if enabled else "Disabled"
         self.message_user(request, f"{verb} {len(changed)} endpoint(s).", messages.SUCCESS)
@@ -400,10 +383,15 @@ class EndpointAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Endpoint, form: Any, change: bool) -> None:
         if not change:
             obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        if change and "enabled" in form.changed_data:
-            # Through set_enabled, which records why and forgives past failures.
-            obj.set_enabled(obj.enabled, now=timezone.now(), reason=f"disabled by {request.user}")
+        was_enabled = form.initial.get("enabled") if change else None
+        verbs.save(obj, by=request.user.get_username(), was_enabled=was_enabled)
+
+    def delete_model(self, request: HttpRequest, obj: Endpoint) -> None:
+        verbs.delete(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Endpoint]) -> None:
+        for endpoint in queryset:
+            verbs.delete(endpoint)
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)

@@ -29,7 +29,7 @@ from django.db.models.functions import RowNumber
 
 from endpoints import schedules
 from endpoints.models import Endpoint
-from runs import flow
+from runs import flow, verbs
 from runs.bulk import insert_logs, new_log
 from runs.cluster import QUEUED_LEASE
 from runs.models import Log, idempotency_key_for_slot
@@ -321,7 +321,7 @@ def resume_paused(now: datetime) -> list[Endpoint]:
             if Endpoint.objects.filter(
                 pk=endpoint.pk, enabled=False, paused_until=endpoint.paused_until
             ).update(enabled=True):
-                endpoint.set_enabled(True, now=now)
+                verbs.enable(endpoint, now=now)
                 resumed.append(endpoint)
     return resumed
 

@@ -38,7 +38,7 @@ from runs.models import Log
 from runs.recording import record_many
 
 logger = logging.getLogger(__name__)
-WAITING = (Log.State.PENDING, Log.State.QUEUED)
+WAITING = Log.WAITING_STATES
 # What performing and recording a run never read: its outcome (written, not read) and what its
 # endpoint says about notifications. Left in the database, a worker holding the thousands of
 # runs of one instant holds a third less (and no change-tracking copies, see Endpoint.from_db).

@@ -71,7 +71,9 @@ class Log(FastFromDb, models.Model):
         BLOCKED = "blocked", "Blocked (SSRF guard)"
 
     FINAL_STATES = (State.SUCCESS, State.FAILED, State.SKIPPED, State.MISSED, State.CANCELLED)
-    OPEN_STATES = (State.PENDING, State.QUEUED, State.RUNNING)
+    # Not started yet: what may still be cancelled.
+    WAITING_STATES = (State.PENDING, State.QUEUED)
+    OPEN_STATES = (*WAITING_STATES, State.RUNNING)
 
     # No index of its own: log_endpoint_latest_idx (endpoint, -id) serves every lookup by endpoint,
     # and each index is written again by every state change (a run changes state twice).
@@ -277,15 +279,45 @@ class Log(FastFromDb, models.Model):
 
     @property
     def lag_ms(self) -> int | None:
-        """From the slot (or the request to run) to the start."""
+        """Its dispatch lag (`lag_seconds`), in ms; None before it starts."""
         if not self.started_at:
             return None
-        origin = self.scheduled_for or self.created_at
-        return max(0, int((self.started_at - origin).total_seconds() * 1000))
+        endpoint = self.endpoint
+        seconds = lag_seconds(
+            self.started_at, self.scheduled_for or self.created_at, endpoint,
+            schedule_type=endpoint.schedule_type if self.scheduled_for else None,
+            created_at=endpoint.created_at,
+        )  # fmt: skip
+        return int(seconds * 1000)
 
     def lease_for(self, now: datetime) -> datetime:
         timeout = min(self.endpoint.timeout_seconds, settings.SCHEDULER_MAX_TIMEOUT_SECONDS)
         return now + timedelta(seconds=timeout) + LEASE_GRACE
+
+
+def lag_seconds(
+    started: datetime,
+    slot: datetime,
+    endpoint: Endpoint,
+    *,
+    schedule_type: str | None,
+    created_at: datetime,
+) -> float:
+    """Dispatch lag, the one definition (a run's page, the admin, the status page, /metrics):
+    seconds from when a run was meant to start to when it did, never below 0.
+
+    Meant to start: its slot plus its endpoint's jitter for it (a spread the user chose), and
+    for a one-time instant already past when the job was made (seed 003's scheduledAt is
+    "default: now") the job's creation; a run with no slot (schedule_type None): when it was
+    asked for. So the figure measures the dispatcher and the workers, never an instant a user
+    picked. `endpoint` needs only its pk and jitter_seconds.
+    """
+    intended = slot
+    if schedule_type is not None and endpoint.jitter_seconds:
+        intended += endpoint.jitter_for(slot)
+    if schedule_type == Endpoint.ScheduleType.ONCE:
+        intended = max(intended, created_at)
+    return max(0.0, (started - intended).total_seconds())
 
 
 def idempotency_key_for_slot(endpoint_id: int, slot: datetime) -> str:
@@ -346,6 +378,9 @@ class ChainArrival(models.Model):
 
 
 class HeartbeatQuerySet(models.QuerySet):
+    """Fresh or stale, the one definition (/healthz, the status page, stuck-run recovery): a
+    cluster is alive while its heartbeat is at most CLUSTER_STALE old (Heartbeat.is_fresh)."""
+
     def fresh(self, now: datetime) -> HeartbeatQuerySet:
         return self.filter(last_seen_at__gte=now - CLUSTER_STALE)
 
@@ -370,6 +405,9 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def is_fresh(self, now: datetime) -> bool:
+        return now - self.last_seen_at <= CLUSTER_STALE
 
 
 class FlowKey(models.Model):

@@ -14,10 +14,8 @@ from prometheus_client.core import (
 )
 
 from endpoints.models import Endpoint
-from runs.models import Heartbeat, Log
+from runs.models import Heartbeat, Log, lag_seconds
 
-# A dispatcher that has not written its heartbeat for this long is presumed gone.
-HEARTBEAT_FRESH = timedelta(seconds=30)
 RECENT = timedelta(minutes=5)
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # The runs whose start measures the dispatcher: on-time slots, fired by the loop or by
@@ -41,7 +39,7 @@ def health(now: datetime) -> tuple[bool, dict]:
             "name": beat.name,
             "last_seen_at": beat.last_seen_at.isoformat(),
             "age_seconds": round((now - beat.last_seen_at).total_seconds(), 1),
-            "fresh": now - beat.last_seen_at <= HEARTBEAT_FRESH,
+            "fresh": beat.is_fresh(now),
         }
         for beat in Heartbeat.objects.order_by("name")
     ]
@@ -72,9 +70,7 @@ class DatabaseCollector:
         )
         yield queue
         workers = GaugeMetricFamily("cronplane_workers_alive", "Dispatchers with a fresh heartbeat")
-        workers.add_metric(
-            [], Heartbeat.objects.filter(last_seen_at__gte=self.now - HEARTBEAT_FRESH).count()
-        )
+        workers.add_metric([], Heartbeat.objects.fresh(self.now).count())
         yield workers
 
     def _runs(self):
@@ -136,14 +132,8 @@ class DatabaseCollector:
 
 
 def dispatch_lags(since: datetime, limit: int = 10_000) -> list[float]:
-    """Seconds from when each of the latest `limit` on-time runs started since `since` was meant
-    to start to when it did, sorted (the dashboard's status page and /metrics both show these).
-
-    Meant to start: its slot plus its endpoint's jitter for it (a spread the user chose), and
-    for a one-time instant already past when the job was made (seed 003's scheduledAt is
-    "default: now") the job's creation. So the figure measures the dispatcher and the workers,
-    never an instant a user picked.
-    """
+    """The dispatch lag (runs.models.lag_seconds) of the latest `limit` on-time runs started
+    since `since`, sorted: what the dashboard's status page and /metrics show."""
     rows = (
         Log.objects.filter(
             started_at__gte=since, scheduled_for__isnull=False, trigger__in=LAG_TRIGGERS
@@ -154,16 +144,13 @@ def dispatch_lags(since: datetime, limit: int = 10_000) -> list[float]:
             "endpoint__schedule_type", "endpoint__created_at",
         )[:limit]
     )  # fmt: skip
-    jittered: dict[int, Endpoint] = {}
+    stubs: dict[int, Endpoint] = {}
     lags = []
     for started, slot, endpoint_id, jitter, schedule_type, created_at in rows:
-        intended = slot
-        if jitter:
-            stub = jittered.setdefault(endpoint_id, Endpoint(pk=endpoint_id, jitter_seconds=jitter))
-            intended += stub.jitter_for(slot)
-        if schedule_type == Endpoint.ScheduleType.ONCE:
-            intended = max(intended, created_at)
-        lags.append(max(0.0, (started - intended).total_seconds()))
+        stub = stubs.setdefault(endpoint_id, Endpoint(pk=endpoint_id, jitter_seconds=jitter))
+        lags.append(
+            lag_seconds(started, slot, stub, schedule_type=schedule_type, created_at=created_at)
+        )
     return sorted(lags)
 
 

@@ -1,4 +1,5 @@
-"""Verbs shared by every front door (dashboard, admin, API, commands): one function each."""
+"""What the run verbs (runs/verbs.py) stand on: a run made outside the schedule, handed to the
+broker, or run in this process (runjob, the cron route)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from endpoints.models import MAX_INSTANT, MIN_INSTANT, Endpoint
+from endpoints.models import Endpoint
+from endpoints.storable import OUT_OF_RANGE, within_range
 from runs import executor, flow
 from runs.models import Log, new_idempotency_key
 
@@ -80,25 +82,6 @@ def refuse_heartbeat(endpoint: Endpoint) -> None:
     """Nothing calls a heartbeat: running one now, retrying or backfilling it is refused."""
     if endpoint.kind == Endpoint.Kind.HEARTBEAT:
         raise ValidationError({"kind": HEARTBEAT_NOT_RUN})
-
-
-def trigger(
-    endpoint: Endpoint,
-    *,
-    by: str = "",
-    trigger: str = Log.Trigger.MANUAL,
-    dry_run: bool = False,
-    as_of: datetime | None = None,
-    actor: Actor | None = None,
-) -> Log:
-    """Run now, on the cluster: the Log is queued and handed to the broker once committed."""
-    with transaction.atomic():
-        log = create_run(
-            endpoint, trigger=trigger, by=by, dry_run=dry_run, state=Log.State.QUEUED,
-            as_of=as_of, actor=actor,
-        )  # fmt: skip
-        enqueue_within_limits(log)
-    return log
 
 
 def enqueue_within_limits(log: Log) -> None:
@@ -197,64 +180,10 @@ def wait_until_final(log: Log, poll: float = 0.2) -> Log:
         time.sleep(poll)
 
 
-class NotRetryable(ValueError):
-    pass
-
-
-def retry(log: Log, *, by: str = "") -> Log:
-    """Run a failed run again now, as the next attempt of its chain (on the cluster)."""
-    latest = log
-    while (following := Log.objects.filter(retry_of=latest).first()) is not None:
-        latest = following
-    if latest.endpoint.kind == Endpoint.Kind.HEARTBEAT:
-        raise NotRetryable(HEARTBEAT_NOT_RUN)
-    if latest.state != Log.State.FAILED:
-        raise NotRetryable(f"{latest.run_id} is {latest.state}; only a failed run can be retried.")
-    with transaction.atomic():
-        now = timezone.now()
-        attempt = latest.following_attempt(
-            trigger=Log.Trigger.RETRY, by=by, due_at=now, state=Log.State.QUEUED,
-            created_at=now, queued_at=now,
-        )  # fmt: skip
-        attempt.save()
-        enqueue_within_limits(attempt)
-    return attempt
-
-
-def pause(
-    endpoint: Endpoint,
-    *,
-    by: str = "",
-    reason: str = "",
-    until: datetime | None = None,
-    now: datetime | None = None,
-) -> None:
-    """Stop scheduling `endpoint` (until `until`, when given, then it resumes by itself)."""
-    endpoint.pause(now=now or timezone.now(), by=by, reason=reason, until=until)
-
-
-def resume(endpoint: Endpoint, *, now: datetime | None = None) -> None:
-    """Schedule again; the next slot counts from now (a pause is not downtime)."""
-    endpoint.set_enabled(True, now=now or timezone.now())
-
-
 def check_as_of(as_of: datetime | None) -> None:
     """A run may act as of any instant a schedule could have (1970-3000)."""
-    if as_of is not None and not (MIN_INSTANT <= as_of <= MAX_INSTANT):
-        raise ValidationError({"as_of": "Choose an instant between 1970 and 3000."})
-
-
-def cancel(log: Log, *, reason: str = "Cancelled by a user.") -> bool:
-    """Cancel a run that has not started; False if it already started or ended."""
-    now = timezone.now()
-    cancelled = bool(
-        Log.objects.filter(pk=log.pk, state__in=(Log.State.PENDING, Log.State.QUEUED)).update(
-            state=Log.State.CANCELLED, reason=reason[:300], finished_at=now
-        )
-    )
-    if cancelled and log.flow_key:
-        flow.release([log.flow_key], now)  # its place in the key goes to the next in line
-    return cancelled
+    if as_of is not None and not within_range(as_of):
+        raise ValidationError({"as_of": OUT_OF_RANGE})
 
 
 def run_due_inline(now: datetime, *, budget_seconds: float, batch_size: int) -> list[Log]:

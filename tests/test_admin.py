@@ -205,14 +205,14 @@ def test_run_now_queues_a_manual_run_for_each_selected_endpoint(
     assert all(log.run_id in message for log in logs)
 
 
-def test_disable_and_enable_go_through_set_enabled(operator, nightly, renewals):
+def test_disable_and_enable_go_through_the_verbs(operator, nightly, renewals):
     client = login(staff(operator))
 
     act(client, "disable", nightly, renewals)
     nightly.refresh_from_db()
     assert (nightly.enabled, nightly.disabled_reason, nightly.next_run_at) == (
         False,
-        "disabled by otto-operator",
+        "Disabled by otto-operator.",
         None,
     )
 

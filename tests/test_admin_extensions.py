@@ -12,7 +12,7 @@ from django.urls import reverse
 from calls import signing
 from calls.masking import MASK
 from endpoints.models import Endpoint
-from runs import services
+from runs import verbs
 from runs.models import Log
 from tests.test_admin import ENDPOINTS, change_url, form_data, login, staff
 
@@ -79,7 +79,7 @@ def test_a_masked_key_with_nothing_stored_is_a_form_error(editor, make_endpoint)
 def test_the_list_shows_why_and_until_when_an_endpoint_is_paused(editor, make_endpoint):
     endpoint = make_endpoint(timezone="America/New_York")
     until = datetime(2099, 12, 1, 14, tzinfo=UTC)
-    services.pause(endpoint, by="alice", reason="vendor maintenance", until=until)
+    verbs.disable(endpoint, by="alice", reason="vendor maintenance", until=until)
 
     page = login(staff(editor)).get(ENDPOINTS).content.decode()
 
@@ -88,7 +88,7 @@ def test_the_list_shows_why_and_until_when_an_endpoint_is_paused(editor, make_en
 
 def test_a_run_shows_its_as_of_instant_and_idempotency_key_read_only(editor, make_endpoint):
     endpoint = make_endpoint()
-    log = services.trigger(endpoint, by="x", as_of=datetime(2026, 1, 1, 9, tzinfo=UTC))
+    log = verbs.trigger(endpoint, by="x", as_of=datetime(2026, 1, 1, 9, tzinfo=UTC))
 
     response = login(staff(editor)).get(reverse("admin:runs_log_change", args=[log.pk]))
 

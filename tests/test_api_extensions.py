@@ -320,14 +320,14 @@ def test_a_pause_until_an_instant_ends_on_its_own(as_operator, hourly):
 def test_a_scheduled_action_shows_the_idempotency_key_of_its_latest_run(
     as_viewer, renewals_handler
 ):
-    from runs import actions, services
+    from runs import actions, verbs
 
     action_id = actions.schedule_action("billing:check-renewals", {}, NOW + timedelta(hours=1))
     endpoint = Endpoint.objects.get(pk=action_id)
     shown = as_viewer.get(f"/api/v1/devtools/scheduled-actions/{action_id}").json()["data"]
     assert shown["idempotencyKey"] is None
 
-    log = services.trigger(endpoint, by="x")
+    log = verbs.trigger(endpoint, by="x")
 
     shown = as_viewer.get(f"/api/v1/devtools/scheduled-actions/{action_id}").json()["data"]
     assert shown["idempotencyKey"] == log.idempotency_key

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from endpoints.models import Endpoint
-from runs import executor, services
+from runs import executor, verbs
 
 pytest_plugins = ["tests.api_support"]
 
@@ -29,7 +29,7 @@ def webhook(make_endpoint, target) -> Endpoint:
 
 
 def run_once(endpoint: Endpoint):
-    log = services.trigger(endpoint, by="test")
+    log = verbs.trigger(endpoint, by="test")
     executor.execute(log.pk)
     log.refresh_from_db()
     return log

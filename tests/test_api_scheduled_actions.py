@@ -10,7 +10,7 @@ import time_machine
 from django.core.exceptions import ValidationError
 
 from endpoints.models import Endpoint
-from runs import actions, services
+from runs import actions, services, verbs
 from runs.models import Log
 
 pytest_plugins = ["tests.api_support"]
@@ -273,7 +273,7 @@ def test_cancelling_a_pending_action_answers_as_the_seed_does(as_operator):
 
 def test_cancelling_a_queued_run_cancels_the_run(as_operator):
     action_id = actions.schedule_action("webhook:send", {})
-    services.trigger(Endpoint.objects.get(pk=action_id))
+    verbs.trigger(Endpoint.objects.get(pk=action_id))
     assert as_operator.delete(f"{ACTIONS}/{action_id}").status_code == 200
     assert Log.objects.get().state == "cancelled"
 

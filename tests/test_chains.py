@@ -14,7 +14,7 @@ from django.utils import timezone
 from endpoints import registry
 from endpoints.models import Endpoint
 from endpoints.run_after import ChainLink
-from runs import chains, executor, services
+from runs import chains, executor, services, verbs
 from runs.models import ChainArrival, Log
 
 
@@ -166,7 +166,7 @@ def test_a_chained_runs_retries_still_see_the_upstream(make_endpoint, target, to
 def test_a_paused_downstream_records_its_chain_run_skipped_with_the_reason(make_endpoint, target):
     fetch = make_endpoint(name="fetch", url=target.url("/ok"))
     use = make_endpoint(name="use", url=target.url("/ok"), run_after=["fetch"])
-    services.pause(use, by="alice", reason="vendor maintenance")
+    verbs.disable(use, by="alice", reason="vendor maintenance")
     _run(fetch)
     [skipped] = _chained(use)
     assert skipped.state == Log.State.SKIPPED

@@ -241,7 +241,7 @@ def test_unchecking_enabled_pauses_through_set_enabled(editor, make_endpoint):
     login(editor).post(edit_url(endpoint), data)
     endpoint.refresh_from_db()
     assert not endpoint.enabled and endpoint.next_run_at is None
-    assert endpoint.disabled_reason == "paused by edith-editor"
+    assert endpoint.disabled_reason == "Disabled by edith-editor."
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator"])

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from calls.spec import Outcome
 from endpoints.flow import Limits, Rate, parse_rate
 from endpoints.models import Endpoint
-from runs import cluster, dispatcher, executor, flow, services
+from runs import cluster, dispatcher, executor, flow, verbs
 from runs.models import Heartbeat, Log
 from runs.recording import record_many
 
@@ -201,9 +201,9 @@ def test_retries_and_manual_runs_count_against_the_key(due, make_endpoint):
     failing = Log.objects.get()
     finish([failing], T0 + MS, Outcome(ok=False, error_class="http_status", status_code=500))
     retry = Log.objects.get(retry_of=failing)
-    manual = services.trigger(other, by="ada")
+    manual = verbs.trigger(other, by="ada")
     assert manual.state == "queued"  # the key was free: the failed run no longer counts
-    assert services.trigger(other, by="ada").state == "pending"  # and now it is not
+    assert verbs.trigger(other, by="ada").state == "pending"  # and now it is not
     dispatcher.dispatch_pending(retry.due_at + MS)
     retry.refresh_from_db()
     assert retry.state == "pending" and "1 of 1 runs in flight" in retry.reason

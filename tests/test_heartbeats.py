@@ -312,11 +312,11 @@ def test_a_heartbeat_is_never_run_by_cronplane(heartbeat):
     from django.core.exceptions import ValidationError
     from django.core.management import CommandError, call_command
 
-    from runs import services
+    from runs import verbs
 
     backup = heartbeat()
     with pytest.raises(ValidationError, match="not run by cronplane"):
-        services.trigger(backup, by="alice")
+        verbs.trigger(backup, by="alice")
     with pytest.raises(CommandError, match="pings /ping/<uuid>"):
         call_command("runjob", "nightly-backup")
     assert not Log.objects.exists()

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from endpoints.models import Endpoint
-from runs import dispatcher, executor, services
+from runs import dispatcher, executor, services, verbs
 from runs.models import Log
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -95,7 +95,7 @@ def test_a_jitter_window_that_does_not_fit_is_refused(make_endpoint, fields, mes
 def test_a_pause_says_until_when_by_whom_and_why(make_endpoint):
     endpoint = make_endpoint(timezone="America/New_York")
     until = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
-    services.pause(endpoint, by="alice", reason="vendor maintenance", until=until, now=T0)
+    verbs.disable(endpoint, by="alice", reason="vendor maintenance", until=until, now=T0)
     endpoint.refresh_from_db()
     assert not endpoint.enabled and endpoint.next_run_at is None
     assert endpoint.pause_description == (
@@ -106,7 +106,7 @@ def test_a_pause_says_until_when_by_whom_and_why(make_endpoint):
 def test_a_pause_ends_by_itself_and_the_slots_it_covered_are_not_missed(make_endpoint):
     endpoint = make_endpoint(cron_expression="*/5 * * * *")
     until = T0 + timedelta(hours=2)
-    services.pause(endpoint, by="alice", reason="deploy", until=until, now=T0)
+    verbs.disable(endpoint, by="alice", reason="deploy", until=until, now=T0)
     assert dispatcher.dispatch_due(until - timedelta(seconds=1)).endpoints == 0
     endpoint.refresh_from_db()
     assert not endpoint.enabled
@@ -121,8 +121,8 @@ def test_a_pause_ends_by_itself_and_the_slots_it_covered_are_not_missed(make_end
 
 def test_resuming_by_hand_before_the_end_clears_the_pause(make_endpoint):
     endpoint = make_endpoint()
-    services.pause(endpoint, reason="x", until=T0 + timedelta(days=1), now=T0)
-    services.resume(endpoint, now=T0 + timedelta(hours=1))
+    verbs.disable(endpoint, reason="x", until=T0 + timedelta(days=1), now=T0)
+    verbs.enable(endpoint, now=T0 + timedelta(hours=1))
     endpoint.refresh_from_db()
     assert endpoint.enabled and endpoint.paused_until is None
 
@@ -130,7 +130,7 @@ def test_resuming_by_hand_before_the_end_clears_the_pause(make_endpoint):
 def test_a_pause_that_ends_in_the_past_is_refused_and_changes_nothing(make_endpoint):
     endpoint = make_endpoint()
     with pytest.raises(ValidationError) as raised:
-        services.pause(endpoint, reason="x", until=T0 - timedelta(minutes=1), now=T0)
+        verbs.disable(endpoint, reason="x", until=T0 - timedelta(minutes=1), now=T0)
     assert "paused_until" in raised.value.message_dict
     endpoint.refresh_from_db()
     assert endpoint.enabled
@@ -138,7 +138,7 @@ def test_a_pause_that_ends_in_the_past_is_refused_and_changes_nothing(make_endpo
 
 def test_a_pause_without_an_end_lasts_until_resumed(make_endpoint):
     endpoint = make_endpoint()
-    services.pause(endpoint, by="bob", reason="", now=T0)
+    verbs.disable(endpoint, by="bob", reason="", now=T0)
     dispatcher.dispatch_due(T0 + timedelta(days=400))
     endpoint.refresh_from_db()
     assert not endpoint.enabled and endpoint.pause_description == "Paused by bob"
@@ -148,7 +148,7 @@ def test_a_jittered_run_not_yet_started_is_cancelled_by_a_pause(make_endpoint, t
     endpoint = make_endpoint(url=target.url(), cron_expression="0 * * * *", jitter_seconds=900)
     due_at(endpoint, T0)
     dispatcher.dispatch_due(T0)
-    services.pause(endpoint, reason="hold", now=T0)
+    verbs.disable(endpoint, reason="hold", now=T0)
     assert dispatcher.dispatch_pending(T0 + timedelta(hours=1)).to_run == []
     log = Log.objects.get()
     assert log.state == "cancelled" and "paused" in log.reason
@@ -158,7 +158,7 @@ def test_a_jittered_run_not_yet_started_is_cancelled_by_a_pause(make_endpoint, t
 def test_auto_disable_ends_a_timed_pause(make_endpoint, target):
     endpoint = make_endpoint(url=target.url("/status/500"), max_attempts=1, auto_disable_after=1)
     log = services.create_run(endpoint, state=Log.State.QUEUED)
-    services.pause(endpoint, reason="x", until=T0 + timedelta(days=3650), now=T0)
+    verbs.disable(endpoint, reason="x", until=T0 + timedelta(days=3650), now=T0)
     Endpoint.objects.filter(pk=endpoint.pk).update(enabled=True)
     executor.execute(log.pk)
     endpoint.refresh_from_db()

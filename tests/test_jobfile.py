@@ -272,7 +272,7 @@ def test_turning_a_job_off_and_on_records_why_and_forgives_past_failures(tmp_pat
     off = Endpoint.objects.get(name="nightly-report")
     assert (off.enabled, off.disabled_reason, off.next_run_at) == (
         False,
-        "disabled by applyjobs",
+        "Disabled by applyjobs.",
         None,
     )
 

@@ -12,7 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from endpoints.models import Endpoint
-from runs import dispatcher, executor, replay, services
+from runs import dispatcher, executor, replay, verbs
 from runs.models import Log
 from tests.target import free_port
 
@@ -145,7 +145,7 @@ def test_dry_runs_successes_and_retried_runs_are_not_selected(target, make_endpo
     fail_slots(make_endpoint, target.url("/status/500"), ["a"], slots=2)
     first, second = Log.objects.filter(state=Log.State.FAILED).order_by("id")
     Log.objects.filter(pk=first.pk).update(dry_run=True)
-    services.retry(second)
+    verbs.retry(second)
 
     assert replay.preview(replay.Selection()).runs == 0
 

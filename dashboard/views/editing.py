@@ -20,6 +20,7 @@ from dashboard.forms import EndpointForm
 from dashboard.preview import anchor_of, preview_schedule
 from dashboard.views.common import _get_endpoint_for_user
 from endpoints.models import Endpoint
+from runs import verbs
 
 
 @login_required
@@ -49,14 +50,9 @@ def _edit(request: HttpRequest, endpoint: Endpoint) -> HttpResponse:
         elif form.is_valid():
             if creating:
                 form.instance.created_by = request.user
-            saved = form.save()
-            if not creating and saved.enabled != was_enabled:
-                # Through set_enabled, which records why and forgives past failures.
-                saved.set_enabled(
-                    saved.enabled,
-                    now=timezone.now(),
-                    reason=f"paused by {request.user.get_username()}",
-                )
+            saved = form.save(commit=False)
+            by = request.user.get_username()
+            verbs.save(saved, by=by, was_enabled=None if creating else was_enabled)
             messages.success(request, f"{'Created' if creating else 'Saved'} {saved.name}.")
             return redirect("dashboard:endpoint", pk=saved.pk)
         form.withhold_secrets()

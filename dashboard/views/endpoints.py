@@ -25,7 +25,7 @@ from dashboard.templatetags.dashboard import action_label, action_type, in_zone
 from dashboard.views.common import _get_endpoint_for_user, paginate, redirect_back, vary_on_htmx
 from endpoints import audit
 from endpoints.models import Endpoint
-from runs import heartbeats, notifications, services
+from runs import heartbeats, notifications, verbs
 from runs.models import Log
 
 ENDPOINTS_PER_PAGE = 25
@@ -140,9 +140,9 @@ def endpoint_run(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect_back(request, back)
     as_of = form.cleaned_data["as_of"]
     try:
-        log = services.trigger(
+        log = verbs.trigger(
             endpoint, by=request.user.get_username(), dry_run=dry_run, as_of=as_of,
-            actor=services.Actor.of(request),
+            actor=verbs.Actor.of(request),
         )  # fmt: skip
     except ValidationError as exc:
         messages.error(request, f"Not run: {' '.join(exc.messages)}")
@@ -158,9 +158,7 @@ def endpoint_run(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("endpoints.toggle_endpoint", raise_exception=True)
 def endpoint_resume(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _get_endpoint_for_user(request, pk)
-    if not endpoint.enabled:
-        # Only on a change: resuming an active endpoint would move its next slot.
-        services.resume(endpoint)
+    verbs.enable(endpoint, by=request.user.get_username())
     messages.success(request, f"Resumed {endpoint.name}.")
     return redirect_back(request, reverse("dashboard:endpoint", args=[endpoint.pk]))
 
@@ -172,7 +170,7 @@ def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = _get_endpoint_for_user(request, pk)
     if request.method == "POST":
         name = endpoint.name
-        endpoint.delete()
+        verbs.delete(endpoint)
         messages.success(request, f"Deleted {name} and its run history.")
         return redirect("dashboard:index")
     runs = Log.objects.filter(endpoint=endpoint).count()

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from dashboard import charts
 from dashboard.run_forms import ReplayForm
 from dashboard.views.common import _get_log_for_user, redirect_back
-from runs import replay, services
+from runs import replay, verbs
 from runs.models import Log
 
 # A chain is bounded by max_attempts (≤ 20); this only guards against a corrupt loop.
@@ -33,7 +33,7 @@ def log_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "endpoint": log.endpoint,
         "chain": chain if len(chain) > 1 else [],
         "can_retry": log.state == Log.State.FAILED and chain[-1].pk == log.pk,
-        "can_cancel": log.state in (Log.State.PENDING, Log.State.QUEUED),
+        "can_cancel": log.state in Log.WAITING_STATES,
         "phases": charts.phases(log.timing),
     }
     return render(request, "dashboard/log_detail.html", context)
@@ -63,8 +63,8 @@ def retry_chain(log: Log) -> list[Log]:
 def log_retry(request: HttpRequest, pk: int) -> HttpResponse:
     log = _get_log_for_user(request, pk)
     try:
-        attempt = services.retry(log, by=request.user.get_username())
-    except services.NotRetryable as exc:
+        attempt = verbs.retry(log, by=request.user.get_username())
+    except verbs.NotRetryable as exc:
         messages.error(request, str(exc))
         return redirect_back(request, reverse("dashboard:log", args=[log.pk]))
     messages.success(request, f"Queued {attempt.run_id}, attempt {attempt.attempt}.")
@@ -76,7 +76,7 @@ def log_retry(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("endpoints.trigger_endpoint", raise_exception=True)
 def log_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     log = _get_log_for_user(request, pk)
-    if services.cancel(log, reason=f"Cancelled by {request.user.get_username()}."):
+    if verbs.cancel(log, reason=f"Cancelled by {request.user.get_username()}."):
         messages.success(request, f"Cancelled {log.run_id}.")
     else:
         messages.error(request, f"{log.run_id} already started; it can no longer be cancelled.")

@@ -19,7 +19,7 @@ from dashboard.run_forms import BackfillForm, PauseForm
 from dashboard.templatetags.dashboard import in_zone
 from dashboard.views.common import _get_endpoint_for_user, redirect_back
 from endpoints.models import Endpoint
-from runs import backfill, services
+from runs import backfill, verbs
 
 # The preview lists this many slots; the counts cover them all.
 PREVIEW_SLOTS = 20
@@ -34,7 +34,7 @@ def endpoint_pause(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            services.pause(
+            verbs.disable(
                 endpoint, by=request.user.get_username(), reason=data["reason"], until=data["until"]
             )
         except ValidationError as exc:
@@ -75,9 +75,7 @@ def endpoint_backfill(request: HttpRequest, pk: int) -> HttpResponse:
         start, end, now = form.cleaned_data["start"], form.cleaned_data["end"], timezone.now()
         try:
             if request.method == "POST":
-                plan = backfill.backfill(
-                    endpoint, start, end, by=request.user.get_username(), now=now
-                )
+                plan = verbs.backfill(endpoint, start, end, by=request.user.get_username(), now=now)
             else:
                 plan = backfill.plan(endpoint, start, end, now=now)
         except ValidationError as exc:

@@ -18,8 +18,6 @@ from runs.models import Heartbeat, Log
 from runs.observability import dispatch_lags
 
 logger = logging.getLogger(__name__)
-# A dispatcher beats every 5 s; three missed beats and more is a dead one.
-HEARTBEAT_FRESH = timedelta(seconds=20)
 LAG_SAMPLE = 200
 RECENT_FAILURES = 10
 
@@ -30,7 +28,7 @@ def status(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     heartbeats = list(Heartbeat.objects.order_by("name"))
     for beat in heartbeats:
-        beat.fresh = now - beat.last_seen_at <= HEARTBEAT_FRESH
+        beat.fresh = beat.is_fresh(now)
     open_runs = dict(
         Log.objects.filter(state__in=Log.OPEN_STATES)
         .values_list("state")

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from endpoints import schedules
 from endpoints.models import Endpoint
-from runs import services
+from runs import services, verbs
 from runs.models import Log
 
 
@@ -52,7 +52,7 @@ class Command(BaseCommand):
         if queue:
             # The run id is the whole answer: a script reads it from stdout.
             with _quiet("django-q"):
-                log = services.trigger(endpoint, by="runjob", dry_run=dry_run, as_of=instant)
+                log = verbs.trigger(endpoint, by="runjob", dry_run=dry_run, as_of=instant)
             self.stdout.write(log.run_id)
             return
         last = services.run_in_foreground(

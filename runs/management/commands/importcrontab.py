@@ -16,6 +16,7 @@ from django.db import transaction
 
 from endpoints import audit, crontab, schedules
 from endpoints.models import Endpoint
+from runs import verbs
 from runs.heartbeats import ping_url
 
 
@@ -60,7 +61,7 @@ class Command(BaseCommand):
         if not dry_run:
             with transaction.atomic(), audit.acting("importcrontab"):
                 for endpoint in heartbeats.values():
-                    endpoint.save()
+                    verbs.save(endpoint, by="importcrontab")
         rewritten = self._rewrite(table, heartbeats, start)
         if output:
             try:

@@ -15,8 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from endpoints import audit
-from endpoints.jobs import apply_job, save_job
+from endpoints.jobs import apply_job
 from endpoints.models import Endpoint
+from runs import verbs
 
 
 class Command(BaseCommand):
@@ -85,11 +86,12 @@ class Command(BaseCommand):
             else:
                 lines.append(f"unchanged {endpoint.name}")
             if (changes or not existed) and not dry_run:
-                save_job(endpoint, changes, reason="disabled by applyjobs")
+                was_enabled = changes.get("is_active", (None,))[0] if existed else None
+                verbs.save(endpoint, by="applyjobs", was_enabled=was_enabled)
         for endpoint in pruned:
             lines.append(f"deleted {endpoint.name}")
             if not dry_run:
-                endpoint.delete()
+                verbs.delete(endpoint)
         return lines
 
 
