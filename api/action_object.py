@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from api.fields import iso
 from api.representation import Key, Representation
-from endpoints.schedules import format_interval
+from endpoints.timetable import format_interval
 from runs import actions
 from runs.models import Log
 

@@ -9,6 +9,7 @@ from api.models import ApiToken
 from endpoints import audit
 
 BEARER = "bearer"
+AUTHENTICATE = 'Bearer realm="api"'
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -40,7 +41,17 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         # Having a challenge makes DRF answer 401 (not 403) to a request without credentials.
-        return 'Bearer realm="api"'
+        return AUTHENTICATE
+
+
+def user_of(request):
+    """The signed-in user, else the user of a valid API token, else None: for the routes outside
+    DRF (/metrics, /healthz's details), read as the API reads it."""
+    if request.user.is_authenticated:
+        return request.user
+    raw = ApiTokenAuthentication().raw_token(request)
+    token = ApiToken.authenticate(raw) if raw else None
+    return token.user if token else None
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

@@ -27,8 +27,8 @@ from api.fields import StrictBooleanField, StrictCharField, StrictSerializer, bo
 from api.schedules import ERRORS, NOT_FOUND, TAG, get_schedule
 from endpoints import schedules
 from endpoints.models import Endpoint
-from endpoints.schedules import zone_of
 from endpoints.storable import within_range
+from endpoints.timetable import zone_of
 from runs import backfill, verbs
 
 NAMES = {"schedule_type": "scheduleType"}

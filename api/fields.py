@@ -47,6 +47,16 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+def timing_field() -> serializers.JSONField:
+    """A run's `timing`, as every answer that shows a run documents it."""
+    return serializers.JSONField(
+        required=False,
+        help_text="The call's phases in ms (dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; null "
+        "when not taken, e.g. over a reused connection), reused, requests, connections. Only "
+        "for runs that made an HTTP call.",
+    )
+
+
 class JSONObjectField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from api.fields import iso
 from api.representation import SKIP, Key, Representation
 from endpoints.models import Endpoint
-from endpoints.schedules import zone_of
+from endpoints.timetable import zone_of
 
 PREFIX = "sched-"
 

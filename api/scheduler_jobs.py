@@ -28,6 +28,7 @@ from api.fields import (
     body_of,
     iso,
     query_int,
+    timing_field,
 )
 from api.job_object import JOB, JobRequest
 from endpoints.jobs import apply_job
@@ -111,12 +112,7 @@ class LastResult(serializers.Serializer):
         help_text="Who really asked: the free text and the authenticated user or token "
         '("coordinator-007, via operator1\'s token").',
     )
-    timing = serializers.JSONField(
-        required=False,
-        help_text="The call's phases in ms (dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; null "
-        "when not taken, e.g. over a reused connection), reused, requests, connections. Only "
-        "for runs that made an HTTP call.",
-    )
+    timing = timing_field()
 
 
 class Deleted(serializers.Serializer):

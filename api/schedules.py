@@ -15,7 +15,6 @@ in its (otherwise unused) payload, shown back as its inputData; its templates re
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -35,19 +34,16 @@ from api.fields import (
     StrictIntegerField,
     StrictSerializer,
     body_of,
-    iso,
-    iso_ms,
     query_bool,
     query_int,
     whole_number,
 )
 from api.schedule_object import PREFIX, SCHEDULE, TOGGLED, schedule_json, zone_of
-from api.scheduler_jobs import EXECUTED
 from endpoints.models import Endpoint
 from runs import verbs
 
 TAG = "Schedules (workflows)"
-HISTORY_SIZE, MAX_HISTORY_SIZE = 20, 100
+
 # Endpoint field → seed 002 field, for validation errors.
 NAMES = {
     "cron_expression": "cronExpression",
@@ -233,33 +229,6 @@ class DisableRequest(StrictSerializer):
     )
 
 
-class Execution(serializers.Serializer):
-    executionId = serializers.CharField()
-    scheduledTime = serializers.DateTimeField()
-    startedAt = serializers.DateTimeField(allow_null=True)
-    finishedAt = serializers.DateTimeField(allow_null=True)
-    status = serializers.CharField()
-    duration = serializers.IntegerField(allow_null=True, help_text="Milliseconds")
-    error = serializers.CharField(required=False)
-    trigger = serializers.CharField()
-    attempt = serializers.IntegerField()
-    idempotencyKey = serializers.CharField(required=False)
-    asOf = serializers.DateTimeField(
-        required=False, help_text="For a run started as of a chosen instant: that instant."
-    )
-    timing = serializers.JSONField(
-        required=False,
-        help_text="The call's phases in ms (dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; null "
-        "when not taken, e.g. over a reused connection), reused, requests, connections. Only "
-        "for runs that made an HTTP call.",
-    )
-
-
-class History(serializers.Serializer):
-    data = Execution(many=True)
-    total = serializers.IntegerField()
-
-
 # --- the routes ---
 
 
@@ -403,53 +372,3 @@ class DisableView(ToggleView):
     )
     def post(self, request, schedule_id: str):
         return self.toggle(request, schedule_id, False)
-
-
-class HistoryView(ApiView):
-    required_perms = {"GET": perms.VIEW}
-
-    @extend_schema(
-        tags=[TAG],
-        operation_id="getScheduleHistory",
-        summary="Get schedule history",
-        description="Executions, newest first: each run that started (not a dry run), shown "
-        "by its latest attempt; `total` counts them. Queued runs are not executions yet.",
-        parameters=[OpenApiParameter("limit", OpenApiTypes.INT, description="Maximum entries")],
-        responses={200: History, **NOT_FOUND, **ERRORS},
-    )
-    def get(self, request, schedule_id: str):
-        endpoint = get_schedule(schedule_id)
-        limit = query_int(request.query_params, "limit", HISTORY_SIZE, high=MAX_HISTORY_SIZE)
-        zone = zone_of(endpoint.timezone)
-        runs = executions(endpoint).order_by("-id")
-        return Response(
-            {"data": [execution_json(log, zone) for log in runs[:limit]], "total": runs.count()}
-        )
-
-
-def executions(endpoint: Endpoint):
-    """One Log per execution: a run that started and is not a dry run, shown by its latest
-    attempt that started (a retry still waiting leaves the failed attempt before it shown)."""
-    started = endpoint.logs.filter(state__in=EXECUTED, dry_run=False)
-    return started.exclude(next_attempt__state__in=EXECUTED)
-
-
-def execution_json(log, zone: ZoneInfo) -> dict[str, Any]:
-    entry = {
-        "executionId": log.run_id,
-        "scheduledTime": iso(log.scheduled_for or log.created_at, zone),
-        "startedAt": iso_ms(log.started_at, zone),
-        "finishedAt": iso_ms(log.finished_at, zone),
-        "status": log.state,
-        "duration": log.duration_ms,
-    }
-    if log.error_message or log.reason:
-        entry["error"] = log.error_message or log.reason
-    entry.update(trigger=log.trigger, attempt=log.attempt)
-    if log.idempotency_key:
-        entry["idempotencyKey"] = log.idempotency_key
-    if log.as_of:
-        entry["asOf"] = iso(log.as_of, zone)
-    if log.timing:
-        entry["timing"] = log.timing
-    return entry

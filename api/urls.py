@@ -10,6 +10,7 @@ from api import (
     errors,
     job_history,
     replay,
+    schedule_history,
     scheduled_actions,
     scheduler_jobs,
     schedules,
@@ -40,7 +41,7 @@ urlpatterns = [
     path(f"{SCHEDULES}/<str:schedule_id>", schedules.ScheduleView.as_view(), name="schedule"),
     path(f"{SCHEDULES}/<str:schedule_id>/enable", schedules.EnableView.as_view()),
     path(f"{SCHEDULES}/<str:schedule_id>/disable", schedules.DisableView.as_view()),
-    path(f"{SCHEDULES}/<str:schedule_id>/history", schedules.HistoryView.as_view()),
+    path(f"{SCHEDULES}/<str:schedule_id>/history", schedule_history.HistoryView.as_view()),
     path(f"{SCHEDULES}/<str:schedule_id>/backfill", backfill.BackfillView.as_view()),
     # seed 003
     path("api/v1/cron/process", cron.CronProcessView.as_view(), name="cron-process"),

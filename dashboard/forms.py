@@ -6,23 +6,20 @@ person types (header lines, '5m', local date-times) into model values.
 from __future__ import annotations
 
 import copy
-import re
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django import forms
-from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from calls import templating
 from calls.masking import ALWAYS_SECRET_HEADERS, MASK
-from dashboard import signing_fields, states
+from dashboard import signing_fields
 from dashboard.assertion_rows import AssertionRowsField
-from endpoints import channels, jobs, schedules
+from dashboard.header_lines import parse_header_lines, text_lines
+from endpoints import channels, jobs, schedules, timetable
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
-from runs.models import Log
 
 # Field groups of the endpoint form, in order: (title, fields).
 GROUPS: list[tuple[str, list[str]]] = [
@@ -115,35 +112,6 @@ SCHEDULE_FIELDS = (
 )
 LOCAL_DATETIME_FIELDS = ("run_at", "starts_at", "ends_at")
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
-
-
-def text_lines(text: str) -> list[str]:
-    """Lines as a browser's textarea sends them. Not str.splitlines(): that also breaks at
-    U+2028, U+0085 and other separators, which would turn one header value into two headers
-    (they are refused inside a value, where they belong to it)."""
-    return re.split(r"\r\n|[\r\n]", text or "")
-
-
-def parse_header_lines(text: str) -> list[tuple[str, str]]:
-    """'Name: value' lines → [(name, value)]; raises ValidationError naming the bad line."""
-    headers: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for number, line in enumerate(text_lines(text), start=1):
-        if not line.strip():
-            continue
-        name, colon, value = line.partition(":")
-        name, value = name.strip(), value.strip()
-        if not colon or not name:
-            raise forms.ValidationError(
-                f"Line {number}: write each header as 'Name: value'.", code="header_line"
-            )
-        if name.lower() in seen:
-            raise forms.ValidationError(
-                f"Line {number}: '{name}' is given twice.", code="header_twice"
-            )
-        seen.add(name.lower())
-        headers.append((name, value))
-    return headers
 
 
 class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
@@ -270,14 +238,14 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         if instance.pk:
             self.initial["payload"] = instance.masked_payload
         self.initial["notify_urls"] = "\n".join(instance.masked_notify_urls)
-        self.initial["interval_seconds"] = schedules.format_interval(instance.interval_seconds)
+        self.initial["interval_seconds"] = timetable.format_interval(instance.interval_seconds)
         for key in signing_fields.KEYS:
             self.initial[key] = ""  # never rendered back (password inputs), never compared
         self.describe_stored_keys()
-        zone = _zone(instance.timezone)
+        zone = timetable.zone_of(instance.timezone)
         for name in LOCAL_DATETIME_FIELDS:
             value = getattr(instance, name)
-            if value is not None and zone is not None:
+            if value is not None:
                 self.initial[name] = value.astimezone(zone).replace(tzinfo=None)
 
     # --- conversions ------------------------------------------------------------------------
@@ -327,13 +295,13 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
             cleaned["headers"] = self._headers_keeping_secrets(
                 cleaned["headers"], cleaned.get("secret_headers") or []
             )
-        zone = _zone(cleaned.get("timezone", ""))
-        if zone is not None:
-            for name in LOCAL_DATETIME_FIELDS:
-                if cleaned.get(name):
-                    # Django read the input on the UTC clock; it was meant on the schedule's.
-                    wall = cleaned[name].astimezone(UTC).replace(tzinfo=None)
-                    cleaned[name] = schedules.wall_to_instant(wall, zone)
+        # An unknown zone is the timezone field's error; the times are then read as UTC.
+        zone = timetable.zone_of(cleaned.get("timezone", ""))
+        for name in LOCAL_DATETIME_FIELDS:
+            if cleaned.get(name):
+                # Django read the input on the UTC clock; it was meant on the schedule's.
+                wall = cleaned[name].astimezone(UTC).replace(tzinfo=None)
+                cleaned[name] = schedules.wall_to_instant(wall, zone)
         return cleaned
 
     def _post_clean(self) -> None:
@@ -436,79 +404,3 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
             if isinstance(value, datetime):
                 values[name] = value.strftime(DATETIME_FORMAT)
         return values
-
-
-def _zone(name: str) -> ZoneInfo | None:
-    try:
-        return schedules.validate_timezone(name)
-    except schedules.ScheduleError:
-        return None
-
-
-class EndpointFilterForm(forms.Form):
-    q = forms.CharField(required=False, label="Search")
-    enabled = forms.ChoiceField(
-        required=False,
-        choices=[("", "Any state"), ("yes", "Active"), ("no", "Paused"), ("done", "Done")],
-    )
-    status = forms.ChoiceField(
-        required=False,
-        choices=[
-            ("", "Any last status"),
-            ("success", "Last run succeeded"),
-            ("failed", "Last run failed"),
-            ("never", "Never ran"),
-        ],
-    )
-    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *Endpoint.Kind.choices])
-
-    def apply(self, queryset: QuerySet[Endpoint]) -> QuerySet[Endpoint]:
-        if not self.is_valid():
-            return queryset
-        data = self.cleaned_data
-        if data["q"]:
-            term = data["q"].strip()
-            queryset = queryset.filter(
-                Q(name__icontains=term)
-                | Q(description__icontains=term)
-                | Q(url__icontains=term)
-                | Q(handler__icontains=term)
-                | Q(flow_key=term)  # the Limits page links a key to its jobs
-            )
-        if data["enabled"] == "done":
-            queryset = queryset.filter(states.DONE)
-        elif data["enabled"]:
-            queryset = queryset.filter(enabled=data["enabled"] == "yes").exclude(states.DONE)
-        if data["status"] == "never":
-            queryset = queryset.filter(last_status="")
-        elif data["status"]:
-            queryset = queryset.filter(last_status=data["status"])
-        if data["kind"]:
-            queryset = queryset.filter(kind=data["kind"])
-        return queryset
-
-    @property
-    def is_filtered(self) -> bool:
-        return self.is_valid() and any(self.cleaned_data.values())
-
-
-class LogFilterForm(forms.Form):
-    state = forms.ChoiceField(required=False, choices=[("", "Any state"), *Log.State.choices])
-    trigger = forms.ChoiceField(required=False, choices=[("", "Any trigger"), *Log.Trigger.choices])
-
-    def apply(self, queryset: QuerySet[Log]) -> QuerySet[Log]:
-        if not self.is_valid():
-            return queryset
-        if self.cleaned_data["state"]:
-            queryset = queryset.filter(state=self.cleaned_data["state"])
-        if self.cleaned_data["trigger"]:
-            queryset = queryset.filter(trigger=self.cleaned_data["trigger"])
-        return queryset
-
-
-class TokenForm(forms.Form):
-    name = forms.CharField(
-        max_length=100,
-        help_text="What uses it, e.g. 'deploy script' or 'grafana'.",
-        widget=forms.TextInput(attrs={"placeholder": "deploy script"}),
-    )

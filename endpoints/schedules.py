@@ -197,15 +197,6 @@ def validate_timezone(name: str) -> ZoneInfo:
         raise ScheduleError("timezone", f"Unknown time zone '{name}'.") from None
 
 
-def zone_of(name: str) -> ZoneInfo:
-    """The zone a stored schedule names, to show its times in; UTC for a name that is not one
-    (every door validates it on save: only a hand-edited row gets here)."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def _timezone_names() -> set[str]:
     global _TIMEZONES
     if _TIMEZONES is None:
@@ -214,21 +205,6 @@ def _timezone_names() -> set[str]:
 
 
 _TIMEZONES: set[str] | None = None
-
-
-def format_interval(seconds: int | None, *, named: bool = False) -> str:
-    """300 → '5m', 90 → '90s': the short form parse_interval reads back; with `named`, 3600 →
-    'hourly' as seed 003's recurringInterval spells it. '' for no interval."""
-    if not seconds:
-        return ""
-    if named:
-        for name, size in NAMED_INTERVALS.items():
-            if seconds == size:
-                return name
-    for suffix, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{suffix}"
-    return f"{seconds}s"
 
 
 def parse_interval(value: str | int) -> int:

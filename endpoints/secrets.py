@@ -31,6 +31,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from calls.masking import ALWAYS_SECRET_HEADERS, MASK, mask_headers
+from endpoints import channels
+from endpoints.registry import secret_keys_of
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -165,3 +167,51 @@ def keep_masked_payload(
         )
         problems += header_problems
     return kept, problems
+
+
+def loaded_urls(endpoint) -> list[str]:
+    # From the loaded values only: reading a deferred field here would query for it.
+    urls = endpoint.__dict__.get("notify_urls")
+    return list(urls) if isinstance(urls, list) else []
+
+
+SIGNING_KEYS = frozenset({"signing_secret", "signing_secret_next"})
+
+
+class EndpointSecrets:
+    """An Endpoint's secrets as every door shows them (masked), and the signing keys' notice (a
+    mixin of Endpoint)."""
+
+    @property
+    def masked_headers(self) -> dict[str, str]:
+        return mask_headers(self.headers or {}, self.secret_headers)
+
+    @property
+    def masked_payload(self) -> Any:
+        return mask_payload(self.payload, secret_keys_of(self.handler))
+
+    @property
+    def masked_notify_urls(self) -> list[str]:
+        return channels.mask_urls(self.notify_urls or [])
+
+    def _signing_keys(self) -> tuple:
+        return (self.__dict__.get("signing_secret"), self.__dict__.get("signing_secret_next"))
+
+    def _end_signing_notice_on_new_keys(self, kwargs: dict) -> None:
+        """Whoever sets a key from any door holds it: the replaced-keys notice has done its job."""
+        fields = kwargs.get("update_fields")
+        if self._state.adding or fields is not None and not SIGNING_KEYS & set(fields):
+            return
+        if self._signing_keys() == getattr(self, "_saved_signing_keys", self._signing_keys()):
+            return
+        if self.signing_keys_replaced_at is None:
+            return
+        self.signing_keys_replaced_at = None
+        if fields is not None:
+            kwargs["update_fields"] = [*fields, "signing_keys_replaced_at"]
+
+    def acknowledge_signing_keys(self) -> None:
+        """The keys were revealed to someone who can give them to the receiver."""
+        if self.signing_keys_replaced_at is not None:
+            self.signing_keys_replaced_at = None
+            self.save(update_fields=["signing_keys_replaced_at"])

@@ -26,7 +26,7 @@ from calls.masking import MASK
 from endpoints import channels
 from endpoints.jobs import SECRET_FIELDS
 from endpoints.models import Endpoint
-from endpoints.schedules import zone_of
+from endpoints.timetable import zone_of
 from runs import verbs
 from runs.models import Log
 

@@ -77,7 +77,9 @@ def recover_stuck(now: datetime, *, cluster: str = "") -> tuple[list[Log], list[
                 f"No result within the {log.endpoint.timeout_seconds:g} s timeout plus grace: "
                 "the worker running it stopped or was killed."
             )
-        outcome = Outcome(ok=False, error_class="stuck", error_message=message, request=log.request)
+        outcome = Outcome(
+            ok=False, error_class=Log.ErrorClass.STUCK, error_message=message, request=log.request
+        )
         if record(log, outcome, now=now):
             logger.warning("%s was stuck (%s); marked failed", log.run_id, message)
             failed.append(log)
@@ -134,7 +136,7 @@ def abandon(cluster: str, now: datetime) -> list[Log]:
     ):
         outcome = Outcome(
             ok=False,
-            error_class="stuck",
+            error_class=Log.ErrorClass.STUCK,
             error_message="Its worker ended before the run did (the cluster was stopping).",
             request=log.request,
         )

@@ -131,7 +131,9 @@ async def perform_finished(log: Log, client: Client) -> Finished:
         outcome = await perform(log, client)
     except Exception as exc:  # a bug in our code must still end the run, not leave it running
         logger.exception("run %s crashed", log.run_id)
-        outcome = Outcome(ok=False, error_class="handler", error_message=_describe(exc))
+        outcome = Outcome(
+            ok=False, error_class=Log.ErrorClass.HANDLER, error_message=_describe(exc)
+        )
     return log, outcome, timezone.now()
 
 
@@ -143,7 +145,9 @@ async def perform(log: Log, client: Client) -> Outcome:
     try:
         spec = build_call(endpoint, log)
     except templating.TemplateError as exc:
-        return Outcome(ok=False, error_class="invalid", error_message=f"Template: {exc}")
+        return Outcome(
+            ok=False, error_class=Log.ErrorClass.INVALID, error_message=f"Template: {exc}"
+        )
     if log.dry_run:
         return Outcome(
             ok=True,
@@ -180,7 +184,9 @@ async def run_handler(log: Log) -> Outcome:
         try:
             outcome = call_handler(log)
         except BaseException as exc:  # noqa: BLE001 — reported as the run's failure
-            outcome = Outcome(ok=False, error_class="handler", error_message=_describe(exc))
+            outcome = Outcome(
+                ok=False, error_class=Log.ErrorClass.HANDLER, error_message=_describe(exc)
+            )
         finally:
             connections.close_all()  # this thread's own connections
         try:
@@ -194,7 +200,7 @@ async def run_handler(log: Log) -> Outcome:
     except TimeoutError:
         return Outcome(
             ok=False,
-            error_class="timeout",
+            error_class=Log.ErrorClass.TIMEOUT,
             error_message=f"The handler did not return within {timeout:g} s",
             duration_ms=int(timeout * 1000),
             request=handler_request(log),
@@ -208,7 +214,7 @@ def call_handler(log: Log) -> Outcome:
     if fn is None:
         return Outcome(
             ok=False,
-            error_class="handler",
+            error_class=Log.ErrorClass.HANDLER,
             error_message=f"No handler named '{endpoint.handler}' is registered",
             request=request,
         )
@@ -216,9 +222,11 @@ def call_handler(log: Log) -> Outcome:
     try:
         result = fn(dict(endpoint.payload or {}), dry_run=log.dry_run, log=log)
     except Exception as exc:
-        outcome = Outcome(ok=False, error_class="handler", error_message=_describe(exc))
+        outcome = Outcome(
+            ok=False, error_class=Log.ErrorClass.HANDLER, error_message=_describe(exc)
+        )
         # A handler may raise an HTTP failure (webhook:send) that carries its own class.
-        outcome.error_class = getattr(exc, "error_class", "handler")
+        outcome.error_class = getattr(exc, "error_class", Log.ErrorClass.HANDLER)
         outcome.status_code = getattr(exc, "status_code", None)
     else:
         outcome = Outcome(ok=True, result_summary=_as_summary(result))

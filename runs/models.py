@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from endpoints.crypto import EncryptedTextField
 from endpoints.models import Endpoint
+from runs.lag import lag_seconds
 from scheduler_site.loading import FastFromDb
 
 # How long past its own timeout a claimed run may stay unfinished before it counts as stuck.
@@ -25,9 +25,6 @@ class LogQuerySet(models.QuerySet):
         """`run-0042` (or plain `42`) → that Log; an unparsable id matches nothing."""
         number = str(run_id).removeprefix("run-")
         return self.filter(pk=int(number)) if number.isdigit() else self.none()
-
-    def finished(self) -> LogQuerySet:
-        return self.filter(state__in=Log.FINAL_STATES)
 
     def latest_for(self, endpoint: Endpoint) -> LogQuerySet:
         return self.filter(endpoint=endpoint).order_by("-id")
@@ -295,31 +292,6 @@ class Log(FastFromDb, models.Model):
         return now + timedelta(seconds=timeout) + LEASE_GRACE
 
 
-def lag_seconds(
-    started: datetime,
-    slot: datetime,
-    endpoint: Endpoint,
-    *,
-    schedule_type: str | None,
-    created_at: datetime,
-) -> float:
-    """Dispatch lag, the one definition (a run's page, the admin, the status page, /metrics):
-    seconds from when a run was meant to start to when it did, never below 0.
-
-    Meant to start: its slot plus its endpoint's jitter for it (a spread the user chose), and
-    for a one-time instant already past when the job was made (seed 003's scheduledAt is
-    "default: now") the job's creation; a run with no slot (schedule_type None): when it was
-    asked for. So the figure measures the dispatcher and the workers, never an instant a user
-    picked. `endpoint` needs only its pk and jitter_seconds.
-    """
-    intended = slot
-    if schedule_type is not None and endpoint.jitter_seconds:
-        intended += endpoint.jitter_for(slot)
-    if schedule_type == Endpoint.ScheduleType.ONCE:
-        intended = max(intended, created_at)
-    return max(0.0, (started - intended).total_seconds())
-
-
 def idempotency_key_for_slot(endpoint_id: int, slot: datetime) -> str:
     return _key(f"{endpoint_id}:slot:{_instant_text(slot)}")
 
@@ -422,51 +394,5 @@ class FlowKey(models.Model):
         return self.name
 
 
-class Notification(models.Model):
-    """One message to one recipient about one event; sending is retried and its outcome kept."""
-
-    class Event(models.TextChoices):
-        FAILURE = "failure"
-        RECOVERY = "recovery"
-        AUTO_DISABLED = "auto_disabled", "Auto-disabled"
-        TLS_EXPIRING = "tls_expiring", "TLS certificate expiring"
-        REMINDER = "reminder", "Still failing"
-        TEST = "test", "Test notification"
-
-    class Channel(models.TextChoices):
-        EMAIL = "email"
-        WEBHOOK = "webhook"
-        APPRISE = "apprise"
-
-    class State(models.TextChoices):
-        PENDING = "pending"
-        SENDING = "sending"
-        SENT = "sent"
-        FAILED = "failed"
-
-    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="notifications")
-    log = models.ForeignKey(Log, null=True, blank=True, on_delete=models.SET_NULL)
-    event = models.CharField(max_length=16, choices=Event.choices)
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    # What the recipient is shown as (an Apprise URL masked); `secret_target` is the URL itself.
-    target = models.CharField(max_length=2048)
-    secret_target = EncryptedTextField(blank=True)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    sent_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        indexes = [
-            models.Index(
-                fields=["next_attempt_at"],
-                name="notification_due_idx",
-                condition=models.Q(state__in=["pending", "sending"]),
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event} → {self.channel}:{self.target} ({self.state})"
+# Defined in its own module, registered here with the app's other models.
+from runs.notification_model import Notification  # noqa: E402, F401

@@ -23,8 +23,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from endpoints.models import Endpoint, disabled_by
+from endpoints.models import Endpoint
 from endpoints.storable import LATEST, has_unstorable_text
+from endpoints.timetable import disabled_by
 from runs import backfill as backfills
 from runs import flow
 from runs.models import Log

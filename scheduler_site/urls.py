@@ -7,7 +7,7 @@ from django.urls import include, path
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_safe
 
-from runs.views import healthz, metrics
+from api.monitoring import healthz, metrics
 from scheduler_site import accounts
 
 FAVICON = Path(settings.BASE_DIR, "static", "img", "favicon.ico").read_bytes()

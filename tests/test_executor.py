@@ -4,7 +4,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from calls import guard
 from calls.spec import Outcome, parse_retry_after
 from runs import executor, recording, services
 from runs.models import Log
@@ -36,15 +35,31 @@ def test_retry_after_accepts_an_http_date():
     assert parse_retry_after("soon") is None
 
 
-def test_a_dns_failure_has_the_dns_class(make_endpoint, monkeypatch):
-    def no_such_host(host: str, port: int) -> list[str]:
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+def test_a_name_that_does_not_resolve_fails_as_dns_through_the_real_resolver(make_endpoint):
+    # RFC 6761: no .invalid name ever resolves, whatever the network.
+    endpoint = make_endpoint(name="typo", url="http://no-such-host.invalid/x", max_attempts=1)
 
-    monkeypatch.setattr(guard, "resolver", no_such_host)
-    endpoint = make_endpoint(name="typo", url="https://no-such-host.example/x", max_attempts=1)
     log = executor.execute(services.create_run(endpoint).pk)
+
     assert (log.state, log.error_class) == ("failed", "dns")
     assert "DNS lookup failed" in log.error_message
+
+
+def test_a_name_that_resolves_to_a_refused_address_is_blocked_at_connect_time(
+    make_endpoint, settings, target
+):
+    host = socket.gethostname()  # the machine's own name: /etc/hosts, a loopback or LAN address
+    try:
+        socket.getaddrinfo(host, target.port)
+    except OSError:
+        pytest.skip(f"this machine's name ({host}) does not resolve")
+    endpoint = make_endpoint(name="rebound", url=f"http://{host}:{target.port}/ok", max_attempts=1)
+    settings.SCHEDULER_ALLOWED_NETWORKS = []  # as if the name now pointed somewhere private
+
+    log = executor.execute(services.create_run(endpoint).pk)
+
+    assert (log.state, log.error_class) == ("failed", "blocked")
+    assert "Refused" in log.error_message and target.received == []
 
 
 # An untrusted certificate failing as `tls`: tests/test_timing.py, against a real HTTPS server.

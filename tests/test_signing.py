@@ -19,7 +19,7 @@ from calls import signing
 from endpoints.models import Endpoint
 from runs import services
 from tests.target import Target
-from tests.test_request_extras import run_slot
+from tests.test_idempotency_and_templates import run_slot
 
 pytest_plugins = ["tests.api_support"]
 

@@ -16,7 +16,7 @@ from django_q.models import OrmQ
 
 from endpoints.jobs import endpoint_to_job
 from endpoints.models import Endpoint
-from runs import verbs
+from runs import actions, services, verbs
 from runs.models import Log
 from tests.api_support import client_for
 from tests.test_dashboard_forms import form_data
@@ -197,3 +197,63 @@ def test_an_edit_never_writes_back_the_run_statistics_moved_meanwhile(make_endpo
 
     saved = Endpoint.objects.get(pk=loaded.pk)
     assert (saved.description, saved.run_count, saved.last_status) == ("nightly", 3, "success")
+
+
+@pytest.fixture
+def failed_action(superuser):
+    action = actions.find_action(actions.schedule_action("webhook:send", {"url": "http://x.test/"}))
+    return services.create_run(action, state=Log.State.FAILED)
+
+
+RETRIES = {
+    "dashboard": lambda user, log: login(user).post(reverse("dashboard:log_retry", args=[log.pk])),
+    "Scheduled Actions API": lambda user, log: client_for(user).post(
+        f"/api/v1/devtools/scheduled-actions/{log.endpoint.uuid}/retry", {}, format="json"
+    ),
+    "Python API": lambda user, log: actions.retry_scheduled_action(log.endpoint.pk, by=USER),
+}
+
+
+@pytest.mark.parametrize("door", RETRIES)
+def test_each_door_retries_a_failed_run_as_its_next_attempt(door, failed_action, superuser):
+    RETRIES[door](superuser, failed_action)
+
+    attempt = Log.objects.get(retry_of=failed_action)
+    assert (attempt.state, attempt.trigger, attempt.attempt) == (
+        Log.State.QUEUED, Log.Trigger.RETRY, 2,
+    )  # fmt: skip
+    assert attempt.triggered_by == USER
+    assert attempt.idempotency_key == failed_action.idempotency_key
+
+
+DELETES = {
+    "admin": lambda user, endpoint: login(user).post(
+        "/admin/endpoints/endpoint/",
+        {"action": "delete_selected", "_selected_action": [endpoint.pk], "post": "yes"},
+    ),
+    "dashboard": lambda user, endpoint: login(user).post(
+        reverse("dashboard:endpoint_delete", args=[endpoint.pk])
+    ),
+    "job API": lambda user, endpoint: client_for(user).delete(
+        f"/api/v1/scheduler/jobs/{endpoint.name}"
+    ),
+    "job file --prune": lambda user, endpoint: call_command(
+        "applyjobs",
+        "-",
+        "--prune",
+        stdin=io.StringIO(json.dumps([{"job_name": "other", "url": "http://127.0.0.1:9/"}])),
+        stdout=io.StringIO(),
+    ),  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("door", DELETES)
+def test_each_door_deletes_a_job_with_its_runs_and_records_it(door, job, superuser):
+    services.create_run(job, state=Log.State.SUCCESS)
+
+    DELETES[door](superuser, job)
+
+    assert not Endpoint.objects.filter(pk=job.pk).exists()
+    assert not Log.objects.filter(endpoint_id=job.pk).exists()
+    deleted = LogEntry.objects.filter(object_pk=str(job.pk), action=LogEntry.Action.DELETE)
+    assert deleted.count() == 1

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from calls.masking import mask_headers
 from dashboard import charts, states
-from endpoints import schedules
+from endpoints import schedules, timetable
 
 register = template.Library()
 
@@ -47,7 +47,7 @@ def in_zone(value: datetime | None, zone: str = "UTC") -> str:
     """An instant on a zone's wall clock, with the zone's abbreviation."""
     if value is None:
         return ""
-    local = value.astimezone(schedules.zone_of(zone))
+    local = value.astimezone(timetable.zone_of(zone))
     return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
 
 

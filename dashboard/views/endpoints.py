@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from dashboard import charts, states
-from dashboard.forms import EndpointFilterForm, LogFilterForm
+from dashboard.list_forms import EndpointFilterForm, LogFilterForm
 from dashboard.run_forms import PauseForm, RunNowForm
 from dashboard.templatetags.dashboard import action_label, action_type, in_zone
 from dashboard.views.common import _get_endpoint_for_user, paginate, redirect_back, vary_on_htmx

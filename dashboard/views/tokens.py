@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from api.models import ApiToken
-from dashboard.forms import TokenForm
+from dashboard.list_forms import TokenForm
 
 # The raw value of a new token waits here for the one page view that shows it.
 NEW_TOKEN_KEY = "dashboard_new_token"

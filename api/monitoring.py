@@ -1,5 +1,6 @@
 """/healthz (public; its details for a signed-in user or API token) and /metrics (signed-in
-user or API token)."""
+user or API token): here, beside the API, so that an API token is read in one place
+(api/auth.py) for both."""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -7,6 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.auth import AUTHENTICATE, user_of
 from runs.observability import health, metrics_registry
 
 
@@ -28,19 +30,12 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"error": "Authentication required", "code": "UNAUTHORIZED"},
             status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="cronplane"'},
+            headers={"WWW-Authenticate": AUTHENTICATE},
         )
     body = generate_latest(metrics_registry(timezone.now()))
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
 
 
 def _may_read_metrics(request: HttpRequest) -> bool:
-    from api.models import ApiToken
-
-    user = request.user if request.user.is_authenticated else None
-    if user is None:
-        header = request.headers.get("Authorization", "")
-        raw = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        token = ApiToken.authenticate(raw or request.headers.get("X-API-Key", ""))
-        user = token.user if token else None
+    user = user_of(request)
     return bool(user and user.has_perm("runs.view_log"))
