@@ -382,7 +382,7 @@ def dispatch_pending(now: datetime, *, limit: int = 500, cluster: str = "") -> D
             changed.append(log)
         fields = ["state", "queued_at", "lease_expires_at", "reason", "finished_at", "cluster"]
         if keyed:
-            result.to_run += flow.admit(keyed, now, cluster=cluster)
+            result.to_run += flow.admit(keyed, now, until=now + flow.RATE_LEAD, cluster=cluster)
             result.to_run += [log for log in keyed if log.state == Log.State.QUEUED]
             result.waiting += sum(log.state == Log.State.PENDING for log in keyed)
             fields = sorted({*fields, *flow.FIELDS})

@@ -43,6 +43,9 @@ from runs.recording import MAX_RETRY_AFTER_SECONDS
 # A run waiting for its key's parallelism is looked at again this often at the latest; normally a
 # finishing run of the key releases it first (release()).
 RECHECK = timedelta(seconds=2)
+# A run waiting for its rate is looked at this long before the instant the rate allows, and
+# queued to start at that instant: a worker holds it until then, as for a slot taken early.
+RATE_LEAD = timedelta(milliseconds=250)
 # A start is looked for among Logs due this long before a rate's window (a run claimed late).
 LATE_START = timedelta(seconds=60)
 # Waiting runs a release looks at per key at most (the rest wait for the next release).
@@ -74,6 +77,17 @@ def release(keys: Iterable[str], now: datetime) -> list[Log]:
     from runs import cluster, services
 
     keys = {key for key in keys if key}
+    if keys:
+        # Most runs end with nothing waiting behind them: one index read, no lock taken then.
+        # A run held by a pass that has not committed yet is seen by the pass's own count,
+        # or (on PostgreSQL, a pass that counted before this run ended) within RECHECK.
+        keys = set(
+            keyed_runs()
+            .filter(flow_key__in=keys, state=Log.State.PENDING)
+            .order_by()
+            .values_list("flow_key", flat=True)
+            .distinct()
+        )
     if not keys:
         return []
     with transaction.atomic():
@@ -109,10 +123,16 @@ def back_off(key: str, until: datetime, reason: str) -> None:
     ).update(backoff_until=until, backoff_reason=reason[:200])
 
 
+def keyed_runs():
+    """Logs counted against a key. The partial indexes' own condition: SQLite uses a partial
+    index only for a query that states it (PostgreSQL proves it from `flow_key = …`)."""
+    return Log.objects.exclude(flow_key="")
+
+
 def limits_for(keys: Iterable[str]) -> dict[str, Limits]:
     """Each key's limits: the strictest of the jobs sharing it (endpoint_flow_key_idx)."""
     pairs: dict[str, list] = defaultdict(list)
-    rows = Endpoint.objects.filter(flow_key__in=list(keys)).order_by()
+    rows = Endpoint.objects.exclude(flow_key="").filter(flow_key__in=list(keys)).order_by()
     for key, parallelism, rate in rows.values_list("flow_key", "flow_parallelism", "flow_rate"):
         pairs[key].append((parallelism, rate))
     return {key: Limits.strictest(pairs.get(key, [])) for key in keys}
@@ -136,18 +156,15 @@ class _Gate:
         FlowKey.objects.get_or_create(name=key)
         row = FlowKey.objects.select_for_update().get(name=key)
         self.backoff = (row.backoff_until, row.backoff_reason)
-        runs = Log.objects.filter(flow_key=key)
+        runs = keyed_runs().filter(flow_key=key)
         self.in_flight = runs.filter(state__in=IN_FLIGHT).count()
         self.starts: list[datetime] = []
         if limits.rates:
             longest = max(rate.period_seconds for rate in limits.rates)
             since = now - timedelta(seconds=longest) - LATE_START
             recent = runs.filter(state__in=STARTED, due_at__gt=since)
-            # A queued run not yet claimed starts at the earliest now, not at its due instant.
-            self.starts = sorted(
-                started or max(due, now)
-                for started, due in recent.values_list("started_at", "due_at")
-            )
+            columns = ("started_at", "due_at", "finished_at", "duration_ms")
+            self.starts = sorted(_sent_at(*row, now) for row in recent.values_list(*columns))
 
     def admit(self, logs: list[Log]) -> list[Log]:
         """Decide `logs` after the key's runs already waiting; return those of the latter
@@ -179,7 +196,8 @@ class _Gate:
             return []
         # Skip rows a dispatcher is deciding right now (it holds them and waits for this key).
         return list(
-            Log.objects.filter(flow_key=self.key, state=Log.State.PENDING, held_since__lte=self.now)
+            keyed_runs()
+            .filter(flow_key=self.key, state=Log.State.PENDING, held_since__lte=self.now)
             .exclude(pk__in=exclude)
             .select_for_update(skip_locked=True)
             .order_by("held_since", "id")[:room]
@@ -200,7 +218,7 @@ class _Gate:
         for rate in self.limits.rates:
             allowed = self._allowed(rate, start)
             if allowed > self.until:
-                return allowed, f"its rate {rate} is reached"
+                return allowed - RATE_LEAD, f"its rate {rate} is reached"
             start = max(start, allowed)
         return start, None
 
@@ -232,6 +250,21 @@ class _Gate:
         log.reason = f"Waiting for flow key {self.key}: {why}."
 
 
+def _sent_at(
+    started: datetime | None,
+    due: datetime,
+    finished: datetime | None,
+    duration_ms: int | None,
+    now: datetime,
+) -> datetime:
+    """When a run's call left, as well as it is known: a finished run's from its end and its
+    duration (a worker under load sends later than the instant it was claimed for, and its
+    target saw it then); a claimed one's instant; a queued one's, now at the earliest."""
+    if finished is not None and duration_ms is not None:
+        return max(started or due, finished - timedelta(milliseconds=duration_ms))
+    return started or max(due, now)
+
+
 @dataclass
 class KeyStatus:
     """A key as the Limits page shows it."""
@@ -251,8 +284,8 @@ def overview(now: datetime) -> list[KeyStatus]:
     keyed = Endpoint.objects.exclude(flow_key="").order_by()
     jobs = dict(keyed.values_list("flow_key").annotate(Count("id")))
     runs = (
-        Log.objects.filter(state__in=Log.OPEN_STATES)
-        .exclude(flow_key="")
+        keyed_runs()
+        .filter(state__in=Log.OPEN_STATES)
         .order_by()
         .values_list("flow_key", "state")
         .annotate(Count("id"), Min("held_since"))

@@ -196,9 +196,8 @@ class Log(FastFromDb, models.Model):
             # A flow key's runs in flight and waiting (runs/flow.py), and its recent starts.
             models.Index(
                 fields=["flow_key", "state"],
-                name="log_flow_open_idx",
-                condition=models.Q(state__in=["pending", "queued", "running"])
-                & ~models.Q(flow_key=""),
+                name="log_flow_state_idx",
+                condition=~models.Q(flow_key=""),
             ),
             models.Index(
                 fields=["flow_key", "due_at"],

@@ -36,7 +36,13 @@ def finish(logs: list[Log], at: datetime, outcome: Outcome | None = None) -> Non
     claimed = []
     for log in logs:
         claimed += executor.claim([log.pk], log.due_at)
-    record_many([(log, outcome or Outcome(ok=True, status_code=200), at) for log in claimed])
+    record_many([(log, outcome or success(log, at), at) for log in claimed])
+
+
+def success(log: Log, at: datetime) -> Outcome:
+    """A call sent at the run's start that took until `at`."""
+    took = max(0, int((at - log.started_at).total_seconds() * 1000))
+    return Outcome(ok=True, status_code=200, duration_ms=took)
 
 
 def by_state(key: str = "vendor-api") -> dict[str, int]:
@@ -138,6 +144,13 @@ def test_the_dispatchers_look_at_waiting_runs_admits_them_when_a_release_was_los
     assert by_state() == {"success": 1, "queued": 1, "pending": 1}
 
 
+def test_a_run_ending_with_nothing_waiting_behind_it_costs_one_read(due, django_assert_num_queries):
+    due(2, flow_key="vendor-api", flow_parallelism=5)
+    dispatcher.dispatch_due(T0)
+    with django_assert_num_queries(1):  # no lock, no transaction
+        assert flow.release(["vendor-api"], T0) == []
+
+
 def test_the_strictest_parallelism_of_the_jobs_sharing_a_key_holds(due):
     due(2, prefix="loose", flow_key="vendor-api", flow_parallelism=5)
     due(2, prefix="strict", flow_key="vendor-api", flow_parallelism=1)
@@ -164,17 +177,19 @@ def test_a_rate_of_ten_a_second_starts_ten_at_once_then_ten_a_second_later(due):
     first = dispatcher.dispatch_due(T0)
     assert len(first.to_run) == 10
     held = Log.objects.filter(state="pending")
-    assert {log.due_at for log in held} == {T0 + timedelta(seconds=1)}
+    # Looked at a little before the rate allows, to be in a worker's hands at the instant.
+    assert {log.due_at for log in held} == {T0 + timedelta(seconds=1) - flow.RATE_LEAD}
     assert held.first().reason == "Waiting for flow key vendor-api: its rate 10/s is reached."
     finish(first.to_run, T0 + 50 * MS)
     at = T0 + timedelta(seconds=1)
-    second = dispatcher.dispatch_pending(at)
-    assert len(second.to_run) == 10
+    second = dispatcher.dispatch_pending(at - flow.RATE_LEAD)
+    assert len(second.to_run) == 10 and {log.due_at for log in second.to_run} == {at}
     finish(second.to_run, at + 50 * MS)
-    third = dispatcher.dispatch_pending(at + timedelta(seconds=1))
+    third = dispatcher.dispatch_pending(at + timedelta(seconds=1) - flow.RATE_LEAD)
     assert len(third.to_run) == 5
     starts = sorted(Log.objects.values_list("due_at", flat=True))
     assert all(b - a >= timedelta(seconds=1) for a, b in zip(starts, starts[10:], strict=False))
+    assert Log.objects.filter(state="missed").count() == 0
 
 
 def test_a_rate_counts_a_queued_run_not_yet_claimed_as_starting_now(due):
@@ -182,7 +197,20 @@ def test_a_rate_counts_a_queued_run_not_yet_claimed_as_starting_now(due):
     dispatcher.dispatch_due(T0)  # the first queued, never claimed (a slow broker)
     later = T0 + timedelta(seconds=3)
     assert dispatcher.dispatch_pending(later).to_run == []
-    assert Log.objects.get(state="pending").due_at == later + timedelta(seconds=1)
+    assert Log.objects.get(state="pending").due_at == later + timedelta(seconds=1) - flow.RATE_LEAD
+
+
+def test_a_rate_counts_a_call_that_left_late_from_when_it_left(due):
+    due(2, flow_key="vendor-api", flow_rate="1/s")
+    (first,) = dispatcher.dispatch_due(T0).to_run
+    (claimed,) = executor.claim([first.pk], T0)
+    # A worker under load sent it 200 ms after its instant; it took 100 ms.
+    record_many([(claimed, Outcome(ok=True, status_code=200, duration_ms=100), T0 + 300 * MS)])
+    assert dispatcher.dispatch_pending(T0 + timedelta(seconds=1) - flow.RATE_LEAD).to_run == []
+    again = Log.objects.get(state="pending").due_at
+    assert again == T0 + timedelta(seconds=1.2) - flow.RATE_LEAD
+    later = dispatcher.dispatch_pending(again).to_run
+    assert [log.due_at for log in later] == [T0 + timedelta(seconds=1.2)]  # not T0 + 1 s
 
 
 def test_a_rate_limited_run_taken_ahead_starts_at_its_instant(due):

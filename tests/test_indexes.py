@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from endpoints.models import Endpoint
-from runs import cluster
+from runs import cluster, flow
 from runs.models import Log
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -57,6 +57,32 @@ def plan(queryset) -> str:
             "runs lost with their cluster or lease",
             lambda: Log.objects.filter(cluster._lost(NOW, {"live-cluster"})).order_by(),
             ("log_open_cluster_idx", "log_open_lease_idx", "log_state_latest_idx"),
+        ),
+        (
+            "a flow key's runs in flight",
+            lambda: flow.keyed_runs().filter(flow_key="vendor-api", state__in=flow.IN_FLIGHT),
+            "log_flow_state_idx",
+        ),
+        (
+            "a flow key's waiting runs",
+            lambda: (
+                flow.keyed_runs()
+                .filter(flow_key="vendor-api", state="pending", held_since__lte=NOW)
+                .order_by("held_since", "id")
+            ),
+            ("log_flow_state_idx", "log_flow_starts_idx"),
+        ),
+        (
+            "a flow key's recent starts",
+            lambda: flow.keyed_runs().filter(
+                flow_key="vendor-api", state__in=flow.STARTED, due_at__gt=NOW
+            ),
+            ("log_flow_starts_idx", "log_flow_state_idx"),
+        ),
+        (
+            "the jobs sharing a flow key",
+            lambda: Endpoint.objects.exclude(flow_key="").filter(flow_key__in=["vendor-api"]),
+            "endpoint_flow_key_idx",
         ),
         (
             "an endpoint's latest runs",
