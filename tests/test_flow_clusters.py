@@ -16,6 +16,7 @@ from django.utils import timezone
 from endpoints.models import Endpoint
 from runs.models import Heartbeat, Log
 from tests.runs_support import wait_for
+from tests.test_cluster_isolation import every_second
 from tests.test_cluster_processes import kill_group, start_cluster
 
 pytestmark = [
@@ -25,20 +26,8 @@ pytestmark = [
 
 
 def job(name: str, url: str, **fields) -> Endpoint:
-    values = {
-        "name": name,
-        "url": url,
-        "schedule_type": Endpoint.ScheduleType.CRON,
-        "cron_expression": "0 0 1 1 *",  # once a year: the test sets its one instant
-        "timezone": "UTC",
-        "max_attempts": 1,
-        "timeout_seconds": 10,
-    }
-    values.update(fields)
-    endpoint = Endpoint(**values)
-    endpoint.full_clean()
-    endpoint.save()
-    return endpoint
+    # Once a year: the test sets its one instant.
+    return every_second(name, url, cron_expression="0 0 1 1 *", timeout_seconds=10, **fields)
 
 
 def most_at_once(spans: list[tuple[float, float]]) -> int:
