@@ -263,12 +263,13 @@ def test_a_process_killed_mid_call_leaves_its_runs_to_recover_stuck(make_endpoin
 
 def test_a_slot_taken_early_is_called_at_its_instant_not_before(make_endpoint, target):
     now = timezone.now()
-    slot = (now + timedelta(seconds=1)).replace(microsecond=0)
+    # A whole second 1–2 s away: never so close that it has come before the first look.
+    slot = (now + timedelta(seconds=2)).replace(microsecond=0)
     endpoint = make_endpoint(name="early", url=target.url("/ok"), cron_expression="* * * * * *")
     endpoint.next_run_at = slot
     endpoint.save(update_fields=["next_run_at"])
 
-    logs = dispatcher.dispatch_due(now, ahead=timedelta(seconds=1)).to_run
+    logs = dispatcher.dispatch_due(now, ahead=timedelta(seconds=2)).to_run
     assert [log.scheduled_for for log in logs] == [slot]
     assert logs[0].due_at == slot and logs[0].state == "queued"
     assert run([logs[0].pk]) == {}  # not before its time
