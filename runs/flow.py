@@ -153,8 +153,7 @@ class _Gate:
         self, key: str, limits: Limits, now: datetime, until: datetime, cluster: str
     ) -> None:
         self.key, self.limits, self.now, self.until, self.cluster = key, limits, now, until, cluster
-        FlowKey.objects.get_or_create(name=key)
-        row = FlowKey.objects.select_for_update().get(name=key)
+        row, _ = FlowKey.objects.select_for_update().get_or_create(name=key)
         self.backoff = (row.backoff_until, row.backoff_reason)
         runs = keyed_runs().filter(flow_key=key)
         self.in_flight = runs.filter(state__in=IN_FLIGHT).count()
