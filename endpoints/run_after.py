@@ -178,12 +178,19 @@ def _rewrite_downstreams(endpoint: Endpoint, change) -> None:
         Endpoint.objects.filter(pk=pk).update(run_after=entries)
 
 
-def upstreams_of(endpoint: Endpoint) -> list[ChainLink]:
-    return list(endpoint.upstream_links.select_related("upstream").order_by("upstream__name"))
-
-
-def downstreams_of(endpoint: Endpoint) -> list[ChainLink]:
-    return list(endpoint.downstream_links.select_related("downstream").order_by("downstream__name"))
+def links_of(endpoint: Endpoint) -> tuple[list[ChainLink], list[ChainLink]]:
+    """(The links to the jobs it runs after, the links to the jobs that run after it): one read."""
+    links = (
+        ChainLink.objects.filter(models.Q(downstream=endpoint) | models.Q(upstream=endpoint))
+        .select_related("upstream", "downstream")
+        .order_by("id")
+    )
+    upstreams, downstreams = [], []
+    for link in links:
+        (upstreams if link.downstream_id == endpoint.pk else downstreams).append(link)
+    upstreams.sort(key=lambda link: link.upstream.name)
+    downstreams.sort(key=lambda link: link.downstream.name)
+    return upstreams, downstreams
 
 
 def forget_deleted(sender, instance: Endpoint, **kwargs) -> None:

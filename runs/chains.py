@@ -203,3 +203,46 @@ def passed_on(run: Log) -> dict:
         "result": run.result_summary,
         "response": None if response is jsonpath.MISSING else response,
     }
+
+
+# --- what the pages show ---------------------------------------------------------------------
+
+
+def attach_caused(logs) -> None:
+    """Give each of these runs `caused_runs`, the chained runs it started: one query."""
+    logs = list(logs)
+    caused: dict[int, list[Log]] = defaultdict(list)
+    for run in (
+        Log.objects.filter(caused_by__in=[log.pk for log in logs])
+        .select_related("endpoint")
+        .only("id", "state", "caused_by", "endpoint__name")
+        .order_by("id")
+    ):
+        caused[run.caused_by_id].append(run)
+    for log in logs:
+        log.caused_runs = caused.get(log.pk, [])
+
+
+def cause_of(log: Log) -> Log | None:
+    """The upstream run that started this chained run (or the first attempt of its retries)."""
+    first = log
+    while first.retry_of_id is not None and first.caused_by_id is None:
+        first = Log.objects.only("id", "retry_of", "caused_by").get(pk=first.retry_of_id)
+    if first.caused_by_id is None:
+        return None
+    return Log.objects.select_related("endpoint").filter(pk=first.caused_by_id).first()
+
+
+def joined_runs(log: Log) -> list[Log]:
+    """The upstream runs that together started this run (a job with several upstreams)."""
+    return [
+        arrival.run
+        for arrival in ChainArrival.objects.filter(consumed_by=log)
+        .select_related("run__endpoint")
+        .order_by("run__endpoint__name")
+    ]
+
+
+def caused_by(log: Log) -> list[Log]:
+    """The chained runs this run started."""
+    return list(Log.objects.filter(caused_by=log).select_related("endpoint").order_by("id"))

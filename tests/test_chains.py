@@ -388,3 +388,60 @@ def test_two_upstreams_ending_at_once_in_two_clusters_start_exactly_one_run(make
         before = len(_chained(join))
         _race(2, follow)
         assert len(_chained(join)) == before + 1, "a complete set started no run, or two"
+
+
+# --- the pages -------------------------------------------------------------------------------
+
+
+def test_the_endpoint_page_shows_upstreams_downstreams_and_which_run_caused_which(
+    make_endpoint, target, viewer
+):
+    from django.urls import reverse
+
+    from tests.web_support import login
+
+    extract = make_endpoint(name="extract", url=target.url("/ok"))
+    load = make_endpoint(name="load", url=target.url("/ok"), run_after=["extract"])
+    make_endpoint(
+        name="page-someone",
+        url=target.url("/ok"),
+        run_after=[{"job_name": "extract", "on": "failure"}],
+    )
+    upstream = _run(extract)
+    [chained] = _chained(load)
+    client = login(viewer)
+
+    page = client.get(reverse("dashboard:endpoint", args=[extract.pk])).content.decode()
+    assert 'id="runs-next"' in page and "load" in page and "page-someone" in page
+    assert "when this one fails (after its retries)" in page
+    assert (
+        f'then <a href="{reverse("dashboard:log", args=[chained.pk])}">load {chained.run_id}'
+        in page
+    )
+
+    page = client.get(reverse("dashboard:endpoint", args=[load.pk])).content.decode()
+    assert 'id="runs-after"' in page and "when it succeeds" in page
+    assert (
+        f'after <a href="{reverse("dashboard:log", args=[upstream.pk])}">{upstream.run_id}' in page
+    )
+
+    page = client.get(reverse("dashboard:log", args=[upstream.pk])).content.decode()
+    assert "Then ran:" in page and f"load {chained.run_id}" in page
+    page = client.get(reverse("dashboard:log", args=[chained.pk])).content.decode()
+    assert "Run after:" in page and f"extract {upstream.run_id}" in page
+
+
+def test_a_joined_runs_page_lists_every_upstream_run_it_waited_for(make_endpoint, target, viewer):
+    from django.urls import reverse
+
+    from tests.web_support import login
+
+    extract = make_endpoint(name="extract", url=target.url("/ok"))
+    enrich = make_endpoint(name="enrich", url=target.url("/ok"))
+    load = make_endpoint(name="load", url=target.url("/ok"), run_after=["extract", "enrich"])
+    first, second = _run(extract), _run(enrich)
+    [joined] = _chained(load)
+    page = login(viewer).get(reverse("dashboard:log", args=[joined.pk])).content.decode()
+    assert f"enrich {second.run_id}" in page and f"extract {first.run_id}" in page
+    page = login(viewer).get(reverse("dashboard:endpoint", args=[load.pk])).content.decode()
+    assert "Runs once all of them have, each within 1 day of the others." in page

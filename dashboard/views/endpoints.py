@@ -23,9 +23,9 @@ from dashboard.list_forms import EndpointFilterForm, LogFilterForm
 from dashboard.run_forms import PauseForm, RunNowForm
 from dashboard.templatetags.dashboard import action_label, action_type, in_zone
 from dashboard.views.common import _get_endpoint_for_user, paginate, redirect_back, vary_on_htmx
-from endpoints import audit
+from endpoints import audit, run_after
 from endpoints.models import Endpoint
-from runs import heartbeats, notifications, verbs
+from runs import chains, heartbeats, notifications, verbs
 from runs.models import Log
 
 ENDPOINTS_PER_PAGE = 25
@@ -71,10 +71,14 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     # The table needs no bodies: leave the large columns in the database.
     logs = filters.apply(
         Log.objects.filter(endpoint=endpoint)
-        .defer("request", "response_headers", "response_excerpt", "result_summary")
+        .defer("request", "response_headers", "response_excerpt", "result_summary", "upstream")
         .order_by("-id")
     )
     page = paginate(request, logs, LOGS_PER_PAGE)
+    upstream_links, downstream_links = run_after.links_of(endpoint)
+    page.object_list = list(page.object_list)
+    if downstream_links:  # only then can its runs have started others (one query)
+        chains.attach_caused(page.object_list)
     context = {"endpoint": endpoint, "page": page, "filters": filters}
     if request.htmx:
         return vary_on_htmx(render(request, "dashboard/partials/log_table.html", context))
@@ -100,6 +104,9 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         reminder_hours=settings.NOTIFY_REMINDER_HOURS,
         history=change_history(request, endpoint),
         notifications=endpoint.notifications.order_by("-id")[:RECENT_NOTIFICATIONS],
+        upstream_links=upstream_links,
+        downstream_links=downstream_links,
+        chain_window=heartbeats.spoken_duration(settings.SCHEDULER_CHAIN_WINDOW_SECONDS),
     )
     if endpoint.is_heartbeat:
         context.update(

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from dashboard import charts
 from dashboard.run_forms import ReplayForm
 from dashboard.views.common import _get_log_for_user, redirect_back
-from runs import replay, verbs
+from runs import chains, replay, verbs
 from runs.models import Log
 
 # A chain is bounded by max_attempts (≤ 20); this only guards against a corrupt loop.
@@ -35,6 +35,9 @@ def log_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_retry": log.state == Log.State.FAILED and chain[-1].pk == log.pk,
         "can_cancel": log.state in Log.WAITING_STATES,
         "phases": charts.phases(log.timing),
+        "caused_by": chains.cause_of(log),
+        "joined": chains.joined_runs(log),
+        "caused": chains.caused_by(log),
     }
     return render(request, "dashboard/log_detail.html", context)
 
