@@ -14,6 +14,9 @@ after the other until someone breaks it, it never multiplies runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -28,6 +31,8 @@ ON_CHOICES = [
     (FINISHED, "When it ends either way"),
 ]
 MAX_UPSTREAMS = 20
+# Jobs that a job file creates beside the one being checked (endpoints/jobs.py: applying).
+_ARRIVING: ContextVar[frozenset[str]] = ContextVar("run_after_arriving", default=frozenset())
 
 
 class ChainLink(models.Model):
@@ -95,6 +100,8 @@ def problem(endpoint: Endpoint, entries: list[dict[str, str]]) -> str | None:
         return f"'{endpoint.name}' cannot run after itself."
     found = dict(Endpoint.objects.filter(name__in=names).values_list("name", "kind"))
     for name in names:
+        if name not in found and name in _ARRIVING.get():
+            continue  # created by the same file: linked, and checked for cycles, once saved
         if name not in found:
             return f"No job named '{name}'."
         if found[name] == Endpoint.Kind.HEARTBEAT:
@@ -129,6 +136,30 @@ def _cycle_through(endpoint: Endpoint, upstream_names: list[str]) -> list[str] |
         seen.add(node)
         stack += [(child, depth + 1) for child in downstreams.get(node, [])]
     return None
+
+
+@contextmanager
+def arriving(names: Iterable[str]) -> Iterator[None]:
+    """While checking a job file: its jobs count as existing for each other's run_after."""
+    token = _ARRIVING.set(frozenset(names))
+    try:
+        yield
+    finally:
+        _ARRIVING.reset(token)
+
+
+def link_saved(endpoints: list[Endpoint]) -> list[tuple[Endpoint, str]]:
+    """After a job file's jobs are saved: link each to upstreams created after it, and return
+    the cycles they make together, (endpoint, problem) each (the caller rolls back)."""
+    chained = [endpoint for endpoint in endpoints if endpoint.run_after]
+    for endpoint in chained:
+        save_links(endpoint)
+    found = []
+    for endpoint in chained:
+        names = [entry["job_name"] for entry in normalized(endpoint.run_after)[0]]
+        if cycle := _cycle_through(endpoint, names):
+            found.append((endpoint, "That makes a cycle: " + " → ".join(cycle) + "."))
+    return found
 
 
 def save_links(endpoint: Endpoint) -> None:

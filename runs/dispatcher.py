@@ -438,7 +438,10 @@ def _advance(endpoints: list[Endpoint]) -> None:
         )
 
 
-_SCHEDULED_TRIGGERS = (Log.Trigger.SCHEDULE, Log.Trigger.CATCH_UP, Log.Trigger.BACKFILL)
+# A chain's run waiting behind a running one (queue_one) is the schedule's kind of run too.
+_SCHEDULED_TRIGGERS = (
+    Log.Trigger.SCHEDULE, Log.Trigger.CATCH_UP, Log.Trigger.BACKFILL, Log.Trigger.CHAIN,
+)  # fmt: skip
 
 
 def _slot_log(

@@ -197,6 +197,27 @@ def test_queue_one_waits_behind_the_running_run(make_endpoint, target):
     assert [log.state for log in _chained(use)] == ["pending", "skipped"]
 
 
+def test_a_chain_run_waiting_behind_a_running_one_is_cancelled_when_the_job_is_paused(
+    make_endpoint, target
+):
+    from runs import dispatcher
+
+    fetch = make_endpoint(name="fetch", url=target.url("/ok"))
+    use = make_endpoint(
+        name="use", url=target.url("/ok"), run_after=["fetch"], overlap_policy="queue_one"
+    )
+    running = services.create_run(use, state=Log.State.RUNNING)
+    _run(fetch)
+    verbs.disable(use, reason="vendor maintenance")
+    Log.objects.filter(pk=running.pk).update(state=Log.State.SUCCESS)
+    dispatcher.dispatch_pending(timezone.now())
+    [waiting] = _chained(use)
+    assert (waiting.state, waiting.reason) == (
+        "cancelled",
+        "The endpoint was paused before this run began.",
+    )
+
+
 def test_with_two_upstreams_it_runs_once_both_have_succeeded(make_endpoint, target):
     extract = make_endpoint(name="extract", url=target.url("/ok"))
     enrich = make_endpoint(name="enrich", url=target.url("/ok"))

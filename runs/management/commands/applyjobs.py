@@ -14,7 +14,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from endpoints import audit
+from endpoints import audit, run_after
 from endpoints.jobs import apply_job
 from endpoints.models import Endpoint
 from runs import verbs
@@ -52,7 +52,14 @@ class Command(BaseCommand):
             pruned = (
                 Endpoint.objects.exclude(name__in=[e.name for e, _, _ in planned]) if prune else []
             )
-            for line in self.save(planned, pruned, dry_run=dry_run):
+            lines = self.save(planned, pruned, dry_run=dry_run)
+            if cycles := run_after.link_saved([e for e, _, _ in planned]) if not dry_run else []:
+                for endpoint, problem in cycles:
+                    self.stderr.write(f"{endpoint.name}: run_after: {problem}")
+                raise CommandError(
+                    f"{len(cycles)} problem(s) in {file}; nothing was changed.", returncode=1
+                )
+            for line in lines:
                 self.stdout.write(line)
         if dry_run:
             self.stdout.write("Dry run: nothing was changed.")
@@ -96,26 +103,28 @@ class Command(BaseCommand):
 
 
 def plan(jobs: list[Any]) -> tuple[list[tuple[Endpoint, bool, dict]], list[str]]:
-    """Validate every job: (endpoint, existed, changes) for each, or the problems found."""
+    """Validate every job: (endpoint, existed, changes) for each, or the problems found.
+    A job may run after another the same file creates (run_after.arriving)."""
     names = [job.get("job_name") for job in jobs if isinstance(job, dict)]
     stored = Endpoint.objects.in_bulk([n for n in names if isinstance(n, str)], field_name="name")
     planned, problems = [], []
     first_seen: dict[str, int] = {}
-    for number, job in enumerate(jobs, start=1):
-        name = job.get("job_name") if isinstance(job, dict) else None
-        label = f"job {number} ({name})" if isinstance(name, str) and name else f"job {number}"
-        if isinstance(name, str) and name in first_seen:
-            problems.append(f"{label}: job_name: '{name}' is already job {first_seen[name]}.")
-            continue
-        if isinstance(name, str):
-            first_seen[name] = number
-        existing = stored.get(name) if isinstance(name, str) else None
-        try:
-            endpoint, changes = apply_job(job, existing)
-        except ValidationError as exc:
-            problems.extend(_problem_lines(label, exc))
-            continue
-        planned.append((endpoint, existing is not None, changes))
+    with run_after.arriving(n for n in names if isinstance(n, str)):
+        for number, job in enumerate(jobs, start=1):
+            name = job.get("job_name") if isinstance(job, dict) else None
+            label = f"job {number} ({name})" if isinstance(name, str) and name else f"job {number}"
+            if isinstance(name, str) and name in first_seen:
+                problems.append(f"{label}: job_name: '{name}' is already job {first_seen[name]}.")
+                continue
+            if isinstance(name, str):
+                first_seen[name] = number
+            existing = stored.get(name) if isinstance(name, str) else None
+            try:
+                endpoint, changes = apply_job(job, existing)
+            except ValidationError as exc:
+                problems.extend(_problem_lines(label, exc))
+                continue
+            planned.append((endpoint, existing is not None, changes))
     return planned, problems
 
 
