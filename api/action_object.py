@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from api import run_after
 from api.fields import iso
 from api.representation import Key, Representation
 from endpoints.timetable import format_interval
@@ -53,6 +54,7 @@ ACTION = Representation(
             serializers.CharField(allow_null=True, help_text="Team scope, as given"),
             lambda e, latest: e.team_id or None,
         ),
+        "runAfter": Key(run_after.schema_field(), lambda e, latest: run_after.shown(e)),
         "scheduledAt": Key(
             serializers.DateTimeField(allow_null=True),
             lambda e, latest: iso(_scheduled_at(e, latest)),

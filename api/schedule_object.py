@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+from api import run_after
 from api.fields import iso
 from api.representation import SKIP, Key, Representation
 from endpoints.models import Endpoint
@@ -129,6 +130,7 @@ SCHEDULE = Representation(
         "notifyAfterFailures": Key(
             serializers.IntegerField(), lambda e, zone: e.notify_after_failures
         ),
+        "runAfter": Key(run_after.schema_field(), lambda e, zone: run_after.shown(e)),
         **PAUSE,
         "kind": Key(
             serializers.ChoiceField(

@@ -19,6 +19,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from api import permissions as perms
+from api import run_after
 from api.action_object import ACTION
 from api.base import ApiView
 from api.errors import ActionErrorSerializer, Conflict, InvalidInput, django_details
@@ -41,6 +42,7 @@ NAMES = {
     "action_type": "actionType",
     "scheduled_at": "scheduledAt",
     "interval": "recurringInterval",
+    "run_after": "runAfter",
 }
 ERRORS = {code: ActionErrorSerializer for code in (400, 401, 403, 429)}
 NOT_FOUND = {404: ActionErrorSerializer}
@@ -77,6 +79,7 @@ class ActionRequest(StrictSerializer):
     )
     scheduledAt = InstantField(required=False, allow_null=True, help_text="Default: now")
     recurringInterval = IntervalField(required=False, allow_null=True)
+    runAfter = run_after.request_field()
 
 
 class ActionPagination(serializers.Serializer):
@@ -193,6 +196,10 @@ class ActionsView(ApiView):
                 if values.get("teamId"):
                     endpoint.team_id = values["teamId"]
                     endpoint.save(update_fields=["team_id"])
+                if values.get("runAfter"):
+                    endpoint.run_after = run_after.stored(values["runAfter"])
+                    endpoint.full_clean()
+                    endpoint.save(update_fields=["run_after"])
         except ValidationError as exc:
             raise InvalidInput(django_details(exc, NAMES)) from None
         data = {"id": str(endpoint.uuid), "actionType": endpoint.handler, "status": "pending"}

@@ -24,6 +24,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
 from api import permissions as perms
+from api import run_after
 from api.base import ApiView
 from api.errors import Conflict, ErrorSerializer, InvalidInput, django_details
 from api.fields import (
@@ -58,6 +59,7 @@ NAMES = {
     "flow_key": "flowKey",
     "flow_parallelism": "flowParallelism",
     "flow_rate": "flowRate",
+    "run_after": "runAfter",
 }
 # Seed 002 field → Endpoint field, for the fields it takes as they are.
 PLAIN_FIELDS = {
@@ -103,6 +105,8 @@ def apply_schedule(endpoint: Endpoint, values: dict[str, Any], *, by: str) -> No
             setattr(endpoint, field, values[name])
     if "notifyUrls" in values:
         endpoint.notify_urls = values["notifyUrls"]  # a masked URL: Endpoint.clean keeps it
+    if "runAfter" in values:
+        endpoint.run_after = run_after.stored(values["runAfter"])
     try:
         endpoint.full_clean()
     except ValidationError as exc:
@@ -215,6 +219,7 @@ class ScheduleRequest(StrictSerializer):
         help_text='Most runs of the flow key started per second, minute or hour: "10/s", '
         '"600/min" (up to that many at once).',
     )
+    runAfter = run_after.request_field()
 
 
 class ScheduleList(serializers.Serializer):

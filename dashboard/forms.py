@@ -17,6 +17,7 @@ from calls.masking import ALWAYS_SECRET_HEADERS, MASK
 from dashboard import signing_fields
 from dashboard.assertion_rows import AssertionRowsField
 from dashboard.header_lines import parse_header_lines, text_lines
+from dashboard.run_after_lines import parse_run_after_lines, run_after_lines
 from endpoints import channels, jobs, schedules, timetable
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
@@ -50,6 +51,7 @@ GROUPS: list[tuple[str, list[str]]] = [
             "max_runs",
             "jitter_seconds",
             "grace_seconds",
+            "run_after",
         ],
     ),
     ("Signing", signing_fields.FIELDS),
@@ -99,7 +101,7 @@ FIELD_CLASSES = {
     "interval_seconds": "only-interval",
     "run_at": "only-once",
     "grace_seconds": "only-heartbeat",
-    **dict.fromkeys(["jitter_seconds", "max_runs"], "not-heartbeat"),
+    **dict.fromkeys(["jitter_seconds", "max_runs", "run_after"], "not-heartbeat"),
 }
 SCHEDULE_FIELDS = (
     "schedule_type",
@@ -149,6 +151,16 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         "JSONPath ($.data.state), a header by its name, the body's text, the status code or the "
         "duration in ms. A row with neither property nor target is left out; save for more empty "
         "rows.",
+    )
+    run_after = forms.CharField(
+        required=False,
+        label="Run after",
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text="One job a line: 'extract' runs this once after each successful run of "
+        "extract, 'extract on failure' after one failed its last retry, 'extract on finished' "
+        "either way; several lines: once all have. Templates see that run as "
+        "{{ upstream.run_id }}, {{ upstream.result.KEY }}, {{ upstream.response.$.PATH }}. "
+        "A job that only runs after others: schedule Manual only.",
     )
 
     class Meta:
@@ -238,6 +250,7 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         if instance.pk:
             self.initial["payload"] = instance.masked_payload
         self.initial["notify_urls"] = "\n".join(instance.masked_notify_urls)
+        self.initial["run_after"] = run_after_lines(instance.run_after)
         self.initial["interval_seconds"] = timetable.format_interval(instance.interval_seconds)
         for key in signing_fields.KEYS:
             self.initial[key] = ""  # never rendered back (password inputs), never compared
@@ -271,6 +284,9 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
             if self.cleaned_data.get("schedule_type") != Endpoint.ScheduleType.INTERVAL:
                 return None  # inert: the schedule is not an interval
             raise forms.ValidationError(exc.message) from None
+
+    def clean_run_after(self) -> list[dict[str, str]]:
+        return parse_run_after_lines(self.cleaned_data.get("run_after") or "")
 
     def clean_notify_after_failures(self) -> int:
         return self.cleaned_data.get("notify_after_failures") or 1

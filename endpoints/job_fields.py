@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from calls.masking import MASK
-from endpoints import channels
+from endpoints import channels, run_after
 from endpoints.storable import parse_instant
 
 # The jobs a field applies to. A job object is the whole truth about the fields of its group (a
@@ -264,6 +264,11 @@ FIELDS: tuple[JobField, ...] = (
         "flow_rate", POLICY, STRING, only_when_set=True,
         help='Most runs of the flow key started in any second, minute or hour: "10/s", '
         '"600/min" (up to that many at once).',
+    ),
+    JobField(
+        "run_after", POLICY, OBJECTS, convert=run_after.entries,
+        help='Run after these jobs: [{"job_name": "extract", "on": "success" | "failure" | '
+        '"finished"}] (a job name alone means on success). docs/chains.md',
     ),
 )  # fmt: skip
 BY_NAME = {field.name: field for field in FIELDS}

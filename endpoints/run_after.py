@@ -87,6 +87,14 @@ def normalized(value: Any) -> tuple[list[dict[str, str]], str | None]:
     return entries, None
 
 
+def entries(value: Any) -> list[dict[str, str]]:
+    """A job object's run_after as stored; ValueError says what is wrong with it."""
+    found, problem = normalized(value)
+    if problem:
+        raise ValueError(problem)
+    return found
+
+
 def problem(endpoint: Endpoint, entries: list[dict[str, str]]) -> str | None:
     """Why `endpoint` cannot run after these jobs (unknown, a heartbeat, itself, a cycle)."""
     from endpoints.models import Endpoint

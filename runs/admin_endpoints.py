@@ -216,6 +216,7 @@ class EndpointAdmin(AuditlogHistoryAdminMixin, admin.ModelAdmin):
                     "jitter_seconds",
                     "schedule_in_words",
                     "upcoming_runs",
+                    "run_after",
                 )
             },
         ),

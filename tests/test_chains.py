@@ -466,3 +466,79 @@ def test_a_joined_runs_page_lists_every_upstream_run_it_waited_for(make_endpoint
     assert f"enrich {second.run_id}" in page and f"extract {first.run_id}" in page
     page = login(viewer).get(reverse("dashboard:endpoint", args=[load.pk])).content.decode()
     assert "Runs once all of them have, each within 1 day of the others." in page
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("extract soon", "write a job name, or a job name, &#x27;on&#x27; and success"),
+        ("nope", "No job named &#x27;nope&#x27;."),
+        ("extract on sometimes", "&#x27;on&#x27; is one of success, failure, finished"),
+    ],
+)
+def test_the_form_shows_a_bad_run_after_inline_and_saves_nothing(
+    make_endpoint, editor, typed, message
+):
+    from tests.test_dashboard_forms import CREATE, form_data
+    from tests.web_support import login
+
+    make_endpoint(name="extract")
+    response = login(editor).post(CREATE, form_data(run_after=typed))
+    html = response.content.decode()
+    assert response.status_code == 200 and "Nothing was saved" in html
+    assert message in html.split('id="field-run_after"')[1].split('<div class="field')[0]
+    assert not Endpoint.objects.filter(name="nightly-report").exists()
+
+
+def test_the_form_edits_run_after_as_lines_and_refuses_a_cycle(make_endpoint, editor):
+    from django.urls import reverse
+
+    from tests.test_dashboard_forms import CREATE, form_data
+    from tests.web_support import login
+
+    extract = make_endpoint(name="extract")
+    make_endpoint(name="enrich")
+    client = login(editor)
+    response = client.post(
+        CREATE,
+        form_data(schedule_type="none", run_after="extract\nenrich on finished\n"),
+    )
+    assert response.status_code == 302
+    load = Endpoint.objects.get(name="nightly-report")
+    assert load.run_after == [
+        {"job_name": "extract", "on": "success"},
+        {"job_name": "enrich", "on": "finished"},
+    ]
+    edit = client.get(reverse("dashboard:endpoint_edit", args=[load.pk])).content.decode()
+    assert "extract\nenrich on finished</textarea>" in edit
+
+    data = form_data(name="extract", run_after="nightly-report on failure")
+    response = client.post(reverse("dashboard:endpoint_edit", args=[extract.pk]), data)
+    html = response.content.decode()
+    assert "That makes a cycle: extract → nightly-report → extract." in html
+    extract.refresh_from_db()
+    assert extract.run_after == []
+
+
+def test_the_admin_edits_run_after_and_refuses_a_cycle(make_endpoint, superuser):
+    from django.urls import reverse
+
+    from tests.web_support import login
+
+    extract = make_endpoint(name="extract")
+    make_endpoint(name="load", run_after=["extract"])
+    url = reverse("admin:endpoints_endpoint_change", args=[extract.pk])
+    client = login(superuser)
+    page = client.get(url).content.decode()
+    assert 'name="run_after"' in page
+    form = client.get(url).context["adminform"].form
+    data = {
+        name: value
+        for name, value in form.initial.items()
+        if value is not None and not isinstance(value, list | dict)
+    }
+    data |= {"run_after": '["load"]', "headers": "{}", "secret_headers": "[]", "payload": "{}"}
+    response = client.post(url, data)
+    assert "That makes a cycle: extract → load → extract." in response.content.decode()
+    extract.refresh_from_db()
+    assert extract.run_after == []
