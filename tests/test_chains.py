@@ -542,3 +542,16 @@ def test_the_admin_edits_run_after_and_refuses_a_cycle(make_endpoint, superuser)
     assert "That makes a cycle: extract → load → extract." in response.content.decode()
     extract.refresh_from_db()
     assert extract.run_after == []
+
+
+def test_the_endpoint_list_says_what_a_job_runs_after(make_endpoint, viewer):
+    from django.urls import reverse
+
+    from tests.web_support import login
+
+    make_endpoint(name="extract")
+    make_endpoint(
+        name="alert", schedule_type="none", run_after=[{"job_name": "extract", "on": "failure"}]
+    )
+    page = login(viewer).get(reverse("dashboard:index")).content.decode()
+    assert '<div class="muted small runs-after">after extract (failure)</div>' in page

@@ -167,6 +167,16 @@ def done_description(endpoint: Any) -> str:
 
 
 @register.filter
+def runs_after(endpoint: Any) -> str:
+    """'after extract, enrich (failure)': the jobs it runs after, for the list (no query)."""
+    names = [
+        e["job_name"] if e["on"] == "success" else f"{e['job_name']} ({e['on']})"
+        for e in endpoint.run_after or []
+    ]
+    return f"after {', '.join(names)}" if names else ""
+
+
+@register.filter
 def schedule_words(endpoint: Any) -> str:
     """Endpoint.schedule_description, remembered: describing a cron loads cron-descriptor's
     translations on every call, and a list page (refreshed every 10 s) describes 25 of them."""
