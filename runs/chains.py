@@ -17,7 +17,7 @@ there and then, so a verdict and the chain it starts commit together or not at a
 The downstream's own policies hold: paused or disabled, its run is recorded `skipped` with the
 reason; its overlap policy skips, queues behind or allows it like a slot; its retries and
 notifications follow, as for any run. A queued one goes to the broker when the transaction
-commits (runs.services.enqueue).
+commits (runs.services.enqueue_within_limits: its flow key's limits hold too).
 """
 
 from __future__ import annotations
@@ -155,14 +155,26 @@ def _start(
 
 
 def _decide(log: Log, downstream: Endpoint, now: datetime) -> None:
-    """Skipped while paused, then the overlap policy against the downstream's open runs, as
-    the dispatcher decides a slot's."""
+    """Set the new run's state: skipped (with why), pending (queue_one) or queued."""
     from runs import cluster  # it records (runs.recording), which follows chains
 
+    state, reason = _state_for(downstream)
+    log.state, log.reason = state, reason[:300]
+    if state == Log.State.SKIPPED:
+        log.finished_at = now
+    elif state == Log.State.QUEUED:
+        log.queued_at, log.cluster = now, cluster.current()
+        log.lease_expires_at = now + cluster.QUEUED_LEASE
+
+
+def _state_for(downstream: Endpoint) -> tuple[str, str]:
+    """Skipped while paused; then the overlap policy against its open runs, as the dispatcher
+    decides a slot's. Returns (state, reason)."""
     if not downstream.enabled:
-        reason = downstream.pause_description or "Paused"
-        return _skip(
-            log, now, f"{downstream.name} is paused ({reason}), so this chain run did not happen."
+        why = downstream.pause_description or "Paused"
+        return (
+            Log.State.SKIPPED,
+            f"{downstream.name} is paused ({why}), so this chain run did not happen.",
         )
     open_runs = list(
         Log.objects.filter(endpoint=downstream, state__in=Log.OPEN_STATES).values_list(
@@ -176,19 +188,12 @@ def _decide(log: Log, downstream: Endpoint, now: datetime) -> None:
     )
     policy = downstream.overlap_policy
     if active and policy == Endpoint.OverlapPolicy.SKIP:
-        return _skip(log, now, f"Previous run run-{active[-1]:04d} was still going.")
+        return Log.State.SKIPPED, f"Previous run run-{active[-1]:04d} was still going."
     if active and policy == Endpoint.OverlapPolicy.QUEUE_ONE:
         if waiting:
-            return _skip(log, now, "A run was already queued behind the running one.")
-        log.state = Log.State.PENDING  # dispatch_pending starts it when the other ends
-        return None
-    log.state, log.queued_at, log.cluster = Log.State.QUEUED, now, cluster.current()
-    log.lease_expires_at = now + cluster.QUEUED_LEASE
-    return None
-
-
-def _skip(log: Log, now: datetime, reason: str) -> None:
-    log.state, log.reason, log.finished_at = Log.State.SKIPPED, reason[:300], now
+            return Log.State.SKIPPED, "A run was already queued behind the running one."
+        return Log.State.PENDING, ""  # dispatch_pending starts it when the other ends
+    return Log.State.QUEUED, ""
 
 
 def passed_on(run: Log) -> dict:
@@ -225,6 +230,8 @@ def attach_caused(logs) -> None:
 
 def cause_of(log: Log) -> Log | None:
     """The upstream run that started this chained run (or the first attempt of its retries)."""
+    if log.caused_by_id is None and log.upstream is None:
+        return None  # not a chained run, nor a retry of one
     first = log
     while first.retry_of_id is not None and first.caused_by_id is None:
         first = Log.objects.only("id", "retry_of", "caused_by").get(pk=first.retry_of_id)
