@@ -98,8 +98,10 @@ def test_a_keys_parallelism_and_rate_hold_across_two_clusters_and_keyless_jobs_a
     seconds = Counter(int(r.at - instant.timestamp()) for r in metered)
     assert max(seconds.values()) == 10, seconds
     assert busiest_window([r.at for r in metered], 0.95) == 10
-    # 25 runs at 10 a second: the last batch starts two seconds after the first.
-    assert max(r.at for r in metered) - min(r.at for r in metered) >= 2.0
+    # 25 runs at 10 a second: the last batch starts two seconds after the first (checked on the
+    # starts); their arrivals, a few ms after each start, within the same 50 ms slack as above.
+    assert max(starts) - min(starts) >= 2.0
+    assert max(r.at for r in metered) - min(r.at for r in metered) >= 1.95
 
     # The keyless jobs did not wait behind either key: all were answered before the narrow
     # key's third run arrived, with nothing recorded against a key.
