@@ -137,10 +137,11 @@ class DispatcherLoop:
                 self._blocked |= due.blocked
                 if due.endpoints + due.deferred < PAGE:
                     break
+        left_waiting = False
         if pending is not None and pending <= now:
-            handed += self._hand_over(
-                dispatcher.dispatch_pending(now, cluster=self.cluster_id).to_run
-            )
+            passed = dispatcher.dispatch_pending(now, cluster=self.cluster_id)
+            handed += self._hand_over(passed.to_run)
+            left_waiting = passed.waiting > 0 and not passed.to_run
         if now >= self._next_sweep:
             if cluster.needs_recovery(now, self.cluster_id):
                 _, requeued = cluster.recover_stuck(now, cluster=self.cluster_id)
@@ -157,6 +158,10 @@ class DispatcherLoop:
         if self._blocked:
             # Taken at their slot at the latest, or early as soon as their runs end.
             return DEFERRED_POLL
+        if left_waiting and pending is not None and pending <= now:
+            # Runs due but left waiting (behind an open run): looked at again shortly, not at
+            # once — they would be found due again on every pass, and the loop would spin.
+            pending = now + timedelta(seconds=DEFERRED_POLL)
         wakes = [when for when in (slot and slot - ahead, pending) if when is not None]
         if not wakes:
             return self.max_sleep
