@@ -6,6 +6,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django_q.models import OrmQ
 
 from runs.models import Heartbeat, Log
 from tests.processes import start_manage
@@ -48,6 +50,11 @@ def test_qcluster_fires_each_second_once_and_stops_cleanly(make_endpoint, target
     # Stopped cleanly: nothing left running, the heartbeat removed.
     assert not Log.objects.filter(state="running").exists()
     assert Heartbeat.objects.count() == 0
+    # The monitor (a thread of the sentinel) read every result up to its STOP, so the ORM broker
+    # holds no task that would be delivered again.
+    assert "stopped monitoring results" in output
+    if "orm" in settings.Q_CLUSTER:
+        assert not OrmQ.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,9 +2,11 @@
 
 Processes: this one is django-q2's sentinel (it forks and guards the others); the pusher,
 which feeds the workers from the broker, also runs the dispatcher loop in a thread (and the
-cluster's heartbeat); then django-q2's monitor and the WORKERS worker processes, each with its
-execution engine (runs/engine.py). (django-q2's own `qcluster` forks the sentinel from a parent
-that only waits for it: one process more, for nothing.)
+cluster's heartbeat); then the WORKERS worker processes, each with its execution engine
+(runs/engine.py). django-q2's monitor (it acknowledges finished tasks and keeps the failed ones:
+a few a second, since a task is a batch of runs) is a thread of the sentinel, not a process of
+its own. (django-q2's own `qcluster` also forks the sentinel from a parent that only waits for
+it: two processes more, for nothing.)
 
 Stopping (SIGTERM or SIGINT, to this process alone or to every process at once, as honcho,
 systemd and Kubernetes do): the other processes ignore both signals and this one stops them in
@@ -19,7 +21,11 @@ counts, in its own RSS, each page this process had touched when it forked. So th
 out of its heap what the cluster does not use: the system checks (they import every URLconf,
 view, serializer and the OpenAPI schema machinery, ~16 MB) run in a throwaway child, and
 `gc.freeze()` keeps the collector from rewriting the shared objects' headers in every child.
+For the same reason the monitor is a thread: as a process it held 60 MB of RSS to do next to
+nothing.
 """
+
+from __future__ import annotations
 
 import gc
 import logging
@@ -38,6 +44,7 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django_q.cluster import Cluster, Sentinel
 from django_q.management.commands.qcluster import Command as DjangoQClusterCommand
+from django_q.monitor import monitor
 from django_q.pusher import pusher
 
 from runs import cluster
@@ -47,6 +54,8 @@ RETENTION_TASK = "runs.retention.prune_logs_task"
 # How long a stopping cluster leaves the runs it queued to be claimed (they are handed over at
 # most 1 s before their slot) before it releases them.
 HANDOFF_SECONDS = 3.0
+# How long a stopping sentinel waits for the monitor to read the last results (it has only them).
+MONITOR_STOP_SECONDS = 10.0
 
 logger = logging.getLogger("runs.dispatcher")
 
@@ -143,6 +152,25 @@ class DispatchingSentinel(Sentinel):
         self.dispatching = dispatching
         self.heartbeat_name = f"{socket.gethostname()}:{os.getpid()}"
         super().__init__(stop_event, start_event, cluster_id, start=False)
+        self._close_results_after_monitor()
+
+    def spawn_monitor(self) -> MonitorThread:
+        thread = MonitorThread(self.result_queue)
+        thread.start()
+        return thread
+
+    def _close_results_after_monitor(self) -> None:
+        """Sentinel.stop puts the monitor's STOP on the result queue, then closes it, and closing
+        a queue closes its reading end in this process, where the monitor now reads: so the
+        queue is closed only once the monitor has read up to its STOP."""
+        queue, close = self.result_queue, self.result_queue.close
+
+        def close_after_monitor() -> None:
+            if isinstance(self.monitor, MonitorThread) and self.monitor.ident is not None:
+                self.monitor.join(MONITOR_STOP_SECONDS)
+            close()
+
+        queue.close = close_after_monitor
 
     def spawn_pusher(self):
         return self.spawn_process(
@@ -201,6 +229,30 @@ class DispatchingSentinel(Sentinel):
                 cluster.touch_heartbeat(self.heartbeat_name, _now())
         except db.DatabaseError:
             pass
+        finally:
+            db.connections.close_all()
+
+
+class MonitorThread(threading.Thread):
+    """django-q2's monitor loop (`django_q.monitor.monitor`, until its STOP) in the sentinel.
+
+    The sentinel forks a worker again only after one died; a thread running meanwhile holds no
+    lock a child needs (logging's and the import lock are reset in the child, the result queue's
+    reading lock is shared between the processes, and this thread's broker and database
+    connection are its own)."""
+
+    def __init__(self, result_queue) -> None:
+        super().__init__(target=self._monitor, args=(result_queue,), name="django-q2-monitor")
+        self.daemon = True
+
+    @property
+    def pid(self) -> int:  # django_q.status.Stat reports the monitor's pid
+        return os.getpid()
+
+    @staticmethod
+    def _monitor(result_queue) -> None:
+        try:
+            monitor(result_queue)  # its own broker: made in this thread
         finally:
             db.connections.close_all()
 
