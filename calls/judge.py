@@ -6,6 +6,7 @@ from __future__ import annotations
 from time import perf_counter
 
 from calls.assertions import Response, first_failure
+from calls.errors import ErrorClass
 from calls.spec import CallSpec, Outcome
 from calls.timing import current_call
 
@@ -15,11 +16,11 @@ def judge(outcome: Outcome, spec: CallSpec, body: bytes) -> None:
     if not any(low <= code <= high for low, high in spec.success_ranges):
         expected = ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in spec.success_ranges)
         outcome.ok = False
-        outcome.error_class = "http_status"
+        outcome.error_class = ErrorClass.HTTP_STATUS
         outcome.error_message = f"HTTP {code}; expected {expected}"
     elif spec.must_contain and spec.must_contain.encode() not in body:
         outcome.ok = False
-        outcome.error_class = "assertion"
+        outcome.error_class = ErrorClass.ASSERTION
         outcome.error_message = (
             f"The response does not contain {spec.must_contain!r} "
             f"(checked the first {len(body)} bytes)"
@@ -28,7 +29,7 @@ def judge(outcome: Outcome, spec: CallSpec, body: bytes) -> None:
         failure = first_failure(spec.assertions, _response(outcome, body))
         if failure is not None:
             outcome.ok = False
-            outcome.error_class = "assertion"
+            outcome.error_class = ErrorClass.ASSERTION
             outcome.error_message = failure
 
 

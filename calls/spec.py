@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
+from calls.errors import RETRYABLE, ErrorClass
 from calls.masking import mask_headers
 
 USER_AGENT = "cronplane/0.1 (+https://github.com/cronplane)"
@@ -80,9 +81,9 @@ class Outcome:
     @property
     def retryable(self) -> bool:
         """Network trouble, timeouts, 5xx and 429 are worth another attempt; the rest is not."""
-        if self.error_class in ("timeout", "connection", "dns", "tls", "stuck"):
+        if self.error_class in RETRYABLE:
             return True
-        if self.error_class == "http_status" and self.status_code is not None:
+        if self.error_class == ErrorClass.HTTP_STATUS and self.status_code is not None:
             return self.status_code == 429 or self.status_code >= 500
         return False
 

@@ -110,7 +110,9 @@ class ReplayForm(forms.Form):
     end = LocalInstantField(required=False, label="Finished before")
     error_class = forms.MultipleChoiceField(
         required=False,
-        choices=[(v, "DNS" if v == "dns" else label) for v, label in Log.ErrorClass.choices],
+        choices=[
+            (v, "DNS" if v == Log.ErrorClass.DNS else label) for v, label in Log.ErrorClass.choices
+        ],
         widget=forms.CheckboxSelectMultiple,
         label="Error class",
         help_text="None ticked: any.",

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from calls.errors import ErrorClass as CallError
 from endpoints.models import Endpoint
 from runs.lag import lag_seconds
 from scheduler_site.loading import FastFromDb
@@ -56,16 +57,17 @@ class Log(FastFromDb, models.Model):
         CANCELLED = "cancelled"
 
     class ErrorClass(models.TextChoices):
-        TIMEOUT = "timeout"
-        CONNECTION = "connection"
-        DNS = "dns"
-        TLS = "tls", "TLS"
-        HTTP_STATUS = "http_status", "HTTP status"
-        ASSERTION = "assertion"
-        HANDLER = "handler"
-        STUCK = "stuck"
-        INVALID = "invalid"
-        BLOCKED = "blocked", "Blocked (SSRF guard)"
+        # The values are calls.errors.ErrorClass's (tests/test_error_classes.py: the same set).
+        TIMEOUT = CallError.TIMEOUT
+        CONNECTION = CallError.CONNECTION
+        DNS = CallError.DNS
+        TLS = CallError.TLS, "TLS"
+        HTTP_STATUS = CallError.HTTP_STATUS, "HTTP status"
+        ASSERTION = CallError.ASSERTION
+        HANDLER = CallError.HANDLER
+        STUCK = CallError.STUCK
+        INVALID = CallError.INVALID
+        BLOCKED = CallError.BLOCKED, "Blocked (SSRF guard)"
 
     FINAL_STATES = (State.SUCCESS, State.FAILED, State.SKIPPED, State.MISSED, State.CANCELLED)
     # Not started yet: what may still be cancelled.
