@@ -44,6 +44,7 @@ from django.conf import settings
 from yarl import URL
 
 from calls import guard
+from calls.errors import ErrorClass
 from calls.judge import judge
 from calls.masking import cross_host_dropped
 from calls.preconnect import Preconnector
@@ -110,10 +111,10 @@ class Client:
             async with deadline:
                 outcome = await _exchange(self._open_session(), spec, state)
         except TimeoutError:
-            outcome = _failed(spec, state, "timeout", _timeout_message(spec, state))
+            outcome = _failed(spec, state, ErrorClass.TIMEOUT, _timeout_message(spec, state))
         except Exception as exc:  # every failure is an outcome, not an exception
             if deadline.expired():
-                outcome = _failed(spec, state, "timeout", _timeout_message(spec, state))
+                outcome = _failed(spec, state, ErrorClass.TIMEOUT, _timeout_message(spec, state))
             else:
                 outcome = _failed(spec, state, *classify(exc))
         finally:
@@ -296,7 +297,7 @@ async def _read(response: aiohttp.ClientResponse, spec: CallSpec, state: CallSta
     return outcome
 
 
-def _failed(spec: CallSpec, state: CallState, error_class: str, message: str) -> Outcome:
+def _failed(spec: CallSpec, state: CallState, error_class: ErrorClass, message: str) -> Outcome:
     return Outcome(
         ok=False,
         error_class=error_class,
@@ -364,35 +365,35 @@ def _tls_context(bundle: str | None) -> ssl.SSLContext:
 # --- what went wrong ---------------------------------------------------------------------------
 
 
-def classify(exc: BaseException) -> tuple[str, str]:
+def classify(exc: BaseException) -> tuple[ErrorClass, str]:
     """(error class, readable message) for what a call raised."""
     blocked = _cause(exc, guard.BlockedAddress)
     if blocked is not None:
-        return "blocked", f"Refused: {blocked}"
+        return ErrorClass.BLOCKED, f"Refused: {blocked}"
     if isinstance(exc, _TooManyRedirects):
-        return "connection", f"More than {MAX_REDIRECTS} redirects"
+        return ErrorClass.CONNECTION, f"More than {MAX_REDIRECTS} redirects"
     if isinstance(exc, _InvalidTarget):
-        return "invalid", str(exc)[:500]
+        return ErrorClass.INVALID, str(exc)[:500]
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return "tls", f"TLS error: {exc.certificate_error}"[:500]
+        return ErrorClass.TLS, f"TLS error: {exc.certificate_error}"[:500]
     if isinstance(exc, aiohttp.ClientSSLError):
-        return "tls", f"TLS error: {exc.os_error}"[:500]
+        return ErrorClass.TLS, f"TLS error: {exc.os_error}"[:500]
     if isinstance(exc, ssl.SSLError):
-        return "tls", f"TLS error: {exc}"[:500]
+        return ErrorClass.TLS, f"TLS error: {exc}"[:500]
     lookup = _cause(exc, socket.gaierror)
     if lookup is not None or isinstance(exc, aiohttp.ClientConnectorDNSError):
         error = lookup or exc.os_error
         where = f"{exc.host}: " if isinstance(exc, aiohttp.ClientConnectorError) else ""
-        return "dns", f"DNS lookup failed: {where}{error.strerror or error}"[:500]
+        return ErrorClass.DNS, f"DNS lookup failed: {where}{error.strerror or error}"[:500]
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connection", f"Connection failed: {_os_message(exc.os_error)}"[:500]
+        return ErrorClass.CONNECTION, f"Connection failed: {_os_message(exc.os_error)}"[:500]
     if isinstance(exc, aiohttp.InvalidURL):
-        return "invalid", f"Invalid URL: {exc}"[:500]
+        return ErrorClass.INVALID, f"Invalid URL: {exc}"[:500]
     if isinstance(exc, aiohttp.ClientError | OSError):
-        return "connection", f"Connection failed: {exc or type(exc).__name__}"[:500]
+        return ErrorClass.CONNECTION, f"Connection failed: {exc or type(exc).__name__}"[:500]
     if isinstance(exc, ValueError | TypeError | UnicodeError | LookupError):
-        return "invalid", f"Invalid request: {exc}"[:500]  # a header value aiohttp refuses
-    return "connection", f"{type(exc).__name__}: {exc}"[:500]
+        return ErrorClass.INVALID, f"Invalid request: {exc}"[:500]  # a header value aiohttp refuses
+    return ErrorClass.CONNECTION, f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _os_message(error: OSError) -> str:
