@@ -5,6 +5,7 @@ of Endpoint (endpoints/models.py holds the fields); and how its zone and interva
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -82,6 +83,40 @@ class EndpointTimetable:
             ]
         )
         self._saved_fingerprint = self._schedule_fingerprint()
+
+    @staticmethod
+    def switch_off(rows, reason: str) -> int:
+        """The off transition of those of `rows` still on, as one conditional UPDATE (two runs
+        ending a streak at once switch it off once); how many it switched off."""
+        return rows.filter(enabled=True).update(
+            enabled=False, next_run_at=None, disabled_reason=reason[:300], paused_until=None,
+            paused_by="",
+        )  # fmt: skip
+
+    # --- the next run, as the dispatcher and one-time actions move it ---------------------------
+
+    def advance_to(self, next_run_at: datetime | None) -> None:
+        """The dispatcher's move past the slots it took; store_advanced writes it."""
+        self.next_run_at = next_run_at
+
+    @classmethod
+    def store_advanced(cls, endpoints) -> None:
+        """Write each endpoint's new next_run_at: one UPDATE per distinct value (usually a few),
+        where bulk_update would send one CASE branch per endpoint and field."""
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for endpoint in endpoints:
+            key = (endpoint.next_run_at, endpoint.enabled, endpoint.disabled_reason)
+            groups[key].append(endpoint.pk)
+        for (next_run_at, enabled, reason), ids in groups.items():
+            cls.objects.filter(pk__in=ids).update(
+                next_run_at=next_run_at, enabled=enabled, disabled_reason=reason
+            )
+
+    def make_due(self, first: datetime) -> None:
+        """Due at `first` (a one-time action's first occurrence at or before now), however
+        the save counted its next slot."""
+        type(self).objects.filter(pk=self.pk).update(next_run_at=first)
+        self.next_run_at = first
 
     def pause(
         self, *, now: datetime, by: str = "", reason: str = "", until: datetime | None = None
@@ -165,6 +200,12 @@ class EndpointTimetable:
     def expect(self, slot: datetime | None) -> None:
         self.expected_at = slot
         self.overdue_at = slot + timedelta(seconds=self.grace_seconds) if slot else None
+
+    def store_expectation(self) -> None:
+        """Write expected_at and overdue_at as expect() left them (a heartbeat's slot moved)."""
+        type(self).objects.filter(pk=self.pk).update(
+            expected_at=self.expected_at, overdue_at=self.overdue_at
+        )
 
     @property
     def upcoming_at(self) -> datetime | None:

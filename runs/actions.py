@@ -233,8 +233,7 @@ def _due_from(endpoint: Endpoint, first: datetime) -> None:
     scheduled for now (the default) or for a moment ago; the dispatcher runs it from here.
     """
     if endpoint.enabled and first <= timezone.now():
-        Endpoint.objects.filter(pk=endpoint.pk).update(next_run_at=first)
-        endpoint.next_run_at = first
+        endpoint.make_due(first)
 
 
 def _renamed(error: ValidationError) -> dict[str, list[str]]:

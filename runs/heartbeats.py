@@ -212,9 +212,7 @@ def _advance(endpoint: Endpoint, now: datetime) -> None:
         slot, moved = schedules.next_run(endpoint.schedule, slot), True
     if moved:
         endpoint.expect(slot)
-        Endpoint.objects.filter(pk=endpoint.pk).update(
-            expected_at=endpoint.expected_at, overdue_at=endpoint.overdue_at
-        )
+        endpoint.store_expectation()
 
 
 def _slot_taken(endpoint: Endpoint, slot: datetime) -> bool:
@@ -243,9 +241,7 @@ def record_missed(now: datetime) -> list[Log]:
         for endpoint in overdue:
             missed = _missed_slots(endpoint, now)
             Log.objects.bulk_create(missed)
-            Endpoint.objects.filter(pk=endpoint.pk).update(
-                expected_at=endpoint.expected_at, overdue_at=endpoint.overdue_at
-            )
+            endpoint.store_expectation()
             for log in missed:
                 _account(log, now)
             finished += missed
