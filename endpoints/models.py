@@ -22,8 +22,8 @@ from endpoints.validation import (  # noqa: F401 (description_length: migration 
 )
 from scheduler_site.loading import FastFromDb
 
-# Written only by the dispatcher and executor (and the signing notice by its own verbs), never by
-# an edit.
+# Written by the scheduler, each by its one owner module (docs/architecture.md: who writes a
+# derived field), never by an edit.
 DERIVED_FIELDS = frozenset(
     {
         "signing_keys_replaced_at",

@@ -60,11 +60,11 @@ class EndpointTimetable:
 
     def set_enabled(self, enabled: bool, *, now: datetime, reason: str = "") -> None:
         """Enable (next slot counted from now: a pause is not downtime) or disable. The
-        transition only: runs.verbs.enable and disable check and word it."""
+        transition only: runs.verbs.enable and disable check and word it (and enable forgives
+        past failures through their owners)."""
         self.enabled = enabled
         self.disabled_reason = "" if enabled else reason[:300]
         if enabled:
-            self.consecutive_failures, self.failure_alerted_at = 0, None
             self.paused_until, self.paused_by = None, ""
         self.next_run_at = self.compute_next_run_at(now)
         self.expect_from(now)
@@ -74,8 +74,6 @@ class EndpointTimetable:
                 "disabled_reason",
                 "paused_until",
                 "paused_by",
-                "consecutive_failures",
-                "failure_alerted_at",
                 "next_run_at",
                 "expected_at",
                 "overdue_at",

@@ -158,7 +158,7 @@ def dispatch_due(
             if endpoint.flow_key:
                 keyed += [log for log in plan.logs if log.state == Log.State.QUEUED]
             logs += plan.logs
-            endpoint.next_run_at = plan.next_run_at
+            endpoint.advance_to(plan.next_run_at)
             if plan.finished and endpoint.schedule_type == Endpoint.ScheduleType.ONCE:
                 endpoint.enabled = False
                 endpoint.disabled_reason = ONE_TIME_DISPATCHED
@@ -168,7 +168,7 @@ def dispatch_due(
             keyed = [log for log in keyed if id(log) in kept]
             result.to_run += flow.admit(keyed, now, until=until, cluster=cluster)
         insert_logs(logs)
-        _advance(due)
+        Endpoint.store_advanced(due)
     result.endpoints = len(due)
     for log in logs:
         if log.state == Log.State.QUEUED:
@@ -423,19 +423,6 @@ def next_due() -> tuple[datetime | None, datetime | None]:
         .first()
     )
     return slot, pending
-
-
-def _advance(endpoints: list[Endpoint]) -> None:
-    """Write each endpoint's new next_run_at: one UPDATE per distinct value (usually a few),
-    where bulk_update would send one CASE branch per endpoint and field."""
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for endpoint in endpoints:
-        key = (endpoint.next_run_at, endpoint.enabled, endpoint.disabled_reason)
-        groups[key].append(endpoint.pk)
-    for (next_run_at, enabled, reason), ids in groups.items():
-        Endpoint.objects.filter(pk__in=ids).update(
-            next_run_at=next_run_at, enabled=enabled, disabled_reason=reason
-        )
 
 
 # A chain's run waiting behind a running one (queue_one) is the schedule's kind of run too.

@@ -252,12 +252,13 @@ def update_endpoint_stats(log: Log, *, chain_finished: bool) -> list[str]:
     if limit and failures >= limit:
         reason = f"Auto-disabled after {failures} consecutive failed runs (last: {log.run_id}"
         reason += f", {log.error_message[:120]})" if log.error_message else ")"
-        if endpoint.filter(enabled=True).update(
-            enabled=False,
-            next_run_at=None,
-            disabled_reason=reason[:300],
-            paused_until=None,
-            paused_by="",
-        ):
+        if Endpoint.switch_off(endpoint, reason):
             events.append(Notification.Event.AUTO_DISABLED)
     return events
+
+
+def forgive(endpoint: Endpoint) -> None:
+    """Past failures forgotten (a job enabled again): its streak ends, and so does its alert."""
+    Endpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=0)
+    endpoint.consecutive_failures = 0
+    notifications.claim_recovery(endpoint)

@@ -27,7 +27,7 @@ from endpoints.models import Endpoint
 from endpoints.storable import LATEST, has_unstorable_text
 from endpoints.timetable import disabled_by
 from runs import backfill as backfills
-from runs import flow
+from runs import flow, recording
 from runs.models import Log
 from runs.services import HEARTBEAT_NOT_RUN, Actor, create_run, enqueue_within_limits
 
@@ -80,7 +80,9 @@ def enable(endpoint: Endpoint, *, by: str = "", now: datetime | None = None) -> 
     past failures are forgiven. Enabling an enabled job changes nothing. Whether it changed."""
     if endpoint.enabled:
         return False
-    endpoint.set_enabled(True, now=now or timezone.now())
+    with transaction.atomic():
+        endpoint.set_enabled(True, now=now or timezone.now())
+        recording.forgive(endpoint)
     return True
 
 

@@ -37,8 +37,9 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def sources(package: str) -> list[Path]:
-    return sorted(p for p in (ROOT / package).rglob("*.py") if "migrations" not in p.parts)
+def sources(package: str, root: Path | None = None) -> list[Path]:
+    folder = (root or ROOT) / package
+    return sorted(p for p in folder.rglob("*.py") if "migrations" not in p.parts)
 
 
 def violations(package: str, forbidden: tuple[str, ...]) -> list[str]:
