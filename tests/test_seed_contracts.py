@@ -3,7 +3,7 @@ each answer compared field by field with the seed's example response: every fiel
 has is there, with the same JSON type and the same format (instant with Z or with an offset,
 whole seconds or milliseconds, uuid, run id…). Fields we add are allowed.
 
-What still differs is listed in DEVIATIONS (each with its reason, as the README's "Where the
+What still differs is listed in DEVIATIONS (each with its reason, as docs/api.md's "Where the
 answers differ from the seeds" says); the test fails when a deviation appears *or* disappears,
 so the list stays true. The handlers the seeds name are registered here as stand-ins when no
 installed app registers them.
