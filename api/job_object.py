@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import PositiveIntegerField
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.fields import iso
+from api.fields import JSONObjectField, StrictCharField, StrictIntegerField, iso
 from api.representation import SKIP, Key, Representation
 from endpoints import job_fields as jf
 from endpoints.jobs import applies
@@ -62,6 +63,32 @@ def schema_field(field: jf.JobField, *, request: bool, **options: Any) -> serial
         jf.INSTANT: serializers.DateTimeField,
     }
     return simple[kind](**options)
+
+
+# A text field without a bound of its own (an encrypted key): longer than any value it accepts.
+TEXT_LIMIT = 500
+
+
+def strict_field(field: jf.JobField, **options: Any) -> serializers.Field:
+    """A job field as a contract's request takes it, optional: strict JSON types (no "5" for 5)
+    and the bounds of the model field or the field's conversion; `options` add a contract's."""
+    model = Endpoint._meta.get_field(field.field)
+    options = {
+        "required": False, "help_text": field.help or None, "write_only": field.secret, **options,
+    }  # fmt: skip
+    if field.nullable:
+        options["allow_null"] = True
+    if field.schema == jf.STRING:
+        options.setdefault("max_length", model.max_length or TEXT_LIMIT)
+        return StrictCharField(allow_blank=True, **options)
+    if field.schema == jf.INTEGER:
+        low = getattr(field.convert, "low", 0 if isinstance(model, PositiveIntegerField) else None)
+        return StrictIntegerField(min_value=low, **options)
+    if field.schema == jf.NAMES:
+        return serializers.ListField(**{"child": StrictCharField(), **options})
+    if field.schema == jf.OBJECTS:
+        return serializers.ListField(**{"child": JSONObjectField(), **options})
+    raise ValueError(f"No strict request field for {field.name} ({field.schema}) yet.")
 
 
 JobRequest = type(

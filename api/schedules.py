@@ -32,45 +32,50 @@ from api.fields import (
     JSONObjectField,
     StrictBooleanField,
     StrictCharField,
-    StrictIntegerField,
     StrictSerializer,
     body_of,
     query_bool,
     query_int,
     whole_number,
 )
+from api.job_object import strict_field
 from api.schedule_object import PREFIX, SCHEDULE, TOGGLED, schedule_json, zone_of
+from endpoints import channels
+from endpoints import job_fields as jf
 from endpoints.models import Endpoint
 from runs import verbs
 
 TAG = "Schedules (workflows)"
 
+# Seed 002's fields that are job fields (endpoints/job_fields.FIELDS), in its camelCase, in the
+# order the request lists them: their request fields and the model fields they set come from the
+# one declaration.
+JOB_FIELDS = {
+    "assertions": "assertions",
+    "jitterSeconds": "jitter_seconds",
+    "signingSecret": "signing_secret",
+    "signingSecretNext": "signing_secret_next",
+    "notifyUrls": "notify_urls",
+    "notifyAfterFailures": "notify_after_failures",
+    "flowKey": "flow_key",
+    "flowParallelism": "flow_parallelism",
+    "flowRate": "flow_rate",
+}
+# Seed 002's own bounds, beyond the model's.
+BOUNDS = {
+    "notifyUrls": {
+        "child": StrictCharField(max_length=channels.MAX_URL_LENGTH),
+        "max_length": channels.MAX_URLS,
+    },
+}
 # Endpoint field → seed 002 field, for validation errors.
 NAMES = {
     "cron_expression": "cronExpression",
     "payload": "inputData",
     "enabled": "enabled",
-    "jitter_seconds": "jitterSeconds",
-    "signing_secret": "signingSecret",
-    "signing_secret_next": "signingSecretNext",
     "paused_until": "until",
-    "notify_urls": "notifyUrls",
-    "notify_after_failures": "notifyAfterFailures",
-    "flow_key": "flowKey",
-    "flow_parallelism": "flowParallelism",
-    "flow_rate": "flowRate",
     "run_after": "runAfter",
-}
-# Seed 002 field → Endpoint field, for the fields it takes as they are.
-PLAIN_FIELDS = {
-    "jitterSeconds": "jitter_seconds",
-    "signingSecret": "signing_secret",
-    "signingSecretNext": "signing_secret_next",
-    "notifyAfterFailures": "notify_after_failures",
-    "flowKey": "flow_key",
-    "flowParallelism": "flow_parallelism",
-    "flowRate": "flow_rate",
-    "assertions": "assertions",
+    **{jf.BY_NAME[name].field: camel for camel, name in JOB_FIELDS.items()},
 }
 ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429)}
 NOT_FOUND = {404: ErrorSerializer}
@@ -100,11 +105,9 @@ def apply_schedule(endpoint: Endpoint, values: dict[str, Any], *, by: str) -> No
         endpoint.enabled = values["enabled"]
     if "inputData" in values:
         endpoint.payload = _payload(endpoint, values["inputData"])
-    for name, field in PLAIN_FIELDS.items():
-        if name in values:
-            setattr(endpoint, field, values[name])
-    if "notifyUrls" in values:
-        endpoint.notify_urls = values["notifyUrls"]  # a masked URL: Endpoint.clean keeps it
+    for camel, name in JOB_FIELDS.items():
+        if camel in values:  # a masked secret or URL: Endpoint.clean keeps the stored one
+            setattr(endpoint, jf.BY_NAME[name].field, values[camel])
     if "runAfter" in values:
         endpoint.run_after = run_after.stored(values["runAfter"])
     try:
@@ -148,78 +151,31 @@ class InputItem(StrictSerializer):
     json = JSONObjectField()
 
 
-class ScheduleRequest(StrictSerializer):
-    workflowId = WorkflowIdField(help_text="The workflow's uuid (its old numeric id works too)")
-    cronExpression = StrictCharField(max_length=200)
-    timezone = StrictCharField(required=False, max_length=64, help_text="IANA time zone")
-    enabled = StrictBooleanField(required=False)
-    inputData = InputItem(
-        many=True,
-        required=False,
-        help_text="The input of each run, one item: its keys are set on a handler's payload "
-        "(the workflow's other keys are kept); an HTTP workflow's templates read it as "
-        "{{ input.KEY }}.",
-    )
-    assertions = serializers.ListField(
-        child=JSONObjectField(),
-        required=False,
-        help_text="Checks an HTTP workflow's response must pass, as the job API's `assertions`: "
-        '[{"source": "json", "property": "$.data.state", "comparison": "equals", '
-        '"target": "ok"}]; `[]` removes them.',
-    )
-    jitterSeconds = StrictIntegerField(
-        required=False,
-        min_value=0,
-        help_text="Start each run up to this many seconds after its slot (0: on the slot).",
-    )
-    signingSecret = StrictCharField(
-        required=False,
-        allow_blank=True,
-        max_length=500,
-        write_only=True,
-        help_text="Signs every request of the workflow by Standard Webhooks (webhook-signature): "
-        "whsec_ + base64 of 24-64 random bytes; write-only, empty turns signing off.",
-    )
-    signingSecretNext = StrictCharField(
-        required=False,
-        allow_blank=True,
-        max_length=500,
-        write_only=True,
-        help_text="The key to rotate to: requests are signed with both while it is set.",
-    )
-    notifyUrls = serializers.ListField(
-        child=StrictCharField(max_length=2048),
-        required=False,
-        max_length=20,
-        help_text="Apprise URLs to alert (slack://…, tgram://…, json://host/path); shown with "
-        "their secrets masked, and a masked URL sent back keeps the stored one.",
-    )
-    notifyAfterFailures = StrictIntegerField(
-        required=False,
-        min_value=1,
-        help_text="Alert on this many consecutive failed runs (default 1: the first).",
-    )
-    flowKey = StrictCharField(
-        required=False,
-        allow_blank=True,
-        max_length=100,
-        help_text="Workflows sharing a flow key share its limits, across every worker (e.g. "
-        "the target's host); empty: none.",
-    )
-    flowParallelism = StrictIntegerField(
-        required=False,
-        allow_null=True,
-        min_value=1,
-        help_text="Most runs of the flow key in flight at once (null: no limit).",
-    )
-    flowRate = StrictCharField(
-        required=False,
-        allow_blank=True,
-        max_length=20,
-        help_text='Most runs of the flow key started per second, minute or hour: "10/s", '
-        '"600/min" (up to that many at once).',
-    )
-    runAfter = run_after.request_field()
+ScheduleRequest = type(
+    "ScheduleRequest",
+    (StrictSerializer,),
+    {
+        "__module__": __name__,
+        "workflowId": WorkflowIdField(
+            help_text="The workflow's uuid (its old numeric id works too)"
+        ),
+        "cronExpression": StrictCharField(max_length=200),
+        "timezone": StrictCharField(required=False, max_length=64, help_text="IANA time zone"),
+        "enabled": StrictBooleanField(required=False),
+        "inputData": InputItem(
+            many=True,
+            required=False,
+            help_text="The input of each run, one item: its keys are set on a handler's payload "
+            "(the workflow's other keys are kept); an HTTP workflow's templates read it as "
+            "{{ input.KEY }}.",
+        ),
+        **{
+            camel: strict_field(jf.BY_NAME[name], **BOUNDS.get(camel, {}))
+            for camel, name in JOB_FIELDS.items()
+        },
+        "runAfter": run_after.request_field(),
+    },
+)
 
 
 class ScheduleList(serializers.Serializer):

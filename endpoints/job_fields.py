@@ -116,6 +116,7 @@ def at_least(low: int, convert: Callable[[Any], Any] = integer) -> Callable[[Any
             raise ValueError(f"Ensure this value is greater than or equal to {low}.")
         return value
 
+    converted.low = low  # type: ignore[attr-defined]  # the bound a contract's schema states
     return converted
 
 

@@ -95,3 +95,35 @@ def test_a_schedule_and_an_action_show_exactly_their_schema(
     assert set(answer) <= set(schema["properties"])
     assert set(schema["required"]) <= set(answer)
     assert list(answer) == [key for key in schema["properties"] if key in answer]
+
+
+# Seed 002's own request fields; every other one is a job field in camelCase.
+SEED_002_FIELDS = {"workflowId", "cronExpression", "timezone", "enabled", "inputData", "runAfter"}
+
+
+def test_the_schedules_api_takes_its_job_fields_from_the_one_declaration():
+    from api.schedules import JOB_FIELDS, ScheduleRequest
+
+    fields = ScheduleRequest().fields
+    assert set(fields) - SEED_002_FIELDS == set(JOB_FIELDS)
+    for camel, name in JOB_FIELDS.items():
+        declared = job_fields.BY_NAME[name]
+        assert (fields[camel].help_text, fields[camel].write_only) == (
+            declared.help or None, declared.secret,
+        )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_a_job_fields_bounds_hold_at_the_schedules_api(superuser, make_endpoint):
+    from tests.api_support import client_for
+
+    path = f"/api/v1/schedules/sched-{make_endpoint().pk}"
+    answer = client_for(superuser).put(
+        path, {"flowKey": "k" * 101, "notifyAfterFailures": 0, "jitterSeconds": "5"}, format="json"
+    )
+    assert answer.status_code == 400
+    assert answer.json()["details"] == {
+        "flowKey": "Ensure this field has no more than 100 characters.",
+        "notifyAfterFailures": "Ensure this value is greater than or equal to 1.",
+        "jitterSeconds": "Must be a whole number.",
+    }
