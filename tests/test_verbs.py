@@ -1,6 +1,6 @@
 """One function per verb (runs/verbs.py), and every door one call to it: the same change made
-through the admin, the dashboard, the Schedules API and a job file leaves the same state, the
-same wording and the same event (its audit entry)."""
+through the admin (its actions and its change form), the dashboard, the Schedules API and a job
+file leaves the same state, the same wording and the same event (its audit entry)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from endpoints.models import Endpoint
 from runs import actions, services, verbs
 from runs.models import Log
 from tests.api_support import client_for
+from tests.test_admin import change_url
+from tests.test_admin import form_data as admin_form_data
 from tests.test_dashboard_forms import form_data
 from tests.web_support import login
 
@@ -42,6 +44,16 @@ def admin_action(superuser, endpoint: Endpoint, on: bool) -> None:
         "/admin/endpoints/endpoint/",
         {"action": "enable" if on else "disable", "_selected_action": [endpoint.pk], "index": 0},
     )
+
+
+def admin_change_form(superuser, endpoint: Endpoint, on: bool) -> None:
+    client = login(superuser)
+    data = admin_form_data(client.get(change_url(endpoint)))
+    data.pop("enabled", None)
+    if on:
+        data["enabled"] = "on"
+    response = client.post(change_url(endpoint), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
 
 
 def dashboard_form(superuser, endpoint: Endpoint, on: bool) -> None:
@@ -73,6 +85,7 @@ def job_file(superuser, endpoint: Endpoint, on: bool, tmp_path=None) -> None:
 
 DOORS: dict[str, tuple[Callable, str]] = {
     "admin action": (admin_action, USER),
+    "admin change form": (admin_change_form, USER),
     "dashboard form": (dashboard_form, USER),
     "dashboard pause and resume": (dashboard_buttons, USER),
     "Schedules API enable/disable": (schedules_api_toggle, USER),
@@ -230,6 +243,9 @@ DELETES = {
     "admin": lambda user, endpoint: login(user).post(
         "/admin/endpoints/endpoint/",
         {"action": "delete_selected", "_selected_action": [endpoint.pk], "post": "yes"},
+    ),
+    "admin change form": lambda user, endpoint: login(user).post(
+        f"/admin/endpoints/endpoint/{endpoint.pk}/delete/", {"post": "yes"}
     ),
     "dashboard": lambda user, endpoint: login(user).post(
         reverse("dashboard:endpoint_delete", args=[endpoint.pk])
