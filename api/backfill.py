@@ -25,7 +25,7 @@ from api.base import ApiView
 from api.errors import InvalidInput, django_details
 from api.fields import StrictBooleanField, StrictCharField, StrictSerializer, body_of, iso
 from api.schedules import ERRORS, NOT_FOUND, TAG, get_schedule
-from endpoints import schedules
+from endpoints import schedule_syntax, schedules
 from endpoints.models import Endpoint
 from endpoints.storable import within_range
 from endpoints.timetable import zone_of
@@ -70,7 +70,7 @@ class BackfillResult(serializers.Serializer):
 def parse_bound(name: str, text: str, endpoint: Endpoint) -> datetime:
     try:
         moment = schedules.parse_local_instant(text, endpoint.timezone)
-    except (ValueError, OverflowError, schedules.ScheduleError) as exc:
+    except (ValueError, OverflowError, schedule_syntax.ScheduleError) as exc:
         raise InvalidInput({name: str(getattr(exc, "message", exc))}) from None
     if not within_range(moment):
         raise InvalidInput({name: "Must be between 1970 and 3000."})

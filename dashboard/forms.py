@@ -18,7 +18,7 @@ from dashboard import signing_fields
 from dashboard.assertion_rows import AssertionRowsField
 from dashboard.header_lines import parse_header_lines, text_lines
 from dashboard.run_after_lines import parse_run_after_lines, run_after_lines
-from endpoints import channels, jobs, schedules, timetable
+from endpoints import channels, jobs, schedule_syntax, schedules, timetable
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
 
@@ -279,8 +279,8 @@ class EndpointForm(signing_fields.SigningFieldsMixin, forms.ModelForm):
         if not text:
             return None
         try:
-            return schedules.parse_interval(text)
-        except schedules.ScheduleError as exc:
+            return schedule_syntax.parse_interval(text)
+        except schedule_syntax.ScheduleError as exc:
             if self.cleaned_data.get("schedule_type") != Endpoint.ScheduleType.INTERVAL:
                 return None  # inert: the schedule is not an interval
             raise forms.ValidationError(exc.message) from None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from endpoints import schedules
+from endpoints import schedule_syntax, schedules
 from endpoints.models import Endpoint
 
 NEXT_RUNS = 5
@@ -46,19 +46,19 @@ def preview_schedule(
     errors: dict[str, str] = {}
     zone: ZoneInfo | None = None
     try:
-        zone = schedules.validate_timezone(tz_name)
-    except schedules.ScheduleError as exc:
+        zone = schedule_syntax.validate_timezone(tz_name)
+    except schedule_syntax.ScheduleError as exc:
         errors["timezone"] = exc.message
     cron = interval = run_at = None
     if kind == schedules.CRON:
         try:
-            cron = schedules.normalize_cron(values.get("cron_expression") or "")
-        except schedules.ScheduleError as exc:
+            cron = schedule_syntax.normalize_cron(values.get("cron_expression") or "")
+        except schedule_syntax.ScheduleError as exc:
             errors["cron_expression"] = exc.message
     elif kind == schedules.INTERVAL:
         try:
-            interval = schedules.parse_interval(values.get("interval_seconds") or "")
-        except schedules.ScheduleError as exc:
+            interval = schedule_syntax.parse_interval(values.get("interval_seconds") or "")
+        except schedule_syntax.ScheduleError as exc:
             errors["interval_seconds"] = exc.message
     elif kind == schedules.ONCE:
         run_at = _local(values.get("run_at"), zone)

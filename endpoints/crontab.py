@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from endpoints import schedules
+from endpoints import schedule_syntax
 
 ENV_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 CURL = "curl -fsS -m 10 --retry 5 -o /dev/null"
@@ -75,8 +75,8 @@ def parse(text: str, *, timezone: str) -> Crontab:
 
 def _zone(name: str, number: int) -> str:
     try:
-        schedules.validate_timezone(name)
-    except schedules.ScheduleError as exc:
+        schedule_syntax.validate_timezone(name)
+    except schedule_syntax.ScheduleError as exc:
         raise CrontabError(number, exc.message) from None
     return name
 
@@ -101,8 +101,8 @@ def _split(text: str, number: int) -> tuple[str, str]:
 
 def _cron(expression: str, number: int) -> str:
     try:
-        return schedules.normalize_cron(expression)
-    except schedules.ScheduleError as exc:
+        return schedule_syntax.normalize_cron(expression)
+    except schedule_syntax.ScheduleError as exc:
         raise CrontabError(number, exc.message) from None
 
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from endpoints import schedules
+from endpoints import schedule_syntax, schedules
 
 
 def zone_of(name: str) -> ZoneInfo:
@@ -27,7 +27,7 @@ def format_interval(seconds: int | None, *, named: bool = False) -> str:
     if not seconds:
         return ""
     if named:
-        for name, size in schedules.NAMED_INTERVALS.items():
+        for name, size in schedule_syntax.NAMED_INTERVALS.items():
             if seconds == size:
                 return name
     for suffix, size in (("d", 86400), ("h", 3600), ("m", 60)):

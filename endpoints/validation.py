@@ -14,7 +14,7 @@ from django.utils import timezone as django_timezone
 
 from calls import signing
 from calls.masking import MASK
-from endpoints import channels, flow, run_after, schedules, secrets, storable
+from endpoints import channels, flow, run_after, schedule_syntax, schedules, secrets, storable
 from endpoints.registry import get_handler, secret_keys_of
 
 MAX_HEADERS_BYTES = 8 * 1024
@@ -148,18 +148,18 @@ class EndpointValidation:
 
     def _clean_schedule(self, errors: dict[str, str]) -> None:
         try:
-            schedules.validate_timezone(self.timezone)
-        except schedules.ScheduleError as exc:
+            schedule_syntax.validate_timezone(self.timezone)
+        except schedule_syntax.ScheduleError as exc:
             errors["timezone"] = exc.message
         if self.schedule_type == self.ScheduleType.CRON:
             try:
-                self.cron_expression = schedules.normalize_cron(self.cron_expression)
-            except schedules.ScheduleError as exc:
+                self.cron_expression = schedule_syntax.normalize_cron(self.cron_expression)
+            except schedule_syntax.ScheduleError as exc:
                 errors["cron_expression"] = exc.message
         elif self.schedule_type == self.ScheduleType.INTERVAL:
             try:
-                schedules.parse_interval(self.interval_seconds or 0)
-            except schedules.ScheduleError as exc:
+                schedule_syntax.parse_interval(self.interval_seconds or 0)
+            except schedule_syntax.ScheduleError as exc:
                 errors["interval_seconds"] = exc.message
         elif self.schedule_type == self.ScheduleType.ONCE and not self.run_at:
             errors["run_at"] = "Choose when the one-time run happens."
@@ -172,7 +172,7 @@ class EndpointValidation:
             return
         try:
             slots = schedules.next_runs(self.schedule, django_timezone.now(), 50)
-        except (schedules.ScheduleError, ValueError, TypeError):
+        except (schedule_syntax.ScheduleError, ValueError, TypeError):
             return
         gaps = [(b - a).total_seconds() for a, b in zip(slots, slots[1:], strict=False)]
         if gaps and self.jitter_seconds >= min(gaps):

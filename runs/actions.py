@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from endpoints import schedules
+from endpoints import schedule_syntax
 from endpoints.models import Endpoint
 from endpoints.storable import within_range
 from runs import verbs
@@ -218,8 +218,8 @@ def _build(action_type, payload, scheduled_at, recurring_interval, name) -> Endp
     else:
         endpoint.schedule_type, endpoint.starts_at = Endpoint.ScheduleType.INTERVAL, first
         try:
-            endpoint.interval_seconds = schedules.parse_interval(recurring_interval)
-        except schedules.ScheduleError as exc:
+            endpoint.interval_seconds = schedule_syntax.parse_interval(recurring_interval)
+        except schedule_syntax.ScheduleError as exc:
             errors["interval"] = exc.message
     if errors:
         raise ValidationError(errors)

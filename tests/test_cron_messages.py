@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from endpoints import schedules
+from endpoints import schedule_syntax
 from endpoints.jobs import apply_job
 from endpoints.models import Endpoint
 
@@ -32,8 +32,8 @@ pytest_plugins = ["tests.api_support"]
     ],
 )
 def test_a_bad_cron_field_is_named_with_its_range(expression, words):
-    with pytest.raises(schedules.ScheduleError) as caught:
-        schedules.normalize_cron(expression)
+    with pytest.raises(schedule_syntax.ScheduleError) as caught:
+        schedule_syntax.normalize_cron(expression)
     assert caught.value.field == "cron_expression"
     assert words in caught.value.message
     assert "not acceptable" not in caught.value.message  # croniter's words never reach a user
@@ -46,7 +46,7 @@ def test_a_bad_cron_field_is_named_with_its_range(expression, words):
      "0 0 * * MON-FRI/2", "0 0 1 jan,feb *", "*/61 * * * *", "0 9 ? * *", "* * * * * */15"],
 )  # fmt: skip
 def test_what_cron_accepts_is_still_accepted(expression):
-    assert schedules.normalize_cron(expression)
+    assert schedule_syntax.normalize_cron(expression)
 
 
 def test_a_job_file_says_which_cron_field_is_wrong(db):

@@ -3,14 +3,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from endpoints import schedules
-from endpoints.schedules import Schedule, ScheduleError
+from endpoints import schedule_syntax, schedules
+from endpoints.schedule_syntax import ScheduleError
+from endpoints.schedules import Schedule
 
 NY = ZoneInfo("America/New_York")
 
 
 def cron(expression: str, tz: str = "UTC", **window) -> Schedule:
-    return Schedule(kind="cron", cron=schedules.normalize_cron(expression), timezone=tz, **window)
+    return Schedule(
+        kind="cron", cron=schedule_syntax.normalize_cron(expression), timezone=tz, **window
+    )
 
 
 def local(instants: list[datetime], tz: ZoneInfo = NY) -> list[str]:
@@ -107,7 +110,7 @@ def test_it_supports_macros_and_names():
         "Mon 2026-06-01 00:00:00 CEST",
         "Wed 2026-07-01 00:00:00 CEST",
     ]
-    assert schedules.normalize_cron("@hourly") == "0 * * * *"
+    assert schedule_syntax.normalize_cron("@hourly") == "0 * * * *"
     january = schedules.next_runs(cron("0 0 1 JAN *"), after, 1)
     assert january == [datetime(2027, 1, 1, tzinfo=UTC)]
 
@@ -141,7 +144,7 @@ def test_day_of_month_and_day_of_week_together_follow_crons_or_rule():
 )
 def test_it_rejects_bad_cron_with_a_field_message(expression, message):
     with pytest.raises(ScheduleError) as caught:
-        schedules.normalize_cron(expression)
+        schedule_syntax.normalize_cron(expression)
     assert caught.value.field == "cron_expression"
     assert message in caught.value.message
 
@@ -153,7 +156,7 @@ def test_a_leap_day_schedule_is_valid():
 
 def test_it_rejects_an_unknown_time_zone():
     with pytest.raises(ScheduleError) as caught:
-        schedules.validate_timezone("Mars/Olympus_Mons")
+        schedule_syntax.validate_timezone("Mars/Olympus_Mons")
     assert caught.value.field == "timezone"
     assert "Mars/Olympus_Mons" in caught.value.message
 
@@ -179,13 +182,13 @@ def test_interval_slots_are_counted_from_the_anchor():
     ],
 )
 def test_it_parses_intervals(text, seconds):
-    assert schedules.parse_interval(text) == seconds
+    assert schedule_syntax.parse_interval(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["0", "fortnightly", "-5", "5 parsecs", 10**9])
 def test_it_rejects_bad_intervals(text):
     with pytest.raises(ScheduleError) as caught:
-        schedules.parse_interval(text)
+        schedule_syntax.parse_interval(text)
     assert caught.value.field == "interval"
 
 

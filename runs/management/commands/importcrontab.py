@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from endpoints import audit, crontab, schedules
+from endpoints import audit, crontab, schedule_syntax
 from endpoints.models import Endpoint
 from runs import verbs
 from runs.heartbeats import ping_url
@@ -48,10 +48,10 @@ class Command(BaseCommand):
     def handle(self, *args, file: str, timezone: str, grace: int, dry_run: bool,
                output: str | None, start: bool, **options) -> None:  # fmt: skip
         try:
-            schedules.validate_timezone(timezone)
+            schedule_syntax.validate_timezone(timezone)
             text = Path(file).read_text(encoding="utf-8")
             table = crontab.parse(text, timezone=timezone)
-        except schedules.ScheduleError as exc:
+        except schedule_syntax.ScheduleError as exc:
             raise CommandError(f"--timezone: {exc.message}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"{file}: {exc}") from None
