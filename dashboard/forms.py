@@ -22,6 +22,16 @@ from endpoints import channels, jobs, schedule_syntax, schedules, timetable
 from endpoints.models import Endpoint
 from endpoints.registry import registered_names
 
+# What the schedule preview reads: the schedule and its window.
+SCHEDULE_FIELDS = (
+    "schedule_type",
+    "cron_expression",
+    "interval_seconds",
+    "run_at",
+    "timezone",
+    "starts_at",
+    "ends_at",
+)
 # Field groups of the endpoint form, in order: (title, fields).
 GROUPS: list[tuple[str, list[str]]] = [
     ("Endpoint", ["name", "description", "enabled"]),
@@ -41,13 +51,7 @@ GROUPS: list[tuple[str, list[str]]] = [
     (
         "Schedule",
         [
-            "schedule_type",
-            "cron_expression",
-            "interval_seconds",
-            "run_at",
-            "timezone",
-            "starts_at",
-            "ends_at",
+            *SCHEDULE_FIELDS,
             "max_runs",
             "jitter_seconds",
             "grace_seconds",
@@ -103,15 +107,6 @@ FIELD_CLASSES = {
     "grace_seconds": "only-heartbeat",
     **dict.fromkeys(["jitter_seconds", "max_runs", "run_after"], "not-heartbeat"),
 }
-SCHEDULE_FIELDS = (
-    "schedule_type",
-    "cron_expression",
-    "interval_seconds",
-    "run_at",
-    "timezone",
-    "starts_at",
-    "ends_at",
-)
 LOCAL_DATETIME_FIELDS = ("run_at", "starts_at", "ends_at")
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
