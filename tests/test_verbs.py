@@ -273,3 +273,28 @@ def test_each_door_deletes_a_job_with_its_runs_and_records_it(door, job, superus
     assert not Log.objects.filter(endpoint_id=job.pk).exists()
     deleted = LogEntry.objects.filter(object_pk=str(job.pk), action=LogEntry.Action.DELETE)
     assert deleted.count() == 1
+
+
+RANGE = {"start": "2026-11-20T00:00", "end": "2026-11-22T00:00"}  # on the job's own clock
+BACKFILLS = {
+    "dashboard": lambda user, endpoint: login(user).post(
+        reverse("dashboard:endpoint_backfill", args=[endpoint.pk]), RANGE
+    ),
+    "Schedules API": lambda user, endpoint: client_for(user).post(
+        f"/api/v1/schedules/sched-{endpoint.pk}/backfill", RANGE, format="json"
+    ),
+}
+
+
+@pytest.mark.parametrize("door", BACKFILLS)
+def test_each_door_backfills_the_same_slots_once(door, job, superuser):
+    BACKFILLS[door](superuser, job)
+    BACKFILLS[door](superuser, job)  # asked twice: nothing runs twice
+
+    runs = Log.objects.filter(endpoint=job).order_by("scheduled_for")
+    assert [(log.trigger, log.triggered_by, log.attempt) for log in runs] == [
+        (Log.Trigger.BACKFILL, USER, 1)
+    ] * 2
+    assert [log.scheduled_for.isoformat() for log in runs] == [
+        "2026-11-20T01:00:00+00:00", "2026-11-21T01:00:00+00:00",
+    ]  # fmt: skip
