@@ -22,11 +22,12 @@ out of its heap what the cluster does not use: the system checks (they import ev
 view, serializer and the OpenAPI schema machinery, ~16 MB) run in a throwaway child, and
 `gc.freeze()` keeps the collector from rewriting the shared objects' headers in every child.
 For the same reason the monitor is a thread: as a process it held 60 MB of RSS to do next to
-nothing.
+nothing. And glibc's malloc is held to two arenas (`fewer_malloc_arenas`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -54,6 +55,8 @@ RETENTION_TASK = "runs.retention.prune_logs_task"
 # How long a stopping cluster leaves the runs it queued to be claimed (they are handed over at
 # most 1 s before their slot) before it releases them.
 HANDOFF_SECONDS = 3.0
+# glibc's mallopt() parameter for the most arenas malloc keeps (malloc.h).
+M_ARENA_MAX = -8
 # How long a stopping sentinel waits for the monitor to read the last results (it has only them).
 MONITOR_STOP_SECONDS = 10.0
 
@@ -99,6 +102,7 @@ class Command(DjangoQClusterCommand):
 
     def handle(self, *args, **options) -> None:
         settings.SECRET_KEY  # noqa: B018 — fail early, as django-q2 does, without a key
+        fewer_malloc_arenas()
         dispatching = not options["no_dispatcher"]
         if dispatching:
             ensure_daily_retention()
@@ -291,6 +295,22 @@ def push_and_dispatch(
     finally:
         loop.stop()
         thread.join()
+
+
+def fewer_malloc_arenas(arenas: int = 2) -> bool:
+    """glibc gives each thread that allocates an arena of its own (up to 8 a core), and each
+    arena keeps what its thread freed. A worker's threads (its task, the event loop, the
+    recorder) each held ~10 MB more that way at 10,000 runs due at once: 414 MB of RSS summed
+    over the cluster, 367 MB with two arenas (what MALLOC_ARENA_MAX=2 does; an operator's own
+    MALLOC_ARENA_MAX is left alone). Set before the cluster forks: its processes inherit it.
+    False where malloc is not glibc's."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_ARENA_MAX, arenas))
 
 
 def _child_signals() -> None:
