@@ -31,7 +31,6 @@ import concurrent.futures
 import functools
 import os
 import re
-import socket
 import ssl
 import threading
 import weakref
@@ -45,14 +44,14 @@ from yarl import URL
 
 from calls import guard
 from calls.errors import ErrorClass
+from calls.failures import InvalidTarget, TooManyRedirects, classify
 from calls.judge import judge
 from calls.masking import cross_host_dropped
 from calls.preconnect import Preconnector
+from calls.redirects import MAX_REDIRECTS, REDIRECT_STATUSES, next_hop
 from calls.spec import KEPT_RESPONSE_HEADERS, USER_AGENT, CallSpec, Outcome, parse_retry_after
 from calls.timing import CallState, GuardedConnector, current_call
 
-MAX_REDIRECTS = 5
-_REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 _BREAKS = re.compile(r"[\r\n\0]")
 _HEADER_LIMIT = 65536  # what http.client (and so requests) accepted for a line or a header
 
@@ -169,14 +168,6 @@ class Slots:
 # --- one call, hop by hop ---------------------------------------------------------------------
 
 
-class _InvalidTarget(Exception):
-    """The URL (or a redirect's Location) cannot be called at all."""
-
-
-class _TooManyRedirects(Exception):
-    pass
-
-
 async def _exchange(session: aiohttp.ClientSession, spec: CallSpec, state: CallState) -> Outcome:
     method, url, headers = spec.method.upper(), _parse(spec.url), _checked(spec.headers)
     body = spec.body.encode() if isinstance(spec.body, str) else spec.body
@@ -194,13 +185,13 @@ async def _exchange(session: aiohttp.ClientSession, spec: CallSpec, state: CallS
         )
         state.headers_received(response)
         location = response.headers.get("Location")
-        if response.status not in _REDIRECT_STATUSES or not location:
+        if response.status not in REDIRECT_STATUSES or not location:
             return await _read(response, spec, state)
         response.release()
         state.response = None  # what arrives next is the next hop's
         if hop == MAX_REDIRECTS:
-            raise _TooManyRedirects
-        method, body, headers, url = _next_hop(
+            raise TooManyRedirects(MAX_REDIRECTS)
+        method, body, headers, url = next_hop(
             response.status, method, body, headers, url, location,
             dropped=cross_host_dropped(spec.secret_headers),
         )  # fmt: skip
@@ -211,7 +202,7 @@ def _parse(text: str) -> URL:
     try:
         url = URL(text)
     except (ValueError, TypeError) as exc:
-        raise _InvalidTarget(f"Invalid URL: {exc}") from exc
+        raise InvalidTarget(f"Invalid URL: {exc}") from exc
     return url
 
 
@@ -219,61 +210,18 @@ def _checked(headers: dict[str, str]) -> dict[str, str]:
     """A copy of the headers, refused whole (as requests did) if one could split the request."""
     for name, value in headers.items():
         if not (isinstance(name, str) and isinstance(value, str)) or _BREAKS.search(name + value):
-            raise _InvalidTarget(f"Invalid header {str(name)[:100]!r}: text without line breaks")
+            raise InvalidTarget(f"Invalid header {str(name)[:100]!r}: text without line breaks")
     return dict(headers)
 
 
 def _check_hop(url: URL) -> bool:
     """Refuse what cannot or may not be called; True if the host is an IP literal."""
     if url.scheme not in ("http", "https"):
-        raise _InvalidTarget(f"Only http:// or https:// URLs can be called, not {str(url)[:200]}")
+        raise InvalidTarget(f"Only http:// or https:// URLs can be called, not {str(url)[:200]}")
     if not url.raw_host:
-        raise _InvalidTarget(f"Invalid URL: no host in {str(url)[:200]}")
+        raise InvalidTarget(f"Invalid URL: no host in {str(url)[:200]}")
     # aiohttp never asks the resolver about an IP literal.
     return guard.check_literal(url.raw_host)
-
-
-def _next_hop(
-    status: int,
-    method: str,
-    body: bytes | None,
-    headers: dict[str, str],
-    url: URL,
-    location: str,
-    *,
-    dropped: frozenset[str],
-) -> tuple[str, bytes | None, dict[str, str], URL]:
-    """The request a redirect asks for, by requests' rules (what endpoints were written for).
-
-    To another origin (but http → https on the same host), the `dropped` headers are not sent:
-    requests and curl drop Authorization and Cookie; every secret header and the signature are
-    as much for the first host only."""
-    try:
-        target = url.join(URL(location))
-    except ValueError as exc:
-        raise _InvalidTarget(f"Invalid redirect URL: {location[:200]}") from exc
-    if (status in (302, 303) and method != "HEAD") or (status == 301 and method == "POST"):
-        method = "GET"
-    if status not in (307, 308):
-        body = None
-        headers = {
-            name: value
-            for name, value in headers.items()
-            if name.lower() not in ("content-length", "content-type", "transfer-encoding")
-        }
-    if target.origin() != url.origin() and not _is_https_upgrade(url, target):
-        headers = {name: value for name, value in headers.items() if name.lower() not in dropped}
-    return method, body, headers, target
-
-
-def _is_https_upgrade(old: URL, new: URL) -> bool:
-    return (
-        old.scheme == "http"
-        and new.scheme == "https"
-        and old.host == new.host
-        and old.port in (80, None)
-        and new.port in (443, None)
-    )
 
 
 async def _read(response: aiohttp.ClientResponse, spec: CallSpec, state: CallState) -> Outcome:
@@ -360,60 +308,6 @@ def _tls_context(bundle: str | None) -> ssl.SSLContext:
     except ImportError:
         return ssl.create_default_context()
     return ssl.create_default_context(cafile=certifi.where())
-
-
-# --- what went wrong ---------------------------------------------------------------------------
-
-
-def classify(exc: BaseException) -> tuple[ErrorClass, str]:
-    """(error class, readable message) for what a call raised."""
-    blocked = _cause(exc, guard.BlockedAddress)
-    if blocked is not None:
-        return ErrorClass.BLOCKED, f"Refused: {blocked}"
-    if isinstance(exc, _TooManyRedirects):
-        return ErrorClass.CONNECTION, f"More than {MAX_REDIRECTS} redirects"
-    if isinstance(exc, _InvalidTarget):
-        return ErrorClass.INVALID, str(exc)[:500]
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return ErrorClass.TLS, f"TLS error: {exc.certificate_error}"[:500]
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return ErrorClass.TLS, f"TLS error: {exc.os_error}"[:500]
-    if isinstance(exc, ssl.SSLError):
-        return ErrorClass.TLS, f"TLS error: {exc}"[:500]
-    lookup = _cause(exc, socket.gaierror)
-    if lookup is not None or isinstance(exc, aiohttp.ClientConnectorDNSError):
-        error = lookup or exc.os_error
-        where = f"{exc.host}: " if isinstance(exc, aiohttp.ClientConnectorError) else ""
-        return ErrorClass.DNS, f"DNS lookup failed: {where}{error.strerror or error}"[:500]
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ErrorClass.CONNECTION, f"Connection failed: {_os_message(exc.os_error)}"[:500]
-    if isinstance(exc, aiohttp.InvalidURL):
-        return ErrorClass.INVALID, f"Invalid URL: {exc}"[:500]
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return ErrorClass.CONNECTION, f"Connection failed: {exc or type(exc).__name__}"[:500]
-    if isinstance(exc, ValueError | TypeError | UnicodeError | LookupError):
-        return ErrorClass.INVALID, f"Invalid request: {exc}"[:500]  # a header value aiohttp refuses
-    return ErrorClass.CONNECTION, f"{type(exc).__name__}: {exc}"[:500]
-
-
-def _os_message(error: OSError) -> str:
-    """`[Errno 111] Connection refused`: asyncio words it "Connect call failed (address)"."""
-    return f"[Errno {error.errno}] {os.strerror(error.errno)}" if error.errno else str(error)
-
-
-def _cause(exc: BaseException, kind: type[BaseException]) -> Any:
-    """The first exception of `kind` in the chain (aiohttp keeps the OSError in `os_error`)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = getattr(current, "os_error", None) or current.__cause__ or current.__context__
-    return None
-
-
-# --- timing ------------------------------------------------------------------------------------
 
 
 # --- the synchronous door ----------------------------------------------------------------------

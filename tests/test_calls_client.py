@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from calls import client, guard
+from calls import failures, guard
 from calls.client import Client, call
 from calls.spec import USER_AGENT, CallSpec
 from tests import hostile
@@ -235,4 +235,4 @@ def test_a_client_keeps_connections_alive_across_calls(target):
 
 
 def test_the_classifier_never_raises_on_unexpected_errors():
-    assert client.classify(RuntimeError("boom")) == ("connection", "RuntimeError: boom")
+    assert failures.classify(RuntimeError("boom")) == ("connection", "RuntimeError: boom")
