@@ -21,7 +21,7 @@ from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
 from endpoints.models import Endpoint
-from runs import cluster, dispatcher, heartbeats, notifications, services
+from runs import cluster, dispatcher, heartbeats, notifications, services, wakeup
 from runs.models import Heartbeat, Log
 
 logger = logging.getLogger("runs.dispatcher")
@@ -36,8 +36,10 @@ DISPATCH_AHEAD = timedelta(seconds=1)
 # MAX_LOOKAHEAD; runs/tasks.py claims runs due within MAX_LOOKAHEAD and holds them.
 LOOKAHEAD_PER_RUN = timedelta(milliseconds=0.6)
 MAX_LOOKAHEAD = timedelta(seconds=15)
-# How often to look again while an endpoint taken early waits on an open run.
-DEFERRED_POLL = 0.05
+# How often to look again while a run waits on an open one (an endpoint taken early for its slot,
+# a queue_one run): the bell of runs/wakeup.py wakes the loop sooner when this cluster records a
+# run, so this is for the runs other clusters record.
+DEFERRED_POLL = 0.5
 # Endpoints examined per dispatcher pass (one transaction each).
 PAGE = 500
 HEARTBEAT_EVERY = timedelta(seconds=3)
@@ -60,6 +62,7 @@ class DispatcherLoop:
         self.enqueue = enqueue
         self.max_sleep = max_sleep
         self.stopping = threading.Event()
+        self.bell = wakeup.bell()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.cluster_id = cluster_id or cluster.current()
         self.dispatching = dispatching
@@ -73,11 +76,13 @@ class DispatcherLoop:
         self._last_tick_ms = 0.0
         # Endpoints taken early but waiting on an open run: id -> (their slot, those runs).
         self._blocked: dict[int, tuple[datetime, list[int]]] = {}
+        self._waits_on_runs = False  # the last pass left runs waiting on open ones
         # The instant last counted by lookahead() and how many endpoints were due at it.
         self._counted: tuple[datetime | None, int] = (None, 0)
 
     def stop(self) -> None:
         self.stopping.set()
+        self.bell.set()
 
     def run(self) -> None:
         logger.info("dispatcher %s started", self.name)
@@ -107,11 +112,20 @@ class DispatcherLoop:
                 delay = min(5.0, 0.5 * failures)
                 logger.exception("dispatcher pass crashed; retrying in %.1f s", delay)
             close_old_connections()
-            self.stopping.wait(delay)
+            self._sleep(delay)
         beating.join(10)  # no beat may come after the heartbeat is removed
         if not self.keep_heartbeat:
             self._remove_heartbeat()
         logger.info("dispatcher %s stopped", self.name)
+
+    def _sleep(self, delay: float) -> None:
+        """Until `delay` has passed, stop() is called or — while runs wait on open ones — this
+        cluster records runs (runs/wakeup.py); other rings are let pass."""
+        until = time.monotonic() + delay
+        while self.bell.wait(max(0.0, until - time.monotonic())):
+            self.bell.clear()
+            if self.stopping.is_set() or self._waits_on_runs:
+                return
 
     def tick(self) -> float:
         """One pass; returns how long to sleep before the next one."""
@@ -155,6 +169,7 @@ class DispatcherLoop:
             self._beat(now)
         if handed or self._blocked:
             slot, pending = dispatcher.next_due()
+        self._waits_on_runs = bool(self._blocked) or left_waiting
         if self._blocked:
             # Taken at their slot at the latest, or early as soon as their runs end.
             return DEFERRED_POLL

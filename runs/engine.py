@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
 from calls.client import Client
-from runs import executor
+from runs import executor, wakeup
 from runs.models import Log
 from runs.recording import record_many
 
@@ -207,6 +207,7 @@ class Engine:
             try:
                 close_old_connections()
                 record_many(batch)
+                wakeup.ring()  # runs waiting behind these may start now
                 break
             except DatabaseError as exc:
                 # The database went away: the verdicts wait here (their leases run meanwhile).

@@ -5,6 +5,7 @@ their own, hence transactional tests."""
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from endpoints import registry
-from runs import engine, tasks
+from runs import engine, tasks, wakeup
 from runs.models import Log
 from tests.runs_support import queued, wait_for
 
@@ -108,6 +109,19 @@ def test_drain_finishes_and_records_the_calls_in_flight(make_endpoint, target, f
 
     assert set(state_of(logs).values()) == {"success"}
     assert len(target.received) == 5
+
+
+def test_recording_rings_the_dispatchers_bell(make_endpoint, target, fresh_engine, monkeypatch):
+    """The bell qcluster shares between the workers and the dispatcher (runs/wakeup.py)."""
+    monkeypatch.setattr(wakeup, "_bell", multiprocessing.Event())
+    logs = queued(make_endpoint, {"rings": target.url("/slow/1")})
+    tasks.run_batch([log.pk for log in logs])
+    assert not wakeup.bell().is_set()  # claimed, not yet recorded
+
+    assert fresh_engine.wait_idle(10)
+
+    assert state_of(logs) == {"rings": "success"}
+    assert wakeup.bell().is_set()
 
 
 def test_runs_over_the_cap_wait_and_none_is_dropped(make_endpoint, target):

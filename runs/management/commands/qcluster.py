@@ -48,7 +48,7 @@ from django_q.management.commands.qcluster import Command as DjangoQClusterComma
 from django_q.monitor import monitor
 from django_q.pusher import pusher
 
-from runs import cluster
+from runs import cluster, wakeup
 from runs.dispatcher_loop import HEARTBEAT_EVERY, DispatcherLoop
 
 RETENTION_TASK = "runs.retention.prune_logs_task"
@@ -130,6 +130,7 @@ class Command(DjangoQClusterCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         os.register_at_fork(after_in_child=_child_signals)
+        wakeup.install()  # the workers' recorders wake the pusher's dispatcher
         gc.collect()
         gc.freeze()  # what exists now is shared with the forked processes: leave it unscanned
         sentinel.start()  # returns once stopped and every process it started has ended
@@ -155,13 +156,18 @@ class DispatchingSentinel(Sentinel):
         self.dispatch_stopped = dispatch_stopped
         self.dispatching = dispatching
         self.heartbeat_name = f"{socket.gethostname()}:{os.getpid()}"
+        self.fork_lock = threading.Lock()
         super().__init__(stop_event, start_event, cluster_id, start=False)
         self._close_results_after_monitor()
 
     def spawn_monitor(self) -> MonitorThread:
-        thread = MonitorThread(self.result_queue)
+        thread = MonitorThread(self.result_queue, self.fork_lock)
         thread.start()
         return thread
+
+    def spawn_process(self, target, *args):
+        with self.fork_lock:  # never while the monitor thread is inside a library (MonitorThread)
+            return super().spawn_process(target, *args)
 
     def _close_results_after_monitor(self) -> None:
         """Sentinel.stop puts the monitor's STOP on the result queue, then closes it, and closing
@@ -240,25 +246,41 @@ class DispatchingSentinel(Sentinel):
 class MonitorThread(threading.Thread):
     """django-q2's monitor loop (`django_q.monitor.monitor`, until its STOP) in the sentinel.
 
-    The sentinel forks a worker again only after one died; a thread running meanwhile holds no
-    lock a child needs (logging's and the import lock are reset in the child, the result queue's
-    reading lock is shared between the processes, and this thread's broker and database
-    connection are its own)."""
+    The sentinel still forks (a worker again after one died), and a child forked while this
+    thread is inside a library holds that library's locks for ever: SQLite's own mutex, taken
+    by a connect, hung the next process's first query. So the thread works only while it
+    holds `fork_lock`, letting go of it only to wait for the next result, and the sentinel forks
+    only while it holds the lock (DispatchingSentinel.spawn_process)."""
 
-    def __init__(self, result_queue) -> None:
-        super().__init__(target=self._monitor, args=(result_queue,), name="django-q2-monitor")
-        self.daemon = True
+    def __init__(self, result_queue, fork_lock: threading.Lock) -> None:
+        super().__init__(target=self._monitor, name="django-q2-monitor", daemon=True)
+        self.results = _ResultsBetweenForks(result_queue, fork_lock)
 
     @property
     def pid(self) -> int:  # django_q.status.Stat reports the monitor's pid
         return os.getpid()
 
-    @staticmethod
-    def _monitor(result_queue) -> None:
+    def _monitor(self) -> None:
+        with self.results.fork_lock:
+            try:
+                monitor(self.results)  # its broker made here, in this thread
+            finally:
+                db.connections.close_all()
+
+
+class _ResultsBetweenForks:
+    """The result queue as the monitor thread reads it: waiting for a result, it lets the
+    sentinel fork; with one in hand, it does not."""
+
+    def __init__(self, queue, fork_lock: threading.Lock) -> None:
+        self.queue, self.fork_lock = queue, fork_lock
+
+    def get(self):
+        self.fork_lock.release()
         try:
-            monitor(result_queue)  # its own broker: made in this thread
+            return self.queue.get()
         finally:
-            db.connections.close_all()
+            self.fork_lock.acquire()
 
 
 def push_and_dispatch(
