@@ -113,4 +113,6 @@ def test_a_keys_parallelism_and_rate_hold_across_two_clusters_and_keyless_jobs_a
     for log in logs:
         if not log.endpoint.flow_key:
             assert (log.flow_key, log.held_since, log.reason) == ("", None, "")
-            assert log.started_at == log.scheduled_for
+            # At its slot, not behind a key's rate (a second a batch); a loaded machine may
+            # claim it a few ms after the slot rather than before (CI saw 61 ms).
+            assert log.started_at - log.scheduled_for < timedelta(seconds=0.5)
