@@ -4,9 +4,10 @@
    `running`, held by `cluster`, in one transaction (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so
    a second delivery of the same batch racing this one claims none of them; arriving later, it
    finds them running and claims none either).
-2. `perform(log, client)` — a coroutine: an HTTP call through `calls.client` (which ends by the
-   call's own total deadline), or a Python handler in a thread of its own, given up on at the
-   endpoint's timeout; a dry run or a template that cannot render ends at once.
+2. `perform(log, client)` — `prepare` (the request built before the run's start), then at the
+   start `send`: an HTTP call through `calls.client` (which ends by the call's own total
+   deadline), or a Python handler in a thread of its own, given up on at the endpoint's
+   timeout; a dry run or a template that cannot render ends at once.
 3. `runs.recording.record_many` — the one record path, in bulk, outside the event loop.
 
 In the cluster, `runs.engine` does 2 and 3 in each worker process (the batch task returns as
@@ -21,6 +22,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
@@ -31,7 +33,7 @@ from django.utils import timezone
 from calls import templating
 from calls.build import build_call
 from calls.client import Client
-from calls.spec import Outcome
+from calls.spec import CallSpec, Outcome
 from endpoints.models import Endpoint
 from endpoints.registry import get_handler
 from runs.models import Log
@@ -130,18 +132,33 @@ async def perform_finished(log: Log, client: Client) -> Finished:
     try:
         outcome = await perform(log, client)
     except Exception as exc:  # a bug in our code must still end the run, not leave it running
-        logger.exception("run %s crashed", log.run_id)
-        outcome = Outcome(
-            ok=False, error_class=Log.ErrorClass.HANDLER, error_message=_describe(exc)
-        )
+        outcome = crashed(log, exc)
     return log, outcome, timezone.now()
 
 
 async def perform(log: Log, client: Client) -> Outcome:
+    prepared = prepare(log, client)
+    if isinstance(prepared, Outcome):
+        return prepared
+    await _until(log.started_at)
+    return await send(prepared, client)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A run ready to go at its start: its request built (`spec`; None for a handler)."""
+
+    log: Log
+    spec: CallSpec | None
+
+
+def prepare(log: Log, client: Client) -> Prepared | Outcome:
+    """What can be done before a run's start: its request built, and its connection announced
+    to the client (opened just before the start). The Outcome of a run that ends here: a
+    template that cannot render, a dry run."""
     endpoint = log.endpoint
     if endpoint.kind == Endpoint.Kind.HANDLER:
-        await _until(log.started_at)
-        return await run_handler(log)
+        return Prepared(log, None)
     try:
         spec = build_call(endpoint, log)
     except templating.TemplateError as exc:
@@ -156,8 +173,28 @@ async def perform(log: Log, client: Client) -> Outcome:
         )
     if log.started_at is not None:
         client.expect(spec.url, log.started_at)  # its connection is opened just before
-    await _until(log.started_at)
-    return await client.send(spec)
+    return Prepared(log, spec)
+
+
+async def send(prepared: Prepared, client: Client) -> Outcome:
+    """The run, at its start: the call sent, or the handler run."""
+    if prepared.spec is None:
+        return await run_handler(prepared.log)
+    return await client.send(prepared.spec)
+
+
+async def send_finished(prepared: Prepared, client: Client) -> Finished:
+    """send(), never raising, with the instant it finished."""
+    try:
+        outcome = await send(prepared, client)
+    except Exception as exc:  # a bug in our code must still end the run, not leave it running
+        outcome = crashed(prepared.log, exc)
+    return prepared.log, outcome, timezone.now()
+
+
+def crashed(log: Log, exc: Exception) -> Outcome:
+    logger.exception("run %s crashed", log.run_id, exc_info=exc)
+    return Outcome(ok=False, error_class=Log.ErrorClass.HANDLER, error_message=_describe(exc))
 
 
 async def _until(instant: datetime | None) -> None:
