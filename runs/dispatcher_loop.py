@@ -4,6 +4,9 @@ It wakes at the next due instant (never more than `max_sleep` between looks), ru
 the dispatcher, hands what it queued to the broker, and keeps its cluster's heartbeat; every
 SWEEP_EVERY it takes back the runs of clusters whose heartbeat went stale (runs/cluster.py).
 With `dispatching=False` (`qcluster --no-dispatcher`) it only keeps the heartbeat.
+
+In qcluster it is a thread of the sentinel, which forks: its passes and beats are done
+`working()` (runs/forkguard.py) and its sleeps outside.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, close_old_connections, connections
@@ -56,8 +60,10 @@ class DispatcherLoop:
         cluster_id: str = "",
         name: str = "",
         dispatching: bool = True,
+        working: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         self.ahead = ahead
+        self.working = working
         self.clock = clock
         self.enqueue = enqueue
         self.max_sleep = max_sleep
@@ -85,38 +91,42 @@ class DispatcherLoop:
         self.bell.set()
 
     def run(self) -> None:
-        logger.info("dispatcher %s started", self.name)
-        gc.freeze()  # as the engine does (runs/engine.py): collections scan only new objects
-        try:
-            cluster.forget_dead_neighbours(self.clock())
-        except DatabaseError as exc:
-            logger.warning("could not look for dead clusters on this host (%s)", exc)
+        with self.working():
+            logger.info("dispatcher %s started", self.name)
+            gc.freeze()  # as the engine does (runs/engine.py): collections scan only new objects
+            try:
+                cluster.forget_dead_neighbours(self.clock())
+            except DatabaseError as exc:
+                logger.warning("could not look for dead clusters on this host (%s)", exc)
         beating = threading.Thread(
             target=self._beat_until_stopped, name="cronplane-heartbeat", daemon=True
         )
         beating.start()
         failures = 0
         while not self.stopping.is_set():
-            try:
-                delay = self.tick()
-                failures = 0
-            except DatabaseError as exc:
-                # The database went away: keep trying, it is the only source of truth.
-                failures += 1
-                delay = min(5.0, 0.5 * failures)
-                logger.warning("dispatcher pass failed (%s); retrying in %.1f s", exc, delay)
-            except Exception:
-                # A bug or a misconfiguration must be loud, but must not stop the schedules of
-                # every other endpoint for good.
-                failures += 1
-                delay = min(5.0, 0.5 * failures)
-                logger.exception("dispatcher pass crashed; retrying in %.1f s", delay)
-            close_old_connections()
+            with self.working():
+                try:
+                    delay = self.tick()
+                    failures = 0
+                except DatabaseError as exc:
+                    # The database went away: keep trying, it is the only source of truth.
+                    failures += 1
+                    delay = min(5.0, 0.5 * failures)
+                    logger.warning("dispatcher pass failed (%s); retrying in %.1f s", exc, delay)
+                except Exception:
+                    # A bug or a misconfiguration must be loud, but must not stop the schedules
+                    # of every other endpoint for good.
+                    failures += 1
+                    delay = min(5.0, 0.5 * failures)
+                    logger.exception("dispatcher pass crashed; retrying in %.1f s", delay)
+                close_old_connections()
             self._sleep(delay)
         beating.join(10)  # no beat may come after the heartbeat is removed
-        if not self.keep_heartbeat:
-            self._remove_heartbeat()
-        logger.info("dispatcher %s stopped", self.name)
+        with self.working():
+            if not self.keep_heartbeat:
+                self._remove_heartbeat()
+            connections.close_all()  # this thread's own
+            logger.info("dispatcher %s stopped", self.name)
 
     def _sleep(self, delay: float) -> None:
         """Until `delay` has passed, stop() is called or — while runs wait on open ones — this
@@ -217,12 +227,14 @@ class DispatcherLoop:
         """The heartbeat in a thread of its own: a long pass (an instant of 10,000 endpoints, a
         slow database) must not make a live cluster look dead to the others."""
         while not self.stopping.wait(HEARTBEAT_EVERY.total_seconds()):
-            try:
-                self._beat(self.clock())
-            except DatabaseError as exc:
-                logger.warning("heartbeat not written (%s)", exc)
-            close_old_connections()
-        connections.close_all()  # this thread's own
+            with self.working():
+                try:
+                    self._beat(self.clock())
+                except DatabaseError as exc:
+                    logger.warning("heartbeat not written (%s)", exc)
+                close_old_connections()
+        with self.working():
+            connections.close_all()  # this thread's own
 
     def _beat(self, now: datetime) -> None:
         host, _, pid = self.name.rpartition(":")

@@ -263,8 +263,9 @@ Q_CLUSTER = {
     # `retry` must exceed it or the ORM broker re-delivers live tasks.
     "timeout": 60,
     "retry": 120,
-    # A recycled worker first finishes its calls in flight (runs/engine.py drain): rarely.
-    "recycle": 1_000_000,
+    # A recycled worker first finishes its calls in flight (runs/engine.py drain): rarely. A task
+    # is a batch of runs, so this counts batches (handlers that leak: recycle sooner).
+    "recycle": env.int("WORKER_RECYCLE", default=1_000_000),
     "max_attempts": 1,
     # Our Log rows are the record of every run; django-q2 keeps only failed tasks.
     "save_limit": -1,

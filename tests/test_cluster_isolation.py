@@ -245,3 +245,32 @@ def test_a_long_pass_does_not_stop_the_heartbeat(transactional_db, monkeypatch):
     finally:
         loop.stop()
         thread.join(10)
+
+
+def test_workers_forked_again_and_again_while_the_sentinels_threads_work_run_every_slot(target):
+    """The dispatcher, the pusher and the monitor are threads of the sentinel, which forks a new
+    worker whenever one is recycled: no new worker may inherit a lock one of those threads held
+    (SQLite's mutex: its first query would hang), and every slot still runs. (Without the fork
+    guard, one run in three hung here.) tests/test_redis_broker.py: the same with Redis."""
+    workers_forked_again_and_again_run_every_slot(target)
+
+
+def workers_forked_again_and_again_run_every_slot(target) -> None:
+    for n in range(3):
+        every_second(f"beside-forks-{n}", target.url("/ok"))
+    cluster = start_cluster(WORKERS="2", WORKER_RECYCLE="2")  # a new worker every 2 batches
+    try:
+        assert wait_for(Heartbeat.objects.exists, timeout=30), "the cluster did not start"
+        started = timezone.now()
+        time.sleep(8)
+        output = stop(cluster)
+    finally:
+        kill_group(cluster)
+    assert cluster.returncode == 0, output
+    assert output.count("recycled worker") >= 4, output
+    slots = Log.objects.filter(scheduled_for__gte=started + timedelta(seconds=1))
+    slots = slots.filter(scheduled_for__lte=started + timedelta(seconds=7))
+    assert slots.count() >= 3 * 6, slots.count()
+    assert set(slots.values_list("state", flat=True)) == {"success"}, list(
+        slots.exclude(state="success").values("state", "error_class", "error_message")
+    )

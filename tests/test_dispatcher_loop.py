@@ -1,6 +1,5 @@
 """The dispatcher loop's own decisions (runs/dispatcher_loop.py), at fixed instants."""
 
-import multiprocessing
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -63,7 +62,7 @@ def sleeping(loop: DispatcherLoop, seconds: float) -> threading.Thread:
 
 
 def test_a_loop_whose_runs_wait_is_woken_by_a_recorded_run(monkeypatch):
-    monkeypatch.setattr(wakeup, "_bell", multiprocessing.Event())
+    monkeypatch.setattr(wakeup, "_bell", wakeup.PipeBell())
     loop = DispatcherLoop(clock=lambda: NOW, name="loop-test:2", cluster_id="c-bell")
     loop._waits_on_runs = True
     asleep = sleeping(loop, 30)
@@ -75,7 +74,7 @@ def test_a_loop_whose_runs_wait_is_woken_by_a_recorded_run(monkeypatch):
 
 
 def test_a_loop_waiting_on_no_run_lets_the_bell_pass(monkeypatch):
-    monkeypatch.setattr(wakeup, "_bell", multiprocessing.Event())
+    monkeypatch.setattr(wakeup, "_bell", wakeup.PipeBell())
     loop = DispatcherLoop(clock=lambda: NOW, name="loop-test:3", cluster_id="c-bell")
     asleep = sleeping(loop, 1.0)
 

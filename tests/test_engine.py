@@ -6,7 +6,6 @@ their own, hence transactional tests."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import time
 from datetime import timedelta
 
@@ -114,7 +113,7 @@ def test_drain_finishes_and_records_the_calls_in_flight(make_endpoint, target, f
 
 def test_recording_rings_the_dispatchers_bell(make_endpoint, target, fresh_engine, monkeypatch):
     """The bell qcluster shares between the workers and the dispatcher (runs/wakeup.py)."""
-    monkeypatch.setattr(wakeup, "_bell", multiprocessing.Event())
+    monkeypatch.setattr(wakeup, "_bell", wakeup.PipeBell())
     logs = queued(make_endpoint, {"rings": target.url("/slow/1")})
     tasks.run_batch([log.pk for log in logs])
     assert not wakeup.bell().is_set()  # claimed, not yet recorded

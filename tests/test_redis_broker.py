@@ -56,3 +56,12 @@ def test_two_clusters_share_the_work_and_run_each_slot_once(make_endpoint, targe
     executed = Log.objects.filter(state="success").count()
     assert executed == len(target.received), "a run was executed twice (or lost its record)"
     assert not Log.objects.filter(state="running").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_forked_again_and_again_beside_the_redis_pusher_run_every_slot(target):
+    """The pusher thread waits on Redis outside the fork guard (a fork must not wait for its
+    BLPOP): the workers forked meanwhile still run every slot."""
+    from tests.test_cluster_isolation import workers_forked_again_and_again_run_every_slot
+
+    workers_forked_again_and_again_run_every_slot(target)

@@ -1,12 +1,13 @@
 """`manage.py qcluster`: django-q2's cluster (workers that execute runs) plus our dispatcher.
 
-Processes: this one is django-q2's sentinel (it forks and guards the others); the pusher,
-which feeds the workers from the broker, also runs the dispatcher loop in a thread (and the
-cluster's heartbeat); then the WORKERS worker processes, each with its execution engine
-(runs/engine.py). django-q2's monitor (it acknowledges finished tasks and keeps the failed ones:
-a few a second, since a task is a batch of runs) is a thread of the sentinel, not a process of
-its own. (django-q2's own `qcluster` also forks the sentinel from a parent that only waits for
-it: two processes more, for nothing.)
+Processes: this one is django-q2's sentinel (it forks and guards the others), and the WORKERS
+worker processes it forks, each with its execution engine (runs/engine.py). The rest are
+threads of the sentinel: the dispatcher loop (and the cluster's heartbeat), django-q2's pusher
+(it feeds the workers from the broker) and its monitor (it acknowledges finished tasks and keeps
+the failed ones: a few a second, since a task is a batch of runs). They work inside a fork guard
+(runs/forkguard.py), so the sentinel never forks a worker while one of them is inside a library.
+(django-q2's own `qcluster` also forks the sentinel from a parent that only waits for it, and
+makes the pusher and the monitor processes: three processes more, for next to nothing.)
 
 Stopping (SIGTERM or SIGINT, to this process alone or to every process at once, as honcho,
 systemd and Kubernetes do): the other processes ignore both signals and this one stops them in
@@ -21,8 +22,9 @@ counts, in its own RSS, each page this process had touched when it forked. So th
 out of its heap what the cluster does not use: the system checks (they import every URLconf,
 view, serializer and the OpenAPI schema machinery, ~16 MB) run in a throwaway child, and
 `gc.freeze()` keeps the collector from rewriting the shared objects' headers in every child.
-For the same reason the monitor is a thread: as a process it held 60 MB of RSS to do next to
-nothing. And glibc's malloc is held to two arenas (`fewer_malloc_arenas`).
+For the same reason the monitor and the pusher are threads: as processes they held 60-73 MB of
+RSS each, mostly the pages of this one. And glibc's malloc is held to two arenas
+(`fewer_malloc_arenas`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import uuid
 from django import db
 from django.conf import settings
 from django.core.management.base import CommandError
+from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.cluster import Cluster, Sentinel
 from django_q.management.commands.qcluster import Command as DjangoQClusterCommand
 from django_q.monitor import monitor
@@ -50,6 +53,7 @@ from django_q.pusher import pusher
 
 from runs import cluster, wakeup
 from runs.dispatcher_loop import HEARTBEAT_EVERY, DispatcherLoop
+from runs.forkguard import ForkGuard
 
 RETENTION_TASK = "runs.retention.prune_logs_task"
 # How long a stopping cluster leaves the runs it queued to be claimed (they are handed over at
@@ -112,8 +116,9 @@ class Command(DjangoQClusterCommand):
         os.environ[cluster.ENV] = str(cluster_id)  # the workers' claims carry it
         # Close inherited connections: the cluster forks its processes from this one.
         db.connections.close_all()
-        events = [multiprocessing.Event() for _ in range(4)]
-        stop_event, start_event, dispatch_stop, dispatch_stopped = events
+        stop_event, start_event = multiprocessing.Event(), multiprocessing.Event()
+        # The dispatcher is a thread of this process: its events need not cross processes.
+        dispatch_stop, dispatch_stopped = threading.Event(), threading.Event()
         sentinel = DispatchingSentinel(
             stop_event, start_event, cluster_id, dispatch_stop, dispatch_stopped, dispatching
         )
@@ -130,7 +135,7 @@ class Command(DjangoQClusterCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         os.register_at_fork(after_in_child=_child_signals)
-        wakeup.install()  # the workers' recorders wake the pusher's dispatcher
+        wakeup.install()  # the workers' recorders wake the dispatcher
         gc.collect()
         gc.freeze()  # what exists now is shared with the forked processes: leave it unscanned
         sentinel.start()  # returns once stopped and every process it started has ended
@@ -147,7 +152,8 @@ class Command(DjangoQClusterCommand):
 
 
 class DispatchingSentinel(Sentinel):
-    """django-q2's sentinel, run in the command's own process, whose pusher dispatches too."""
+    """django-q2's sentinel, run in the command's own process, with the dispatcher, the pusher
+    and the monitor as threads of its own."""
 
     def __init__(
         self, stop_event, start_event, cluster_id, dispatch_stop, dispatch_stopped, dispatching
@@ -156,18 +162,47 @@ class DispatchingSentinel(Sentinel):
         self.dispatch_stopped = dispatch_stopped
         self.dispatching = dispatching
         self.heartbeat_name = f"{socket.gethostname()}:{os.getpid()}"
-        self.fork_lock = threading.Lock()
+        self.fork_guard = ForkGuard()
+        self.dispatcher: threading.Thread | None = None
         super().__init__(stop_event, start_event, cluster_id, start=False)
         self._close_results_after_monitor()
 
+    def spawn_cluster(self) -> None:
+        super().spawn_cluster()  # forks the workers, then starts the monitor and the pusher
+        if self.dispatcher is None:
+            self.dispatcher = threading.Thread(
+                target=self._dispatch_until_stopped, name="cronplane-dispatcher", daemon=True
+            )
+            self.dispatcher.start()
+
     def spawn_monitor(self) -> MonitorThread:
-        thread = MonitorThread(self.result_queue, self.fork_lock)
+        thread = MonitorThread(self.result_queue, self.fork_guard)
+        thread.start()
+        return thread
+
+    def spawn_pusher(self) -> PusherThread:
+        thread = PusherThread(self.task_queue, self.event_out, self.broker, self.fork_guard)
         thread.start()
         return thread
 
     def spawn_process(self, target, *args):
-        with self.fork_lock:  # never while the monitor thread is inside a library (MonitorThread)
+        with self.fork_guard.exclusively():  # never while a thread is inside a library
             return super().spawn_process(target, *args)
+
+    def _dispatch_until_stopped(self) -> None:
+        loop = DispatcherLoop(
+            cluster_id=str(self.cluster_id),
+            name=self.heartbeat_name,
+            dispatching=self.dispatching,
+            working=self.fork_guard.inside,
+        )
+        loop.keep_heartbeat = True  # removed by stop(), once the workers are done
+        thread = threading.Thread(target=loop.run, name="cronplane-dispatcher-loop")
+        thread.start()
+        self.dispatch_stop.wait()
+        loop.stop()
+        thread.join()
+        self.dispatch_stopped.set()
 
     def _close_results_after_monitor(self) -> None:
         """Sentinel.stop puts the monitor's STOP on the result queue, then closes it, and closing
@@ -181,20 +216,6 @@ class DispatchingSentinel(Sentinel):
             close()
 
         queue.close = close_after_monitor
-
-    def spawn_pusher(self):
-        return self.spawn_process(
-            push_and_dispatch,
-            self.task_queue,
-            self.event_out,
-            self.broker,
-            self.dispatch_stop,
-            self.dispatch_stopped,
-            os.getpid(),
-            str(self.cluster_id),
-            self.heartbeat_name,
-            self.dispatching,
-        )
 
     def reincarnate(self, process) -> None:
         if self.stop_event.is_set():
@@ -244,24 +265,20 @@ class DispatchingSentinel(Sentinel):
 
 
 class MonitorThread(threading.Thread):
-    """django-q2's monitor loop (`django_q.monitor.monitor`, until its STOP) in the sentinel.
+    """django-q2's monitor loop (`django_q.monitor.monitor`, until its STOP) in the sentinel,
+    inside the fork guard but while it waits for the next result."""
 
-    The sentinel still forks (a worker again after one died), and a child forked while this
-    thread is inside a library holds that library's locks for ever: SQLite's own mutex, taken
-    by a connect, hung the next process's first query. So the thread works only while it
-    holds `fork_lock`, letting go of it only to wait for the next result, and the sentinel forks
-    only while it holds the lock (DispatchingSentinel.spawn_process)."""
-
-    def __init__(self, result_queue, fork_lock: threading.Lock) -> None:
+    def __init__(self, result_queue, fork_guard: ForkGuard) -> None:
         super().__init__(target=self._monitor, name="django-q2-monitor", daemon=True)
-        self.results = _ResultsBetweenForks(result_queue, fork_lock)
+        self.results = _ResultsBetweenForks(result_queue, fork_guard)
+        self.fork_guard = fork_guard
 
     @property
     def pid(self) -> int:  # django_q.status.Stat reports the monitor's pid
         return os.getpid()
 
     def _monitor(self) -> None:
-        with self.results.fork_lock:
+        with self.fork_guard.inside():
             try:
                 monitor(self.results)  # its broker made here, in this thread
             finally:
@@ -272,51 +289,57 @@ class _ResultsBetweenForks:
     """The result queue as the monitor thread reads it: waiting for a result, it lets the
     sentinel fork; with one in hand, it does not."""
 
-    def __init__(self, queue, fork_lock: threading.Lock) -> None:
-        self.queue, self.fork_lock = queue, fork_lock
+    def __init__(self, queue, fork_guard: ForkGuard) -> None:
+        self.queue, self.fork_guard = queue, fork_guard
 
     def get(self):
-        self.fork_lock.release()
-        try:
+        with self.fork_guard.outside():
             return self.queue.get()
+
+
+class PusherThread(threading.Thread):
+    """django-q2's pusher loop (`django_q.pusher.pusher`, until `event_out`) in the sentinel: it
+    takes each task from the broker (`_BrokerBetweenForks`) and puts it on the workers' queue."""
+
+    def __init__(self, task_queue, event_out, broker, fork_guard: ForkGuard) -> None:
+        super().__init__(target=self._push, name="django-q2-pusher", daemon=True)
+        self.task_queue, self.event_out, self.fork_guard = task_queue, event_out, fork_guard
+        self.broker = _BrokerBetweenForks(broker, fork_guard)
+
+    @property
+    def pid(self) -> int:  # django_q.status.Stat reports the pusher's pid
+        return os.getpid()
+
+    def _push(self) -> None:
+        try:
+            pusher(self.task_queue, self.event_out, self.broker)
         finally:
-            self.fork_lock.acquire()
+            with self.fork_guard.inside():
+                db.connections.close_all()
 
 
-def push_and_dispatch(
-    task_queue,
-    event_out,
-    broker,
-    dispatch_stop,
-    dispatch_stopped,
-    sentinel_pid: int,
-    cluster_id: str,
-    heartbeat_name: str,
-    dispatching: bool,
-) -> None:
-    """The pusher process: django-q2's pusher, and the dispatcher loop in a thread beside it.
-    (This process never forks, so a second thread in it is safe.)"""
-    loop = DispatcherLoop(cluster_id=cluster_id, name=heartbeat_name, dispatching=dispatching)
-    loop.keep_heartbeat = True  # the sentinel removes it once its workers are done
-    thread = threading.Thread(target=loop.run, name="cronplane-dispatcher")
-    thread.start()
+class _BrokerBetweenForks:
+    """The sentinel's broker as the pusher thread uses it: each call inside the fork guard, but
+    Redis's BLPOP. That one waits up to 1 s on its socket, and a fork would wait for it (and
+    every other thread with it, the dispatcher too); a fork meanwhile is safe, since no worker
+    uses the sentinel's Redis client (redis-py gives a forked process a pool of its own)."""
 
-    def watch() -> None:
-        # Dispatching stops on the sentinel's word, or when the sentinel is gone (kill -9).
-        while not dispatch_stop.wait(1):
-            if os.getppid() != sentinel_pid:
-                event_out.set()  # and the pusher with it
-                break
-        loop.stop()
-        thread.join()
-        dispatch_stopped.set()
+    def __init__(self, broker, fork_guard: ForkGuard) -> None:
+        self._broker, self._fork_guard = broker, fork_guard
+        self._waits_on_redis = isinstance(broker, RedisBroker)
 
-    threading.Thread(target=watch, name="cronplane-dispatcher-stop", daemon=True).start()
-    try:
-        pusher(task_queue, event_out, broker)
-    finally:
-        loop.stop()
-        thread.join()
+    def dequeue(self):
+        if self._waits_on_redis:
+            return self._broker.dequeue()
+        with self._fork_guard.inside():
+            return self._broker.dequeue()
+
+    def fail(self, task_id) -> None:
+        with self._fork_guard.inside():
+            self._broker.fail(task_id)
+
+    def __getattr__(self, name: str):
+        return getattr(self._broker, name)  # list_key
 
 
 def fewer_malloc_arenas(arenas: int = 2) -> bool:
