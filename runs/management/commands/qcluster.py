@@ -34,6 +34,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import socket
 import sys
@@ -117,17 +118,13 @@ class Command(DjangoQClusterCommand):
         # Close inherited connections: the cluster forks its processes from this one.
         db.connections.close_all()
         stop_event, start_event = multiprocessing.Event(), multiprocessing.Event()
-        # The dispatcher is a thread of this process: its events need not cross processes.
-        dispatch_stop, dispatch_stopped = threading.Event(), threading.Event()
-        sentinel = DispatchingSentinel(
-            stop_event, start_event, cluster_id, dispatch_stop, dispatch_stopped, dispatching
-        )
+        sentinel = DispatchingSentinel(stop_event, start_event, cluster_id, dispatching)
 
         def stop(signum, frame) -> None:
             # Stop dispatching first (queue nothing new), then let the workers finish. From a
             # thread: this one may hold the lock of the Event the guard loop is waiting on.
             def set_both() -> None:
-                dispatch_stop.set()
+                sentinel.stop_dispatching()
                 stop_event.set()
 
             threading.Thread(target=set_both, daemon=True).start()
@@ -155,25 +152,36 @@ class DispatchingSentinel(Sentinel):
     """django-q2's sentinel, run in the command's own process, with the dispatcher, the pusher
     and the monitor as threads of its own."""
 
-    def __init__(
-        self, stop_event, start_event, cluster_id, dispatch_stop, dispatch_stopped, dispatching
-    ) -> None:
-        self.dispatch_stop = dispatch_stop
-        self.dispatch_stopped = dispatch_stopped
+    def __init__(self, stop_event, start_event, cluster_id, dispatching) -> None:
         self.dispatching = dispatching
         self.heartbeat_name = f"{socket.gethostname()}:{os.getpid()}"
         self.fork_guard = ForkGuard()
-        self.dispatcher: threading.Thread | None = None
+        self.dispatcher: DispatcherLoop | None = None
+        self.dispatcher_thread: threading.Thread | None = None
         super().__init__(stop_event, start_event, cluster_id, start=False)
         self._close_results_after_monitor()
 
     def spawn_cluster(self) -> None:
         super().spawn_cluster()  # forks the workers, then starts the monitor and the pusher
         if self.dispatcher is None:
-            self.dispatcher = threading.Thread(
-                target=self._dispatch_until_stopped, name="cronplane-dispatcher", daemon=True
+            self.dispatcher = DispatcherLoop(
+                cluster_id=str(self.cluster_id),
+                name=self.heartbeat_name,
+                dispatching=self.dispatching,
+                working=self.fork_guard.inside,
             )
-            self.dispatcher.start()
+            self.dispatcher.keep_heartbeat = True  # removed by stop(), once the workers are done
+            self.dispatcher_thread = threading.Thread(
+                target=self.dispatcher.run, name="cronplane-dispatcher", daemon=True
+            )
+            self.dispatcher_thread.start()
+
+    def stop_dispatching(self, wait: float = 0) -> None:
+        """Step 1 of the module docstring: the dispatcher finishes its pass and stops."""
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            if wait:
+                self.dispatcher_thread.join(wait)
 
     def spawn_monitor(self) -> MonitorThread:
         thread = MonitorThread(self.result_queue, self.fork_guard)
@@ -188,21 +196,6 @@ class DispatchingSentinel(Sentinel):
     def spawn_process(self, target, *args):
         with self.fork_guard.exclusively():  # never while a thread is inside a library
             return super().spawn_process(target, *args)
-
-    def _dispatch_until_stopped(self) -> None:
-        loop = DispatcherLoop(
-            cluster_id=str(self.cluster_id),
-            name=self.heartbeat_name,
-            dispatching=self.dispatching,
-            working=self.fork_guard.inside,
-        )
-        loop.keep_heartbeat = True  # removed by stop(), once the workers are done
-        thread = threading.Thread(target=loop.run, name="cronplane-dispatcher-loop")
-        thread.start()
-        self.dispatch_stop.wait()
-        loop.stop()
-        thread.join()
-        self.dispatch_stopped.set()
 
     def _close_results_after_monitor(self) -> None:
         """Sentinel.stop puts the monitor's STOP on the result queue, then closes it, and closing
@@ -219,20 +212,22 @@ class DispatchingSentinel(Sentinel):
 
     def reincarnate(self, process) -> None:
         if self.stop_event.is_set():
-            return  # stopping: what has ended stays ended
+            if process in self.pool:  # stopping: what has ended stays ended, and is no worker
+                self.pool.remove(process)
+            return
         super().reincarnate(process)
 
     def stop(self) -> None:
         """Steps 1-4 of the module docstring."""
         me = str(self.cluster_id)
-        self.dispatch_stop.set()
-        self.dispatch_stopped.wait(10)
+        self.stop_dispatching(wait=10)
         beating = threading.Event()
         # No process is forked from here on, so a thread in this process is safe now.
         keeper = threading.Thread(target=self._keep_beating, args=(beating,), daemon=True)
         keeper.start()
         try:
             self._hand_off_queued(me)
+            self._empty_task_queue()
             super().stop()
             cluster.abandon(me, _now())
         except db.DatabaseError as exc:
@@ -245,6 +240,22 @@ class DispatchingSentinel(Sentinel):
             except db.DatabaseError:
                 pass
             db.connections.close_all()
+
+    def _empty_task_queue(self) -> None:
+        """Sentinel.stop puts a STOP on the task queue for each worker in the pool, and waits
+        while the queue is full (QUEUE_LIMIT): with workers that ended meanwhile (recycled) and
+        tasks nobody takes, that was for ever. So the pusher is stopped and the tasks left are
+        taken out first; their runs were released by _hand_off_queued, and dead workers leave
+        the pool."""
+        self.event_out.set()
+        while self.pusher.is_alive():
+            time.sleep(0.1)
+        try:
+            while True:
+                self.task_queue.get(timeout=0.2)
+        except queue.Empty:
+            pass
+        self.pool = [process for process in self.pool if process.is_alive()]
 
     def _hand_off_queued(self, me: str) -> None:
         deadline = time.monotonic() + HANDOFF_SECONDS
