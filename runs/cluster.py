@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -65,38 +66,43 @@ def recover_stuck(now: datetime, *, cluster: str = "") -> tuple[list[Log], list[
     """
     live = live_clusters(now) | ({cluster} if cluster else set())
     lost = Log.objects.filter(_lost(now, live))
-    failed = []
-    for log in lost.filter(state=Log.State.RUNNING).select_related("endpoint"):
+
+    def why(log: Log) -> str:
         if log.cluster and log.cluster not in live:
-            message = (
+            return (
                 f"Its cluster stopped answering (no heartbeat for {CLUSTER_STALE.seconds} s): "
                 "the worker running it was lost."
             )
-        else:
-            message = (
-                f"No result within the {log.endpoint.timeout_seconds:g} s timeout plus grace: "
-                "the worker running it stopped or was killed."
-            )
+        return (
+            f"No result within the {log.endpoint.timeout_seconds:g} s timeout plus grace: "
+            "the worker running it stopped or was killed."
+        )
+
+    failed = fail_stuck(lost.filter(state=Log.State.RUNNING), why, now)
+    requeued = list(lost.filter(state=Log.State.QUEUED).select_related("endpoint"))
+    for log in requeued:
+        log.lease_expires_at, log.cluster = now + QUEUED_LEASE, cluster
+    Log.objects.bulk_update(requeued, ["lease_expires_at", "cluster"])
+    return failed, requeued
+
+
+def fail_stuck(running, why: Callable[[Log], str], now: datetime) -> list[Log]:
+    """Fail these running runs `stuck` (each retried per its policy), unless a verdict came
+    first; the slots they held in their flow keys go to the runs waiting for them."""
+    failed = []
+    for log in running.select_related("endpoint"):
+        message = why(log)
         outcome = Outcome(
             ok=False, error_class=Log.ErrorClass.STUCK, error_message=message, request=log.request
         )
         if record(log, outcome, now=now):
             logger.warning("%s was stuck (%s); marked failed", log.run_id, message)
             failed.append(log)
-    requeued = list(lost.filter(state=Log.State.QUEUED).select_related("endpoint"))
-    for log in requeued:
-        log.lease_expires_at, log.cluster = now + QUEUED_LEASE, cluster
-    Log.objects.bulk_update(requeued, ["lease_expires_at", "cluster"])
-    _release_flow_keys(failed, now)
-    return failed, requeued
-
-
-def _release_flow_keys(failed: list[Log], now: datetime) -> None:
-    """The slots the failed runs held in their flow keys go to the runs waiting for them."""
     if any(log.flow_key for log in failed):
         from runs import flow
 
         flow.release({log.flow_key for log in failed}, now)
+    return failed
 
 
 def forget_dead_neighbours(now: datetime) -> int:
@@ -130,20 +136,18 @@ def abandon(cluster: str, now: datetime) -> list[Log]:
     """A stopped cluster's leftovers: queued runs released, running ones (a worker died while
     the cluster stopped) failed `stuck` and retried per policy, at once."""
     release(cluster, now)
-    failed = []
-    for log in Log.objects.filter(cluster=cluster, state=Log.State.RUNNING).select_related(
-        "endpoint"
-    ):
-        outcome = Outcome(
-            ok=False,
-            error_class=Log.ErrorClass.STUCK,
-            error_message="Its worker ended before the run did (the cluster was stopping).",
-            request=log.request,
-        )
-        if record(log, outcome, now=now):
-            failed.append(log)
-    _release_flow_keys(failed, now)
-    return failed
+    running = Log.objects.filter(cluster=cluster, state=Log.State.RUNNING)
+    return fail_stuck(
+        running, lambda log: "Its worker ended before the run did (the cluster was stopping).", now
+    )
+
+
+def recover_worker(cluster: str, pid: int, now: datetime) -> list[Log]:
+    """The running runs of a live cluster's worker that died (kill -9, the OOM killer): failed
+    `stuck` at once, not after their lease (the cluster's heartbeat stays fresh)."""
+    running = Log.objects.filter(cluster=cluster, worker=pid, state=Log.State.RUNNING)
+    message = f"Its worker process (pid {pid}) died while the run was in flight."
+    return fail_stuck(running, lambda log: message, now)
 
 
 def touch_heartbeat(name: str, now: datetime) -> None:

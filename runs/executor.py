@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -62,12 +63,14 @@ def claim(
     until: datetime | None = None,
 ) -> list[Log]:
     """Mark the still-waiting Logs among `log_ids` that are due by `until` (default: now)
-    running and held by `cluster`; return them. A Log not due by then stays queued.
+    running and held by `cluster` (and within it by this process, `Log.worker`: the sentinel
+    recovers a dead worker's runs at once); return them. A Log not due by then stays queued.
 
     A Log claimed ahead of its due_at starts then (`started_at`): the engine sends it at that
     instant, with the claim already done. `loaded` are these Logs read (without a lock) by the
     caller: then only their ids are locked and checked here."""
     until = until or now
+    worker = os.getpid() if cluster else None
     waiting = Q(state__in=WAITING, due_at__lte=until)
     with transaction.atomic():
         if loaded is None:
@@ -87,7 +90,7 @@ def claim(
             logs = [loaded[pk] for pk in sorted(ids)]
         starts: dict[tuple[datetime, datetime], list[int]] = {}
         for log in logs:
-            log.state, log.cluster = Log.State.RUNNING, cluster
+            log.state, log.cluster, log.worker = Log.State.RUNNING, cluster, worker
             log.started_at = max(now, log.due_at)
             log.lease_expires_at = log.lease_for(log.started_at)
             starts.setdefault((log.started_at, log.lease_expires_at), []).append(log.pk)
@@ -99,6 +102,7 @@ def claim(
                 started_at=started_at,
                 lease_expires_at=lease,
                 cluster=cluster,
+                worker=worker,
             )
     return logs
 

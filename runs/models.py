@@ -133,6 +133,11 @@ class Log(FastFromDb, models.Model):
         blank=True,
         help_text="The qcluster that queued or claimed this run.",
     )
+    worker = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The process id of the cluster's worker that claimed this run.",
+    )
 
     # Flow control (runs/flow.py): the key this run counts against once it passed its limits
     # (queued) or while it waits for them (pending), and since when it has waited.

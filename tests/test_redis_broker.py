@@ -65,3 +65,12 @@ def test_workers_forked_again_and_again_beside_the_redis_pusher_run_every_slot(t
     from tests.test_cluster_isolation import workers_forked_again_and_again_run_every_slot
 
     workers_forked_again_and_again_run_every_slot(target)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_killed_while_idle_beside_the_redis_pusher_are_replaced_and_run_every_slot(target):
+    """The pusher goes on taking tasks from Redis while a worker is killed: none is put where
+    no worker reads."""
+    from tests.test_worker_death import killed_workers_are_replaced_and_every_slot_still_runs
+
+    killed_workers_are_replaced_and_every_slot_still_runs(target)

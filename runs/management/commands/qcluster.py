@@ -3,7 +3,8 @@
 Processes: this one is django-q2's sentinel (it forks and guards the others), and the WORKERS
 worker processes it forks, each with its execution engine (runs/engine.py). The rest are
 threads of the sentinel: the dispatcher loop (and the cluster's heartbeat), django-q2's pusher
-(it feeds the workers from the broker) and its monitor (it acknowledges finished tasks and keeps
+(it feeds the workers from the broker, each through an inbox of its own: runs/inbox.py) and its
+monitor (it acknowledges finished tasks and keeps
 the failed ones: a few a second, since a task is a batch of runs). They work inside a fork guard
 (runs/forkguard.py), so the sentinel never forks a worker while one of them is inside a library.
 (django-q2's own `qcluster` also forks the sentinel from a parent that only waits for it, and
@@ -34,7 +35,6 @@ import gc
 import logging
 import multiprocessing
 import os
-import queue
 import signal
 import socket
 import sys
@@ -48,13 +48,16 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.cluster import Cluster, Sentinel
+from django_q.conf import Conf
 from django_q.management.commands.qcluster import Command as DjangoQClusterCommand
 from django_q.monitor import monitor
 from django_q.pusher import pusher
+from django_q.worker import worker
 
 from runs import cluster, wakeup
 from runs.dispatcher_loop import HEARTBEAT_EVERY, DispatcherLoop
 from runs.forkguard import ForkGuard
+from runs.inbox import Inboxes
 
 RETENTION_TASK = "runs.retention.prune_logs_task"
 # How long a stopping cluster leaves the runs it queued to be claimed (they are handed over at
@@ -159,6 +162,8 @@ class DispatchingSentinel(Sentinel):
         self.dispatcher: DispatcherLoop | None = None
         self.dispatcher_thread: threading.Thread | None = None
         super().__init__(stop_event, start_event, cluster_id, start=False)
+        self.task_queue = Inboxes(Conf.QUEUE_LIMIT, Conf.WORKERS)  # runs/inbox.py: why
+        self._handed_down: list = []  # a dead worker's tasks, for the one forked in its place
         self._close_results_after_monitor()
 
     def spawn_cluster(self) -> None:
@@ -193,6 +198,14 @@ class DispatchingSentinel(Sentinel):
         thread.start()
         return thread
 
+    def spawn_worker(self) -> None:
+        inbox = self.task_queue.new()
+        process = self.spawn_process(
+            worker, inbox, self.result_queue, multiprocessing.Value("f", -1), self.timeout
+        )
+        self.task_queue.add(process, inbox, self._handed_down)
+        self._handed_down = []
+
     def spawn_process(self, target, *args):
         with self.fork_guard.exclusively():  # never while a thread is inside a library
             return super().spawn_process(target, *args)
@@ -211,11 +224,26 @@ class DispatchingSentinel(Sentinel):
         queue.close = close_after_monitor
 
     def reincarnate(self, process) -> None:
+        if process in self.pool:
+            # django-q2's worker timer: -1 idle, -2 recycled, 0 gave up at its timeout.
+            timer = process.timer.value
+            self._handed_down = self.task_queue.remove(process, last_finished=timer <= 0)
+            if timer != -2:  # a recycled worker finished its calls in flight first
+                self._recover_runs_of(process)
         if self.stop_event.is_set():
             if process in self.pool:  # stopping: what has ended stays ended, and is no worker
                 self.pool.remove(process)
             return
         super().reincarnate(process)
+
+    def _recover_runs_of(self, process) -> None:
+        try:
+            failed = cluster.recover_worker(str(self.cluster_id), process.pid, _now())
+        except db.DatabaseError as exc:  # then their lease brings them back
+            logger.warning("the runs of dead worker %s: no database (%s)", process.pid, exc)
+            return
+        if failed:
+            logger.warning("failed %d runs of dead worker %s stuck", len(failed), process.pid)
 
     def stop(self) -> None:
         """Steps 1-4 of the module docstring."""
@@ -227,7 +255,7 @@ class DispatchingSentinel(Sentinel):
         keeper.start()
         try:
             self._hand_off_queued(me)
-            self._empty_task_queue()
+            self._stop_pushing()
             super().stop()
             cluster.abandon(me, _now())
         except db.DatabaseError as exc:
@@ -241,21 +269,17 @@ class DispatchingSentinel(Sentinel):
                 pass
             db.connections.close_all()
 
-    def _empty_task_queue(self) -> None:
-        """Sentinel.stop puts a STOP on the task queue for each worker in the pool, and waits
-        while the queue is full (QUEUE_LIMIT): with workers that ended meanwhile (recycled) and
-        tasks nobody takes, that was for ever. So the pusher is stopped and the tasks left are
-        taken out first; their runs were released by _hand_off_queued, and dead workers leave
-        the pool."""
+    def _stop_pushing(self) -> None:
+        """Sentinel.stop, less its wait for the pusher, which here is a thread of this process:
+        the guard loop has ended, so a worker that dies from now on is only dropped from the
+        pool (reincarnate) and its inbox closed, and the STOPs go to the live ones. The tasks
+        left in their inboxes are taken before the STOP (their runs were released by
+        _hand_off_queued: whichever cluster claims them first runs them)."""
         self.event_out.set()
         while self.pusher.is_alive():
             time.sleep(0.1)
-        try:
-            while True:
-                self.task_queue.get(timeout=0.2)
-        except queue.Empty:
-            pass
-        self.pool = [process for process in self.pool if process.is_alive()]
+        for process in [process for process in self.pool if not process.is_alive()]:
+            self.reincarnate(process)
 
     def _hand_off_queued(self, me: str) -> None:
         deadline = time.monotonic() + HANDOFF_SECONDS

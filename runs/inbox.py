@@ -1,0 +1,158 @@
+"""The workers' task queues: one inbox a worker process, which it alone reads.
+
+django-q2's workers share one multiprocessing.Queue, and a reader holds that queue's lock while
+it waits for the next task. A worker killed -9 while idle (the OOM killer) left the lock held
+for ever: the workers forked after it waited on it, and the cluster ran nothing more, its
+heartbeat fresh, until restarted. An inbox is a pipe with a single reader, so it needs no lock:
+a dead worker's inbox dies with it, and its tasks (those it had not taken, and the one it was
+performing) go to the inbox of the worker forked in its place.
+
+The sentinel's pusher (`Inboxes.put`) gives each task to the live worker with the fewest
+waiting, at most `per_worker` each (django-q2's QUEUE_LIMIT, shared out), and waits for room.
+Every count is written by one process only, so none needs a lock either.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import queue
+import threading
+from collections import deque
+from typing import Any
+
+from runs.wakeup import PipeBell
+
+STOP = "STOP"  # django-q2's poison pill: one for each worker
+# The longest the pusher waits for room before it looks again (a room bell can be missed only
+# by a worker killed between taking a task and ringing).
+ROOM_POLL = 0.5
+
+
+class Inbox:
+    """One worker's tasks: sent by the sentinel, taken by the worker."""
+
+    def __init__(self, room: PipeBell) -> None:
+        self._reader, self._writer = multiprocessing.Pipe(duplex=False)
+        self._room = room
+        # Written by the worker: how many tasks it took, and how many of those it finished
+        # (it takes the next one only when done with the last).
+        self._taken = multiprocessing.RawValue("Q", 0)
+        self._finished = multiprocessing.RawValue("Q", 0)
+        # Written by the sentinel: how many it sent, and the last ones not known finished.
+        self.sent = 0
+        self._unfinished: deque[Any] = deque()
+        self.stopped = False
+
+    # --- in the worker ---
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The next task (django-q2's worker loop calls this once it finished the last)."""
+        self._finished.value = self._taken.value
+        if timeout is not None and not self._reader.poll(timeout):
+            raise queue.Empty
+        task = self._reader.recv()
+        self._taken.value += 1
+        self._room.set()
+        return task
+
+    # --- in the sentinel ---
+
+    @property
+    def waiting(self) -> int:
+        return self.sent - self._taken.value
+
+    def send(self, task: Any) -> None:
+        self._writer.send(task)
+        self.sent += 1
+        self._unfinished.append(task)
+        while len(self._unfinished) > self.sent - self._finished.value:
+            self._unfinished.popleft()
+        self.stopped = self.stopped or task == STOP
+
+    def leftovers(self, *, last_finished: bool) -> list[Any]:
+        """What its dead worker left: the tasks it had not taken, and the one it had taken
+        unless `last_finished` (it was idle, recycled, or gave up on it at its timeout)."""
+        count = self.waiting if last_finished else self.sent - self._finished.value
+        tasks = list(self._unfinished)[-count:] if count > 0 else []
+        return [task for task in tasks if task != STOP]
+
+    def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
+class Inboxes:
+    """The task queue as django-q2's sentinel and pusher see it (put, qsize, empty), made of
+    one Inbox a worker."""
+
+    def __init__(self, limit: int | None, workers: int) -> None:
+        self.per_worker = max(1, math.ceil(limit / workers)) if limit else 8
+        self._room = PipeBell()
+        self._lock = threading.Lock()
+        self._by_worker: dict[Any, Inbox] = {}
+
+    def new(self) -> Inbox:
+        """An inbox for the next worker to fork (`add` it once forked)."""
+        return Inbox(self._room)
+
+    def add(self, worker, inbox: Inbox, tasks: list[Any] = ()) -> None:
+        with self._lock:
+            for task in tasks:
+                inbox.send(task)
+            self._by_worker[worker] = inbox
+
+    def remove(self, worker, *, last_finished: bool) -> list[Any]:
+        """The ended worker's inbox closed; returns its leftovers (Inbox.leftovers)."""
+        with self._lock:
+            inbox = self._by_worker.pop(worker, None)
+        if inbox is None:
+            return []
+        leftovers = inbox.leftovers(last_finished=last_finished)
+        inbox.close()
+        return leftovers
+
+    def put(self, task: Any, block: bool = True, timeout: float | None = None) -> None:
+        """To the live worker with the fewest tasks waiting, once one has room; a STOP to the
+        next worker without one (whether or not it has room)."""
+        while True:
+            self._room.clear()
+            with self._lock:
+                inbox = self._stop_for() if task == STOP else self._roomiest()
+                if inbox is not None or task == STOP:
+                    if inbox is not None:
+                        inbox.send(task)
+                    return
+            self._room.wait(ROOM_POLL)
+
+    def _roomiest(self) -> Inbox | None:
+        live = [
+            inbox
+            for worker, inbox in self._by_worker.items()
+            if worker.is_alive() and not inbox.stopped
+        ]
+        inbox = min(live, key=lambda inbox: inbox.waiting, default=None)
+        return inbox if inbox is not None and inbox.waiting < self.per_worker else None
+
+    def _stop_for(self) -> Inbox | None:
+        return next(
+            (
+                inbox
+                for worker, inbox in self._by_worker.items()
+                if worker.is_alive() and not inbox.stopped
+            ),
+            None,
+        )
+
+    def qsize(self) -> int:
+        with self._lock:
+            return sum(inbox.waiting for inbox in self._by_worker.values())
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def close(self) -> None:
+        """Sentinel.stop's queue.close(): every send is written before put returns."""
+
+    def join_thread(self) -> None:
+        """Sentinel.stop's queue.join_thread(): nothing is left to flush."""
