@@ -91,6 +91,7 @@ class Inboxes:
         self._room = PipeBell()
         self._lock = threading.Lock()
         self._by_worker: dict[Any, Inbox] = {}
+        self._turn = 0
 
     def new(self) -> Inbox:
         """An inbox for the next worker to fork (`add` it once forked)."""
@@ -126,13 +127,20 @@ class Inboxes:
             self._room.wait(ROOM_POLL)
 
     def _roomiest(self) -> Inbox | None:
+        """The live inbox with the fewest tasks waiting; of those, the next in turn after the
+        last one given a task (an instant's batches, one a worker, go one to each: the worker
+        that took the first at once would have room for all of them)."""
         live = [
             inbox
             for worker, inbox in self._by_worker.items()
             if worker.is_alive() and not inbox.stopped
         ]
-        inbox = min(live, key=lambda inbox: inbox.waiting, default=None)
-        return inbox if inbox is not None and inbox.waiting < self.per_worker else None
+        if not live:
+            return None
+        self._turn = (self._turn + 1) % len(live)
+        in_turn = live[self._turn :] + live[: self._turn]
+        inbox = min(in_turn, key=lambda inbox: inbox.waiting)
+        return inbox if inbox.waiting < self.per_worker else None
 
     def _stop_for(self) -> Inbox | None:
         return next(

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 
 import pytest
 
@@ -115,3 +116,18 @@ def test_the_pusher_waits_for_room_and_a_stop_goes_to_each_worker_once(pipe):
     for process in workers:
         process.join(10)
         assert process.exitcode == 0
+
+
+def test_tasks_go_to_each_worker_in_turn_when_both_have_room(pipe):
+    results, done = pipe
+    inboxes = Inboxes(limit=4, workers=2)
+    workers = [start_worker(inboxes, done) for _ in range(2)]
+    for n in range(8):
+        inboxes.put(f"task-{n}")
+        assert wait_for(lambda: inboxes.qsize() == 0, timeout=5)  # taken at once: room in both
+    by_worker = Counter(pid for pid, _ in received(results, 8))
+    assert sorted(by_worker.values()) == [4, 4], by_worker
+    for _ in workers:
+        inboxes.put(STOP)
+    for process in workers:
+        process.join(5)
