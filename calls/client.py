@@ -80,6 +80,10 @@ class Client:
         finally:
             self._slots.release()
 
+    def waiting(self) -> int:
+        """Calls waiting for one of the `max_in_flight` slots (read from any thread)."""
+        return self._slots.waiting
+
     async def close(self) -> None:
         if self._preconnector is not None:
             await self._preconnector.close()
@@ -140,6 +144,10 @@ class Slots:
     def __init__(self, size: int) -> None:
         self._free = size
         self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
 
     async def acquire(self) -> None:
         if self._free > 0 and not self._waiters:

@@ -201,3 +201,32 @@ def test_runs_held_for_their_slot_wait_as_prepared_requests_not_as_tasks(
     assert tasks_on_the_loop() == before
     assert wait_for(lambda: set(state_of(logs).values()) == {"success"}, timeout=5)
     assert min(request.at for request in target.received) >= slot.timestamp()
+
+
+def test_the_recorder_waits_for_calls_queued_under_the_cap_but_not_for_ever(
+    make_endpoint, target, monkeypatch
+):
+    """While calls wait for a slot (an instant's thousands), the recorder leaves the process to
+    the sends; but calls queued behind slow targets for longer than RECORD_DEFER do not hold
+    a finished neighbour's record until they are sent."""
+    monkeypatch.setattr(engine, "RECORD_DEFER", 0.5)
+    capped = engine.Engine(max_in_flight=2)
+    capped.start()
+    try:
+        from runs import executor
+
+        slow = queued(make_endpoint, {f"slow-{i}": target.url(f"/slow/4?i={i}") for i in range(4)})
+        capped.submit(executor.claim([log.pk for log in slow], timezone.now(), cluster="c"))
+        dry = queued(make_endpoint, {"dry": target.url("/ok")})
+        Log.objects.filter(pk=dry[0].pk).update(dry_run=True)
+        capped.submit(executor.claim([dry[0].pk], timezone.now(), cluster="c"))
+        assert wait_for(lambda: capped._client.waiting() == 2, timeout=2)
+
+        recorded = wait_for(lambda: state_of(dry) == {"dry": "success"}, timeout=3)
+        still_waiting = capped._client.waiting()
+        assert capped.wait_idle(15)
+    finally:
+        capped.drain(timeout=5)
+    assert recorded, "the finished run waited for the queued calls"
+    assert still_waiting == 2, "the slow calls ended first: the test showed nothing"
+    assert set(state_of(slow).values()) == {"success"}
