@@ -9,6 +9,8 @@ performing) go to the inbox of the worker forked in its place.
 
 The sentinel's pusher (`Inboxes.put`) gives each task to the live worker with the fewest
 waiting, at most `per_worker` each (django-q2's QUEUE_LIMIT, shared out), and waits for room.
+A worker is given no more tasks than it takes before it is recycled (django-q2's RECYCLE): a
+task put behind those would wait for the worker forked in its place.
 Every count is written by one process only, so none needs a lock either.
 """
 
@@ -86,12 +88,14 @@ class Inboxes:
     """The task queue as django-q2's sentinel and pusher see it (put, qsize, empty), made of
     one Inbox a worker."""
 
-    def __init__(self, limit: int | None, workers: int) -> None:
+    def __init__(self, limit: int | None, workers: int, recycle: int | None = None) -> None:
         self.per_worker = max(1, math.ceil(limit / workers)) if limit else 8
+        self.recycle = recycle
         self._room = PipeBell()
         self._lock = threading.Lock()
         self._by_worker: dict[Any, Inbox] = {}
         self._turn = 0
+        self._stopping = False
 
     def new(self) -> Inbox:
         """An inbox for the next worker to fork (`add` it once forked)."""
@@ -115,8 +119,11 @@ class Inboxes:
 
     def put(self, task: Any, block: bool = True, timeout: float | None = None) -> None:
         """To the live worker with the fewest tasks waiting, once one has room; a STOP to the
-        next worker without one (whether or not it has room)."""
+        next worker without one (whether or not it has room). Once `stop_waiting`, a task with
+        no room is dropped."""
         while True:
+            if self._stopping and task != STOP:
+                return
             self._room.clear()
             with self._lock:
                 inbox = self._stop_for() if task == STOP else self._roomiest()
@@ -133,7 +140,7 @@ class Inboxes:
         live = [
             inbox
             for worker, inbox in self._by_worker.items()
-            if worker.is_alive() and not inbox.stopped
+            if worker.is_alive() and not inbox.stopped and not self._recycling(inbox)
         ]
         if not live:
             return None
@@ -141,6 +148,9 @@ class Inboxes:
         in_turn = live[self._turn :] + live[: self._turn]
         inbox = min(in_turn, key=lambda inbox: inbox.waiting)
         return inbox if inbox.waiting < self.per_worker else None
+
+    def _recycling(self, inbox: Inbox) -> bool:
+        return self.recycle is not None and inbox.sent >= self.recycle
 
     def _stop_for(self) -> Inbox | None:
         return next(
@@ -151,6 +161,12 @@ class Inboxes:
             ),
             None,
         )
+
+    def stop_waiting(self) -> None:
+        """The cluster is stopping: a put waiting for room gives up (the runs of its task were
+        released for another cluster, `runs.cluster.release`, and no worker is forked now)."""
+        self._stopping = True
+        self._room.set()
 
     def qsize(self) -> int:
         with self._lock:

@@ -131,3 +131,42 @@ def test_tasks_go_to_each_worker_in_turn_when_both_have_room(pipe):
         inboxes.put(STOP)
     for process in workers:
         process.join(5)
+
+
+def test_a_worker_about_to_be_recycled_is_given_no_task_it_would_not_take(pipe):
+    results, done = pipe
+    inboxes = Inboxes(limit=8, workers=2, recycle=2)
+    first = start_worker(inboxes, done, hold=0.5)
+    second = start_worker(inboxes, done, hold=0.5)
+    for n in range(4):
+        inboxes.put(f"task-{n}")
+    sent = {process.pid: inboxes._by_worker[process].sent for process in (first, second)}
+    assert sent == {first.pid: 2, second.pid: 2}
+    taker = threading.Thread(target=inboxes.put, args=("task-4",), daemon=True)
+    taker.start()
+    taker.join(1.5)
+    assert taker.is_alive(), "a fifth task went to a worker that takes only two"
+    third = start_worker(inboxes, done)  # as the sentinel forks one in a recycled one's place
+    taker.join(5)
+    assert not taker.is_alive()
+    got = received(results, 5)
+    assert [pid for pid, task in got if task == "task-4"] == [third.pid]
+    for process in (first, second, third):
+        inboxes.put(STOP)
+        process.kill()
+
+
+def test_a_put_waiting_for_room_gives_up_once_the_cluster_stops(pipe):
+    results, done = pipe
+    inboxes = Inboxes(limit=1, workers=1, recycle=1)
+    process = start_worker(inboxes, done)
+    inboxes.put("the-last-it-takes")
+    pusher = threading.Thread(target=inboxes.put, args=("no-room",), daemon=True)
+    pusher.start()
+    pusher.join(0.5)
+    assert pusher.is_alive()
+    inboxes.stop_waiting()
+    pusher.join(2)
+    assert not pusher.is_alive(), "the pusher still waits: the sentinel would wait for it"
+    assert [task for _, task in received(results, 2, timeout=1)] == ["the-last-it-takes"]
+    process.kill()

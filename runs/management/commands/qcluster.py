@@ -162,7 +162,7 @@ class DispatchingSentinel(Sentinel):
         self.dispatcher: DispatcherLoop | None = None
         self.dispatcher_thread: threading.Thread | None = None
         super().__init__(stop_event, start_event, cluster_id, start=False)
-        self.task_queue = Inboxes(Conf.QUEUE_LIMIT, Conf.WORKERS)  # runs/inbox.py: why
+        self.task_queue = Inboxes(Conf.QUEUE_LIMIT, Conf.WORKERS, Conf.RECYCLE)  # runs/inbox.py
         self._handed_down: list = []  # a dead worker's tasks, for the one forked in its place
         self._close_results_after_monitor()
 
@@ -274,8 +274,10 @@ class DispatchingSentinel(Sentinel):
         the guard loop has ended, so a worker that dies from now on is only dropped from the
         pool (reincarnate) and its inbox closed, and the STOPs go to the live ones. The tasks
         left in their inboxes are taken before the STOP (their runs were released by
-        _hand_off_queued: whichever cluster claims them first runs them)."""
+        _hand_off_queued: whichever cluster claims them first runs them; so are those of a task
+        the pusher holds, waiting for room, which it drops)."""
         self.event_out.set()
+        self.task_queue.stop_waiting()
         while self.pusher.is_alive():
             time.sleep(0.1)
         for process in [process for process in self.pool if not process.is_alive()]:
