@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import queue
 import threading
 from collections import deque
 from typing import Any
@@ -48,11 +47,9 @@ class Inbox:
 
     # --- in the worker ---
 
-    def get(self, timeout: float | None = None) -> Any:
+    def get(self) -> Any:
         """The next task (django-q2's worker loop calls this once it finished the last)."""
         self._finished.value = self._taken.value
-        if timeout is not None and not self._reader.poll(timeout):
-            raise queue.Empty
         task = self._reader.recv()
         self._taken.value += 1
         self._room.set()
@@ -117,31 +114,38 @@ class Inboxes:
         inbox.close()
         return leftovers
 
-    def put(self, task: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, task: Any) -> None:
         """To the live worker with the fewest tasks waiting, once one has room; a STOP to the
         next worker without one (whether or not it has room). Once `stop_waiting`, a task with
         no room is dropped."""
-        while True:
-            if self._stopping and task != STOP:
-                return
+        if task == STOP:
+            with self._lock:
+                inbox = next(iter(self._live()), None)
+                if inbox is not None:
+                    inbox.send(task)
+            return
+        while not self._stopping:
             self._room.clear()
             with self._lock:
-                inbox = self._stop_for() if task == STOP else self._roomiest()
-                if inbox is not None or task == STOP:
-                    if inbox is not None:
-                        inbox.send(task)
+                inbox = self._roomiest()
+                if inbox is not None:
+                    inbox.send(task)
                     return
             self._room.wait(ROOM_POLL)
+
+    def _live(self) -> list[Inbox]:
+        """The inboxes of the workers alive and not yet sent their STOP."""
+        return [
+            inbox
+            for worker, inbox in self._by_worker.items()
+            if worker.is_alive() and not inbox.stopped
+        ]
 
     def _roomiest(self) -> Inbox | None:
         """The live inbox with the fewest tasks waiting; of those, the next in turn after the
         last one given a task (an instant's batches, one a worker, go one to each: the worker
         that took the first at once would have room for all of them)."""
-        live = [
-            inbox
-            for worker, inbox in self._by_worker.items()
-            if worker.is_alive() and not inbox.stopped and not self._recycling(inbox)
-        ]
+        live = [inbox for inbox in self._live() if not self._recycling(inbox)]
         if not live:
             return None
         self._turn = (self._turn + 1) % len(live)
@@ -151,16 +155,6 @@ class Inboxes:
 
     def _recycling(self, inbox: Inbox) -> bool:
         return self.recycle is not None and inbox.sent >= self.recycle
-
-    def _stop_for(self) -> Inbox | None:
-        return next(
-            (
-                inbox
-                for worker, inbox in self._by_worker.items()
-                if worker.is_alive() and not inbox.stopped
-            ),
-            None,
-        )
 
     def stop_waiting(self) -> None:
         """The cluster is stopping: a put waiting for room gives up (the runs of its task were
