@@ -105,3 +105,34 @@ def test_the_runs_a_killed_worker_held_are_failed_stuck_at_once_and_retried(targ
     assert f"pid {worker}" in log.error_message
     assert retried, "the retry did not start"
     assert cluster.returncode == 0, output
+
+
+def test_a_worker_killed_inside_its_timer_lock_is_replaced_and_the_cluster_goes_on(
+    target, tmp_path
+):
+    """django-q2's worker holds its timer lock while it hands in a result; killed there (a few
+    milliseconds after each task), it left the sentinel's guard loop blocked on that lock for
+    good: no worker replaced, no run recovered (runs/worker_timer.py)."""
+    from django_q.tasks import async_task
+
+    every_second("beside-a-lock-held-by-the-dead", target.url("/ok"))
+    marker = tmp_path / "inside"
+    cluster = start_cluster(WORKERS="1")
+    try:
+        assert wait_for(Heartbeat.objects.exists, timeout=30), "the cluster did not start"
+        (worker,) = workers_of(cluster)
+        async_task("tests.worker_tasks.hold_the_timer_lock", str(marker), 60)
+        assert wait_for(marker.exists, timeout=15), "the worker did not run the task"
+        os.kill(worker, signal.SIGKILL)
+        replaced = wait_for(lambda: workers_of(cluster) - {worker}, timeout=10)
+        after = (timezone.now() + timedelta(seconds=1)).replace(microsecond=0)
+        time.sleep(4)
+        output = stop(cluster)
+    finally:
+        kill_group(cluster)
+    assert replaced, "the dead worker was not replaced"
+    assert cluster.returncode == 0, output
+    slots = Log.objects.filter(
+        scheduled_for__gte=after, scheduled_for__lte=after + timedelta(seconds=2)
+    )
+    assert list(slots.values_list("state", flat=True)) == ["success"] * 3, output

@@ -56,6 +56,7 @@ from runs.dispatcher_loop import HEARTBEAT_EVERY, DispatcherLoop
 from runs.forkguard import ForkGuard
 from runs.inbox import Inboxes
 from runs.sentinel_threads import MonitorThread, PusherThread
+from runs.worker_timer import WorkerTimer
 
 RETENTION_TASK = "runs.retention.prune_logs_task"
 # How long a stopping cluster leaves the runs it queued to be claimed (they are handed over at
@@ -197,10 +198,9 @@ class DispatchingSentinel(Sentinel):
         return thread
 
     def spawn_worker(self) -> None:
-        inbox = self.task_queue.new()
-        process = self.spawn_process(
-            worker, inbox, self.result_queue, multiprocessing.Value("f", -1), self.timeout
-        )
+        inbox, timer = self.task_queue.new(), WorkerTimer()
+        process = self.spawn_process(worker, inbox, self.result_queue, timer, self.timeout)
+        timer.worker = process
         self.task_queue.add(process, inbox, self._handed_down)
         self._handed_down = []
 
