@@ -55,6 +55,7 @@ from runs import cluster, wakeup
 from runs.dispatcher_loop import HEARTBEAT_EVERY, DispatcherLoop
 from runs.forkguard import ForkGuard
 from runs.inbox import Inboxes
+from runs.results import Results
 from runs.sentinel_threads import MonitorThread, PusherThread
 from runs.worker_timer import WorkerTimer
 
@@ -64,8 +65,6 @@ RETENTION_TASK = "runs.retention.prune_logs_task"
 HANDOFF_SECONDS = 3.0
 # glibc's mallopt() parameter for the most arenas malloc keeps (malloc.h).
 M_ARENA_MAX = -8
-# How long a stopping sentinel waits for the monitor to read the last results (it has only them).
-MONITOR_STOP_SECONDS = 10.0
 
 logger = logging.getLogger("runs.dispatcher")
 
@@ -162,8 +161,8 @@ class DispatchingSentinel(Sentinel):
         self.dispatcher_thread: threading.Thread | None = None
         super().__init__(stop_event, start_event, cluster_id, start=False)
         self.task_queue = Inboxes(Conf.QUEUE_LIMIT, Conf.WORKERS, Conf.RECYCLE)  # runs/inbox.py
+        self.result_queue = Results()  # runs/results.py
         self._handed_down: list = []  # a dead worker's tasks, for the one forked in its place
-        self._close_results_after_monitor()
 
     def spawn_cluster(self) -> None:
         super().spawn_cluster()  # forks the workers, then starts the monitor and the pusher
@@ -198,28 +197,16 @@ class DispatchingSentinel(Sentinel):
         return thread
 
     def spawn_worker(self) -> None:
-        inbox, timer = self.task_queue.new(), WorkerTimer()
-        process = self.spawn_process(worker, inbox, self.result_queue, timer, self.timeout)
+        inbox, results, timer = self.task_queue.new(), self.result_queue.new(), WorkerTimer()
+        process = self.spawn_process(worker, inbox, results, timer, self.timeout)
         timer.worker = process
+        self.result_queue.add(results)
         self.task_queue.add(process, inbox, self._handed_down)
         self._handed_down = []
 
     def spawn_process(self, target, *args):
         with self.fork_guard.exclusively():  # never while a thread is inside a library
             return super().spawn_process(target, *args)
-
-    def _close_results_after_monitor(self) -> None:
-        """Sentinel.stop puts the monitor's STOP on the result queue, then closes it, and closing
-        a queue closes its reading end in this process, where the monitor now reads: so the
-        queue is closed only once the monitor has read up to its STOP."""
-        queue, close = self.result_queue, self.result_queue.close
-
-        def close_after_monitor() -> None:
-            if isinstance(self.monitor, MonitorThread) and self.monitor.ident is not None:
-                self.monitor.join(MONITOR_STOP_SECONDS)
-            close()
-
-        queue.close = close_after_monitor
 
     def reincarnate(self, process) -> None:
         if process in self.pool:
