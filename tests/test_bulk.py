@@ -42,3 +42,18 @@ def test_bulk_logs_read_back_as_saved_ones(make_endpoint):
     assert second.reason == "tab\there"
     assert second.request == {"method": "POST", "body": '{"a": 1}\n'}
     assert first.request == {} and first.response_headers == {}
+
+
+def test_bulk_ids_follow_the_saved_ones_and_are_never_given_twice(make_endpoint):
+    endpoint = make_endpoint(name="bulk-ids")
+    saved = Log.objects.create(endpoint=endpoint, idempotency_key="saved")
+    first = [new_log(endpoint=endpoint, idempotency_key=f"first-{n}") for n in range(3)]
+    insert_logs(first)
+    Log.objects.filter(pk=first[-1].pk).delete()  # the highest id gone
+    again = [new_log(endpoint=endpoint, idempotency_key="again")]
+    insert_logs(again)
+    after = Log.objects.create(endpoint=endpoint, idempotency_key="after")
+
+    ids = [saved.pk, *(log.pk for log in first), again[0].pk, after.pk]
+    assert ids == sorted(set(ids)), ids
+    assert Log.objects.get(pk=again[0].pk).idempotency_key == "again"
