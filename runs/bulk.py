@@ -139,15 +139,17 @@ def _insert_many_logs(logs: list[Log], connection) -> None:
     thread's time on SQLite, profiled.) Like AUTOINCREMENT, an id is never given twice."""
     table, columns = _table_and_columns(connection)
     plan = _copy_plan(connection.alias)
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+    pk = connection.ops.quote_name(Log._meta.pk.column)
+    # No savepoint: inside the dispatcher's transaction it would cost two statements a pass.
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         cursor.execute(
             f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0),"
-            f" coalesce((SELECT max({_pk_column(connection)}) FROM {table}), 0))",
+            f" coalesce((SELECT max({pk}) FROM {table}), 0))",
             [Log._meta.db_table],
         )
         (last,) = cursor.fetchone()
-        for pk, log in enumerate(logs, start=last + 1):
-            log.pk = pk
+        for number, log in enumerate(logs, start=last + 1):
+            log.pk = number
         placeholders = ", ".join(["%s"] * len(plan))
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
@@ -159,7 +161,3 @@ def _table_and_columns(connection) -> tuple[str, str]:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in Log._meta.concrete_fields)
     return quote(Log._meta.db_table), columns
-
-
-def _pk_column(connection) -> str:
-    return connection.ops.quote_name(Log._meta.pk.column)

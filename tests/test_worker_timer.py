@@ -31,22 +31,25 @@ def _forked(timer: WorkerTimer, then: str):
     return process
 
 
+def _entered(timer: WorkerTimer) -> float:
+    """How long the sentinel's side waited to enter the lock."""
+    started = time.monotonic()
+    with timer.get_lock():
+        return time.monotonic() - started
+
+
 def test_a_worker_killed_inside_its_timer_lock_leaves_the_sentinel_free_to_look_at_it():
     timer = WorkerTimer()
     process = _forked(timer, then="die")
-    started = time.monotonic()
-    with timer.get_lock():
-        waited = time.monotonic() - started
-        assert (process.is_alive(), timer.value) == (False, 7)
+    waited = _entered(timer)
+    assert (process.is_alive(), timer.value) == (False, 7)
     assert waited < 2, waited
 
 
 def test_a_live_worker_inside_its_timer_lock_is_waited_for():
     timer = WorkerTimer()
     process = _forked(timer, then="hold")
-    started = time.monotonic()
-    with timer.get_lock():
-        waited = time.monotonic() - started
+    waited = _entered(timer)
     process.join(5)
     assert waited >= 0.5, waited  # held until the worker's process ended, ~1 s after it took it
 
