@@ -59,7 +59,6 @@ def claim(
     now: datetime,
     *,
     cluster: str = "",
-    loaded: dict[int, Log] | None = None,
     until: datetime | None = None,
 ) -> list[Log]:
     """Mark the still-waiting Logs among `log_ids` that are due by `until` (default: now)
@@ -67,27 +66,30 @@ def claim(
     recovers a dead worker's runs at once); return them. A Log not due by then stays queued.
 
     A Log claimed ahead of its due_at starts then (`started_at`): the engine sends it at that
-    instant, with the claim already done. `loaded` are these Logs read (without a lock) by the
-    caller: then only their ids are locked and checked here."""
+    instant, with the claim already done.
+
+    The Logs are read before the transaction and only their ids locked and checked in it: on
+    SQLite a transaction holds the database's one write lock from its first statement, and
+    turning rows into Logs was most of a claim (the dispatcher, the other worker's claims and
+    both recorders waited behind it)."""
     until = until or now
     worker = os.getpid() if cluster else None
     waiting = Q(state__in=WAITING, due_at__lte=until)
+    loaded = {
+        log.pk: log
+        for log in Log.objects.select_related("endpoint")
+        .defer(*_NOT_READ_BY_A_RUN)
+        .filter(waiting, pk__in=log_ids)
+    }
+    if not loaded:
+        return []
     with transaction.atomic():
-        if loaded is None:
-            logs = list(
-                Log.objects.select_related("endpoint")
-                .defer(*_NOT_READ_BY_A_RUN)
-                .filter(waiting, pk__in=log_ids)
-                .select_for_update(skip_locked=True, of=("self",))
-                .order_by("pk")
-            )
-        else:
-            ids = (
-                Log.objects.filter(waiting, pk__in=list(loaded))
-                .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)
-            )
-            logs = [loaded[pk] for pk in sorted(ids)]
+        ids = (
+            Log.objects.filter(waiting, pk__in=list(loaded))
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        logs = [loaded[pk] for pk in sorted(ids)]
         starts: dict[tuple[datetime, datetime], list[int]] = {}
         for log in logs:
             log.state, log.cluster, log.worker = Log.State.RUNNING, cluster, worker

@@ -99,6 +99,11 @@ def _record_successes(
     items: list[tuple[Log, Outcome, datetime]],
 ) -> list[tuple[Log, Outcome, datetime]]:
     """Write these successes in bulk; return those that need record() (a failing streak ends)."""
+    # Their rows are prepared before the transaction: on SQLite it holds the database's one
+    # write lock from its first statement.
+    for log, outcome, finished_at in items:
+        _apply_outcome(log, outcome, finished_at)
+    rows = {row[-1]: row for row in _outcome_rows(items)}
     with transaction.atomic():
         # Lock order as in record(): the Logs first, then their endpoints.
         running = set(
@@ -125,9 +130,8 @@ def _record_successes(
             elif log.endpoint_id not in calm:
                 recovering.append(item)
             else:
-                _apply_outcome(log, outcome, finished_at)
                 written.append(log)
-        _write_outcomes(written)
+        _write_outcomes([rows[log.pk] for log in written])
         by_start: dict[datetime, list[int]] = {}
         for log in written:
             by_start.setdefault(log.started_at or log.finished_at, []).append(log.endpoint_id)
@@ -153,24 +157,30 @@ OUTCOME_FIELDS = [
 ]  # fmt: skip
 
 
-def _write_outcomes(logs: list[Log]) -> None:
+def _outcome_rows(items: list[tuple[Log, Outcome, datetime]]) -> list[list]:
+    """Each Log's OUTCOME_FIELDS as the database takes them, then its id: _write_outcomes' rows."""
+    connection = connections[Log.objects.db]
+    fields = [Log._meta.get_field(name) for name in OUTCOME_FIELDS]
+    return [
+        [field.get_db_prep_save(getattr(log, field.attname), connection) for field in fields]
+        + [log.pk]
+        for log, _, _ in items
+    ]
+
+
+def _write_outcomes(rows: list[list]) -> None:
     """UPDATE each Log's OUTCOME_FIELDS: one statement prepared once, sent with executemany.
 
     bulk_update() builds a CASE expression per field and row (about 6 ms a run, profiled); this
     costs a small fraction of that. The caller holds the rows (they were checked `running`).
     """
-    if not logs:
+    if not rows:
         return
     connection = connections[Log.objects.db]
     quote = connection.ops.quote_name
     fields = [Log._meta.get_field(name) for name in OUTCOME_FIELDS]
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
     sql = f"UPDATE {quote(Log._meta.db_table)} SET {assignments} WHERE {quote('id')} = %s"
-    rows = [
-        [field.get_db_prep_save(getattr(log, field.attname), connection) for field in fields]
-        + [log.pk]
-        for log in logs
-    ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
