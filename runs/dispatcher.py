@@ -9,9 +9,10 @@ Everything here takes `now` as a parameter. The loop in `runs/dispatcher_loop.py
 and `runs.cluster.recover_stuck(now)` takes back runs whose worker or cluster was lost. What a
 due endpoint's slots become (the missed-run and overlap policies) is `runs/slot_plan.py`.
 
-Exactly once (DESIGN §5.1): due endpoints are locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
-SQLite's IMMEDIATE transactions serialize writers) and advanced in the same transaction that
-writes their slot Logs, and the unique constraint on (endpoint, scheduled_for, attempt) is the
+Exactly once (DESIGN §5.1): due endpoints are locked as they are read (`FOR UPDATE SKIP LOCKED`
+on PostgreSQL; on SQLite, whose IMMEDIATE transactions serialize writers, read before the
+transaction and checked in it still due at the slot read) and advanced in the same transaction
+that writes their slot Logs; the unique constraint on (endpoint, scheduled_for, attempt) is the
 last word.
 """
 
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
@@ -31,7 +34,7 @@ from runs import flow, verbs
 from runs.bulk import insert_logs
 from runs.cluster import QUEUED_LEASE
 from runs.models import Log
-from runs.slot_plan import mark, plan_endpoint
+from runs.slot_plan import Plan, mark, plan_endpoint
 
 # Why a one-time endpoint is disabled once its slot is dispatched: it is done scheduling, not
 # stopped, so that slot's retries still run (a user's pause or cancel replaces this reason).
@@ -85,11 +88,14 @@ def dispatch_due(
 ) -> Dispatch:
     """Claim every slot due at `now` (or within `ahead` of it) and record it; return the Logs.
 
-    1. Lock the due endpoints (others' locked rows are skipped, not waited for).
+    1. Read the due endpoints (on PostgreSQL locked, others' locked rows skipped, not waited
+       for) and their open runs.
     2. List each one's slots from next_run_at to now + ahead; apply the missed-run policy to
        late ones.
     3. Apply the overlap policy against the endpoint's open runs.
-    4. Insert the Logs in one statement and advance next_run_at (one-time schedules disable).
+    4. Insert the Logs in one statement and advance next_run_at (one-time schedules disable),
+       in the transaction of 1 on PostgreSQL; on SQLite in a transaction of its own, which
+       first checks 1–3 (`_checked`).
 
     `ahead` lets the loop hand a slot's runs to workers before the slot, so that they are
     claimed and called at the instant itself (runs/tasks.py holds a run until its due_at).
@@ -103,58 +109,51 @@ def dispatch_due(
     result = Dispatch()
     until = now + ahead
     resume_paused(now)
-    with transaction.atomic():
-        # Heartbeats are pinged, never called (runs/heartbeats.py).
-        candidates = Endpoint.objects.due(until).exclude(kind=Endpoint.Kind.HEARTBEAT)
-        if exclude:
-            candidates = candidates.exclude(pk__in=list(exclude))
-        due = list(
-            candidates.only(*_FOR_DISPATCH)
-            .order_by("next_run_at")
-            .select_for_update(skip_locked=True)[:limit]
-        )
+    # Heartbeats are pinged, never called (runs/heartbeats.py).
+    candidates = Endpoint.objects.due(until).exclude(kind=Endpoint.Kind.HEARTBEAT)
+    if exclude:
+        candidates = candidates.exclude(pk__in=list(exclude))
+    decide = partial(_decide, now=now, until=until, ahead=ahead, trigger=trigger)
+    # Where the database can skip rows another transaction holds (PostgreSQL), the endpoints
+    # are locked as they are read, so that concurrent passes take different ones. SQLite has
+    # one writer at a time, and a transaction holds its write lock from its first statement:
+    # there reading and deciding, most of a pass, come before it (every claim and recorder
+    # waited behind them), and the transaction checks what they found.
+    lock_as_read = connections[Endpoint.objects.db].features.has_select_for_update_skip_locked
+    with transaction.atomic() if lock_as_read else nullcontext():
+        due, open_runs, decided = decide(candidates, limit)
         if not due:
             return result
-        open_runs = _open_runs([endpoint.pk for endpoint in due])
-        if ahead:
-            taken = []
+        with transaction.atomic(savepoint=False):
+            if not lock_as_read:
+                due, decided = _checked(due, open_runs, decided, candidates, limit, decide)
+            taken: list[Endpoint] = []
+            logs: list[Log] = []
+            keyed: list[Log] = []
             for endpoint in due:
-                if _may_take_early(endpoint, now, open_runs):
-                    taken.append(endpoint)
-                else:
-                    blockers = [run.pk for run in open_runs[endpoint.pk]]
-                    result.blocked[endpoint.pk] = (endpoint.next_run_at, blockers)
+                plan = decided[endpoint.pk]
+                if not isinstance(plan, Plan):
+                    result.blocked[endpoint.pk] = (endpoint.next_run_at, plan)
+                    continue
+                taken.append(endpoint)
+                for log in plan.logs:
+                    log.cluster = cluster if log.state == Log.State.QUEUED else ""
+                if endpoint.flow_key:
+                    keyed += [log for log in plan.logs if log.state == Log.State.QUEUED]
+                logs += plan.logs
+                endpoint.advance_to(plan.next_run_at)
+                if plan.finished and endpoint.schedule_type == Endpoint.ScheduleType.ONCE:
+                    endpoint.enabled = False
+                    endpoint.disabled_reason = ONE_TIME_DISPATCHED
             result.deferred = len(due) - len(taken)
-            due = taken
-        used_runs = _runs_used([endpoint for endpoint in due if endpoint.max_runs is not None])
-        logs: list[Log] = []
-        keyed: list[Log] = []
-        for endpoint in due:
-            plan = plan_endpoint(
-                endpoint,
-                now,
-                open_runs.get(endpoint.pk, []),
-                used_runs.get(endpoint.pk, 0),
-                until=until,
-                trigger=trigger,
-            )
-            for log in plan.logs:
-                log.cluster = cluster if log.state == Log.State.QUEUED else ""
-            if endpoint.flow_key:
-                keyed += [log for log in plan.logs if log.state == Log.State.QUEUED]
-            logs += plan.logs
-            endpoint.advance_to(plan.next_run_at)
-            if plan.finished and endpoint.schedule_type == Endpoint.ScheduleType.ONCE:
-                endpoint.enabled = False
-                endpoint.disabled_reason = ONE_TIME_DISPATCHED
-        logs = _without_claimed_slots(logs)
-        if keyed:
-            kept = {id(log) for log in logs}
-            keyed = [log for log in keyed if id(log) in kept]
-            result.to_run += flow.admit(keyed, now, until=until, cluster=cluster)
-        insert_logs(logs)
-        Endpoint.store_advanced(due)
-    result.endpoints = len(due)
+            logs = _without_claimed_slots(logs)
+            if keyed:
+                kept = {id(log) for log in logs}
+                keyed = [log for log in keyed if id(log) in kept]
+                result.to_run += flow.admit(keyed, now, until=until, cluster=cluster)
+            insert_logs(logs)
+            Endpoint.store_advanced(taken)
+    result.endpoints = len(taken)
     for log in logs:
         if log.state == Log.State.QUEUED:
             result.to_run.append(log)
@@ -165,6 +164,54 @@ def dispatch_due(
         else:
             result.waiting += 1
     return result
+
+
+def _decide(
+    candidates, limit: int, *, now: datetime, until: datetime, ahead: timedelta, trigger: str
+) -> tuple[list[Endpoint], dict[int, list[Log]], dict[int, Plan | list[int]]]:
+    """Up to `limit` due endpoints (locked where the database skips locked rows), their open
+    runs, and each one's plan or, when it may not be taken early, the open runs it waits on."""
+    due = list(
+        candidates.only(*_FOR_DISPATCH)
+        .order_by("next_run_at")
+        .select_for_update(skip_locked=True)[:limit]
+    )
+    open_runs = _open_runs([endpoint.pk for endpoint in due])
+    used_runs = _runs_used([endpoint for endpoint in due if endpoint.max_runs is not None])
+    decided: dict[int, Plan | list[int]] = {}
+    for endpoint in due:
+        runs = open_runs[endpoint.pk]
+        if ahead and not _may_take_early(endpoint, now, open_runs):
+            decided[endpoint.pk] = [run.pk for run in runs]
+        else:
+            used = used_runs.get(endpoint.pk, 0)
+            decided[endpoint.pk] = plan_endpoint(
+                endpoint, now, runs, used, until=until, trigger=trigger
+            )
+    return due, open_runs, decided
+
+
+def _checked(due, open_runs, decided, candidates, limit: int, decide):
+    """In the transaction, what was read and decided before it: the endpoints still due at the
+    slot read, with the same open runs. The others (another pass took them, a user paused
+    one, a run began or ended) are read and decided again, now that nothing can come between."""
+    current = dict(
+        Endpoint.objects.filter(pk__in=[endpoint.pk for endpoint in due], enabled=True).values_list(
+            "pk", "next_run_at"
+        )
+    )
+    held = [endpoint for endpoint in due if current.get(endpoint.pk) == endpoint.next_run_at]
+    fresh = _open_runs([endpoint.pk for endpoint in held])
+    kept = [e for e in held if _states(fresh[e.pk]) == _states(open_runs[e.pk])]
+    if len(kept) == len(due):
+        return due, decided
+    others = candidates.exclude(pk__in=[endpoint.pk for endpoint in kept])
+    more, _, more_decided = decide(others, limit - len(kept))
+    return kept + more, decided | more_decided
+
+
+def _states(runs: list[Log]) -> list[tuple[int, str]]:
+    return [(run.pk, run.state) for run in runs]
 
 
 def _may_take_early(endpoint: Endpoint, now: datetime, open_runs: dict[int, list[Log]]) -> bool:
@@ -294,9 +341,8 @@ _SCHEDULED_TRIGGERS = (
 
 def _open_runs(endpoint_ids, states=Log.OPEN_STATES) -> dict[int, list[Log]]:
     runs: dict[int, list[Log]] = defaultdict(list)
-    for log in Log.objects.filter(endpoint_id__in=endpoint_ids, state__in=states).only(
-        "id", "endpoint_id", "state", "flow_key"
-    ):
+    runs_of = Log.objects.filter(endpoint_id__in=endpoint_ids, state__in=states).order_by("pk")
+    for log in runs_of.only("id", "endpoint_id", "state", "flow_key", "trigger"):
         runs[log.endpoint_id].append(log)
     return runs
 

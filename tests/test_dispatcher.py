@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from calls.spec import Outcome
 from endpoints.models import Endpoint
@@ -328,3 +329,62 @@ def test_a_dead_clusters_heartbeat_is_forgotten_after_a_while(db):
     assert cluster.forget_long_gone(T0 + cluster.FORGET_AFTER + timedelta(seconds=1)) == 1
 
     assert list(Heartbeat.objects.values_list("name", flat=True)) == ["h:2"]
+
+
+# --- what changes between a pass's read and its transaction (the read is outside it) ----------
+
+
+@pytest.fixture
+def between_read_and_lock(monkeypatch):
+    """Do `action` once, after a pass has read and decided and before its transaction. Only
+    SQLite's passes read before their transaction; on PostgreSQL the endpoints are locked as
+    they are read, which tests/test_exactly_once.py races."""
+    if connection.features.has_select_for_update_skip_locked:
+        pytest.skip("the endpoints are locked as they are read")
+
+    def install(action):
+        decide, pending = dispatcher._decide, [action]
+
+        def deciding_then(*args, **kwargs):
+            decided = decide(*args, **kwargs)
+            if pending:
+                pending.pop()()
+            return decided
+
+        monkeypatch.setattr(dispatcher, "_decide", deciding_then)
+
+    return install
+
+
+def test_a_slot_another_pass_took_meanwhile_is_not_taken_twice(due, between_read_and_lock):
+    endpoint = due()
+    between_read_and_lock(lambda: dispatcher.dispatch_due(T0))
+    result = dispatcher.dispatch_due(T0)
+    assert (result.endpoints, result.to_run) == (0, [])
+    assert states(endpoint) == [("12:00:00", "queued", "schedule")]
+    endpoint.refresh_from_db()
+    assert endpoint.next_run_at == T0 + timedelta(minutes=1)
+
+
+def test_an_endpoint_paused_meanwhile_is_not_dispatched(due, between_read_and_lock):
+    endpoint = due()
+    between_read_and_lock(lambda: Endpoint.objects.get(pk=endpoint.pk).pause(now=T0, by="alice"))
+    assert dispatcher.dispatch_due(T0).endpoints == 0
+    assert Log.objects.count() == 0
+
+
+def test_a_run_that_ended_meanwhile_no_longer_blocks_the_slot(due, between_read_and_lock):
+    endpoint = due(overlap_policy="skip")
+    blocker = running_log(endpoint)
+    between_read_and_lock(lambda: Log.objects.filter(pk=blocker.pk).update(state="success"))
+    result = dispatcher.dispatch_due(T0)
+    assert [log.scheduled_for for log in result.to_run] == [T0]
+    assert Log.objects.get(scheduled_for=T0).state == "queued"
+
+
+def test_a_run_that_started_meanwhile_blocks_the_slot(due, between_read_and_lock):
+    endpoint = due(overlap_policy="skip")
+    between_read_and_lock(lambda: running_log(endpoint))
+    result = dispatcher.dispatch_due(T0)
+    assert result.to_run == [] and result.skipped == 1
+    assert Log.objects.get(scheduled_for=T0).state == "skipped"
