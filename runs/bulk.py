@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import datetime
 from typing import Any
 
 from django.db import connections, transaction
@@ -84,8 +85,10 @@ def _json_text(field: JSONField, value: Any) -> str:
     return json.dumps(value, cls=field.encoder)
 
 
-def _row(log: Log, plan: tuple, connection) -> list:
-    """The row's values for COPY; a value still new_log()'s default is prepared once."""
+def _row(log: Log, plan: tuple, connection, instants: dict) -> list:
+    """The row's values for COPY; a value still new_log()'s default is prepared once, and so is
+    each instant (the Logs of one pass share their due, queued and lease times: preparing
+    five datetimes a row was a third of the insert, profiled). `instants` is the caller's."""
     values = log.__dict__
     row = []
     for attname, default, prepared, prepare, empty in plan:
@@ -94,6 +97,11 @@ def _row(log: Log, plan: tuple, connection) -> list:
             row.append(prepared)
         elif empty is not None and type(value) is dict and not value:
             row.append(empty)
+        elif type(value) is datetime:
+            key = (attname, value)
+            if key not in instants:
+                instants[key] = prepare(value, connection)
+            row.append(instants[key])
         else:
             row.append(prepare(value, connection))
     return row
@@ -126,7 +134,8 @@ def _copy_logs(logs: list[Log], connection) -> None:
         for log, (pk,) in zip(logs, cursor.fetchall(), strict=True):
             log.pk = pk
         plan = _copy_plan(connection.alias)
-        rows = [_row(log, plan, connection) for log in logs]
+        instants: dict = {}
+        rows = [_row(log, plan, connection, instants) for log in logs]
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -151,9 +160,10 @@ def _insert_many_logs(logs: list[Log], connection) -> None:
         for number, log in enumerate(logs, start=last + 1):
             log.pk = number
         placeholders = ", ".join(["%s"] * len(plan))
+        instants: dict = {}
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",
-            [_row(log, plan, connection) for log in logs],
+            [_row(log, plan, connection, instants) for log in logs],
         )
 
 

@@ -95,7 +95,7 @@ def dispatch_due(
     3. Apply the overlap policy against the endpoint's open runs.
     4. Insert the Logs in one statement and advance next_run_at (one-time schedules disable),
        in the transaction of 1 on PostgreSQL; on SQLite in a transaction of its own, which
-       first checks 1–3 (`_checked`).
+       first checks that the endpoints are still due at the slot read in 1 (`_checked`).
 
     `ahead` lets the loop hand a slot's runs to workers before the slot, so that they are
     claimed and called at the instant itself (runs/tasks.py holds a run until its due_at).
@@ -121,12 +121,12 @@ def dispatch_due(
     # waited behind them), and the transaction checks what they found.
     lock_as_read = connections[Endpoint.objects.db].features.has_select_for_update_skip_locked
     with transaction.atomic() if lock_as_read else nullcontext():
-        due, open_runs, decided = decide(candidates, limit)
+        due, decided = decide(candidates, limit)
         if not due:
             return result
         with transaction.atomic(savepoint=False):
             if not lock_as_read:
-                due, decided = _checked(due, open_runs, decided, candidates, limit, decide)
+                due, decided = _checked(due, decided, candidates, limit, decide)
             taken: list[Endpoint] = []
             logs: list[Log] = []
             keyed: list[Log] = []
@@ -168,9 +168,9 @@ def dispatch_due(
 
 def _decide(
     candidates, limit: int, *, now: datetime, until: datetime, ahead: timedelta, trigger: str
-) -> tuple[list[Endpoint], dict[int, list[Log]], dict[int, Plan | list[int]]]:
-    """Up to `limit` due endpoints (locked where the database skips locked rows), their open
-    runs, and each one's plan or, when it may not be taken early, the open runs it waits on."""
+) -> tuple[list[Endpoint], dict[int, Plan | list[int]]]:
+    """Up to `limit` due endpoints (locked where the database skips locked rows), and each
+    one's plan or, when it may not be taken early, the open runs it waits on."""
     due = list(
         candidates.only(*_FOR_DISPATCH)
         .order_by("next_run_at")
@@ -188,30 +188,25 @@ def _decide(
             decided[endpoint.pk] = plan_endpoint(
                 endpoint, now, runs, used, until=until, trigger=trigger
             )
-    return due, open_runs, decided
+    return due, decided
 
 
-def _checked(due, open_runs, decided, candidates, limit: int, decide):
+def _checked(due, decided, candidates, limit: int, decide):
     """In the transaction, what was read and decided before it: the endpoints still due at the
-    slot read, with the same open runs. The others (another pass took them, a user paused
-    one, a run began or ended) are read and decided again, now that nothing can come between."""
+    slot read. The others (another pass took them, a user paused or rescheduled one) are
+    replaced by what is due now, read and decided in the transaction. (Open runs are not read
+    again: as on PostgreSQL, where they are not locked either, a run that begins or ends
+    meanwhile counts as one that began or ended just after the pass.)"""
+    ids = [endpoint.pk for endpoint in due]
     current = dict(
-        Endpoint.objects.filter(pk__in=[endpoint.pk for endpoint in due], enabled=True).values_list(
-            "pk", "next_run_at"
-        )
+        Endpoint.objects.filter(pk__in=ids, enabled=True).values_list("pk", "next_run_at")
     )
-    held = [endpoint for endpoint in due if current.get(endpoint.pk) == endpoint.next_run_at]
-    fresh = _open_runs([endpoint.pk for endpoint in held])
-    kept = [e for e in held if _states(fresh[e.pk]) == _states(open_runs[e.pk])]
+    kept = [endpoint for endpoint in due if current.get(endpoint.pk) == endpoint.next_run_at]
     if len(kept) == len(due):
         return due, decided
     others = candidates.exclude(pk__in=[endpoint.pk for endpoint in kept])
-    more, _, more_decided = decide(others, limit - len(kept))
+    more, more_decided = decide(others, limit - len(kept))
     return kept + more, decided | more_decided
-
-
-def _states(runs: list[Log]) -> list[tuple[int, str]]:
-    return [(run.pk, run.state) for run in runs]
 
 
 def _may_take_early(endpoint: Endpoint, now: datetime, open_runs: dict[int, list[Log]]) -> bool:

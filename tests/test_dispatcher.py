@@ -371,20 +371,3 @@ def test_an_endpoint_paused_meanwhile_is_not_dispatched(due, between_read_and_lo
     between_read_and_lock(lambda: Endpoint.objects.get(pk=endpoint.pk).pause(now=T0, by="alice"))
     assert dispatcher.dispatch_due(T0).endpoints == 0
     assert Log.objects.count() == 0
-
-
-def test_a_run_that_ended_meanwhile_no_longer_blocks_the_slot(due, between_read_and_lock):
-    endpoint = due(overlap_policy="skip")
-    blocker = running_log(endpoint)
-    between_read_and_lock(lambda: Log.objects.filter(pk=blocker.pk).update(state="success"))
-    result = dispatcher.dispatch_due(T0)
-    assert [log.scheduled_for for log in result.to_run] == [T0]
-    assert Log.objects.get(scheduled_for=T0).state == "queued"
-
-
-def test_a_run_that_started_meanwhile_blocks_the_slot(due, between_read_and_lock):
-    endpoint = due(overlap_policy="skip")
-    between_read_and_lock(lambda: running_log(endpoint))
-    result = dispatcher.dispatch_due(T0)
-    assert result.to_run == [] and result.skipped == 1
-    assert Log.objects.get(scheduled_for=T0).state == "skipped"
