@@ -336,7 +336,8 @@ _SCHEDULED_TRIGGERS = (
 
 def _open_runs(endpoint_ids, states=Log.OPEN_STATES) -> dict[int, list[Log]]:
     runs: dict[int, list[Log]] = defaultdict(list)
-    runs_of = Log.objects.filter(endpoint_id__in=endpoint_ids, state__in=states).order_by("pk")
+    # `trigger` too: plan_endpoint reads it of a pending run (a deferred field: a query each).
+    runs_of = Log.objects.filter(endpoint_id__in=endpoint_ids, state__in=states)
     for log in runs_of.only("id", "endpoint_id", "state", "flow_key", "trigger"):
         runs[log.endpoint_id].append(log)
     return runs
